@@ -1,0 +1,50 @@
+# Every target installs what it needs into .venv on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= quick
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install ablate smoke full test test-slow report ui dashboard bench bench-study clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the suite with its pinned dependencies
+
+ablate: $(STAMP) ## run every ablation (PROFILE=quick by default) into mlruns/, then write the report
+	$(BIN)/ablate run --profile $(PROFILE)
+
+smoke: $(STAMP) ## every ablation on the seconds-long smoke profile
+	$(BIN)/ablate run --profile smoke
+
+full: $(STAMP) ## the full grids (meant for a GPU: pip install -e '.[gpu]')
+	$(BIN)/ablate run --profile full
+
+test: $(STAMP) ## run the fast test suite
+	$(BIN)/pytest -q -n 2
+
+test-slow: $(STAMP) ## run the slow tests too
+	$(BIN)/pytest -q -n 2 -m ''
+
+report: $(STAMP) ## rewrite mlruns/report.html from what MLflow holds
+	$(BIN)/ablate report
+
+ui: $(STAMP) ## MLflow UI on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+
+bench: $(STAMP) ## suite vs plain model.fit loop on the vanishing_gradients grid; prints the time ratio
+	$(BIN)/python -m ablations.engine.bench
+
+clean: ## remove results (mlruns/ content) and caches; keeps .venv
+	find mlruns -mindepth 1 ! -name .gitkeep ! -name README.md -exec rm -rf {} +
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,51 @@
+"""One line per finished pack of trials, with the time left."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress:
+    """Prints ``[done/total] name what (pack time) elapsed, ETA`` as trials finish.
+
+    The estimate is the mean time per trial so far times the trials left.
+
+    Args:
+        total: Number of trials.
+        name: What is running.
+        enabled: Print nothing when False.
+        stream: Where to print (stderr, so stdout stays clean for results).
+    """
+
+    def __init__(self, total: int, name: str, *, enabled: bool = True, stream: TextIO | None = None):
+        self.total = total
+        self.name = name
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.done = 0
+        self.started = time.perf_counter()
+        self._print(f"{name}: {total} trials")
+
+    def advance(self, count: int, label: str, seconds: float) -> None:
+        self.done += count
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        width = len(str(self.total))
+        self._print(
+            f"[{self.done:>{width}}/{self.total}] {self.name} {label} ({count} trial{'s' if count > 1 else ''}, "
+            f"{seconds:.1f}s) elapsed {_duration(elapsed)}, ETA {_duration(left)}"
+        )
+
+    def close(self, outcome: str) -> None:
+        self._print(f"{self.name}: {outcome} in {_duration(time.perf_counter() - self.started)}")
+
+    def _print(self, line: str) -> None:
+        if self.enabled:
+            print(line, file=self.stream, flush=True)

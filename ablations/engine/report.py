@@ -1,0 +1,107 @@
+"""A self-contained HTML report, read back from MLflow (not from a running process)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import tempfile
+from pathlib import Path
+
+from ablations.engine.registry import all_ablations
+from ablations.engine.tracking import Tracker, results_dir
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+.claim { font-style: italic; }
+.outcome { font-weight: bold; padding: .1em .5em; border-radius: .3em; }
+.reproduced { background: #d4f4d4; } .not-reproduced { background: #f8d4d4; } .inconclusive { background: #f4ecc4; }
+table { border-collapse: collapse; font-size: .85em; margin: .8em 0; }
+td, th { border: 1px solid #ddd; padding: .25em .5em; text-align: left; }
+img { max-width: 100%; margin: .5em 0; border: 1px solid #eee; }
+.meta { color: #666; font-size: .85em; }
+"""
+
+
+def _latest_parent(tracker: Tracker, name: str):
+    experiment = tracker.client.get_experiment_by_name(name)
+    if experiment is None:
+        return None
+    runs = tracker.client.search_runs(
+        [experiment.experiment_id],
+        "tags.run_kind = 'ablation' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _section(tracker: Tracker, name: str, claim: str) -> str:
+    run = _latest_parent(tracker, name)
+    if run is None:
+        return f"<h2>{html.escape(name)}</h2><p class='claim'>{html.escape(claim)}</p><p>Not run yet.</p>"
+    run_id = run.info.run_id
+    parts = [f"<h2>{html.escape(name)}</h2>", f"<p class='claim'>Claim: {html.escape(claim)}</p>"]
+    try:
+        verdict = tracker.load_json(run_id, "verdict.json")
+    except Exception:  # a run whose trials all failed has no verdict
+        verdict = None
+    tags = run.data.tags
+    parts.append(
+        f"<p class='meta'>run {run_id} · profile {html.escape(tags.get('profile', '?'))} · "
+        f"commit {html.escape(tags.get('git_commit', '?')[:10])} · "
+        f"{int(run.data.metrics.get('trials_finished', 0))} trials finished, "
+        f"{int(run.data.metrics.get('trials_failed', 0))} failed</p>"
+    )
+    if verdict:
+        outcome = verdict["outcome"]
+        parts.append(
+            f"<p><span class='outcome {outcome.replace(' ', '-')}'>{html.escape(outcome)}</span> "
+            f"{html.escape(verdict['summary'])}</p>"
+            f"<p>{html.escape(verdict['effect_name'])}: {verdict['effect']:.4g} ± {verdict['spread']:.2g} (mean ± std over seeds)</p>"
+        )
+        parts.append(_table(verdict.get("table", [])))
+    with tempfile.TemporaryDirectory() as folder:
+        for artifact in tracker.client.list_artifacts(run_id, "figures"):
+            if not artifact.path.endswith(".png"):
+                continue
+            local = tracker.client.download_artifacts(run_id, artifact.path, folder)
+            encoded = base64.b64encode(Path(local).read_bytes()).decode()
+            parts.append(f"<img alt='{html.escape(artifact.path)}' src='data:image/png;base64,{encoded}'>")
+    return "\n".join(parts)
+
+
+def write_report(output: str | Path | None = None, tracker: Tracker | None = None) -> Path:
+    """Writes the report of every ablation's latest finished run; returns its path.
+
+    Args:
+        output: Where to write; defaults to ``report.html`` under `results_dir`.
+        tracker: MLflow tracker; defaults to the configured tracking URI.
+    """
+    tracker = tracker or Tracker()
+    path = Path(output) if output else results_dir() / "report.html"
+    sections = [_section(tracker, name, ablation.claim) for name, ablation in all_ablations().items()]
+    document = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Ablation report</title>"
+        f"<style>{_STYLE}</style></head><body><h1>Activations and regularization: ablation report</h1>"
+        f"<p class='meta'>Read from MLflow at {html.escape(tracker.uri)}.</p>"
+        + "\n".join(sections)
+        + "</body></html>"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename, so a failure never leaves half a report.
+    partial = path.with_suffix(".html.partial")
+    partial.write_text(document, encoding="utf-8")
+    partial.replace(path)
+    return path

@@ -1,0 +1,280 @@
+"""Runs an ablation: an Optuna grid study whose trials become nested MLflow runs.
+
+CLI -> `Ablation.resolve` (validated config) -> `run_ablation`: open the Optuna
+storage -> MLflow parent run -> GridSampler study -> for each pack of trials:
+child runs, `Ablation.run`, final metrics, `study.tell` -> read the child runs
+back from MLflow -> aggregates over seeds, verdict, figures on the parent run.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+from optuna.distributions import CategoricalDistribution  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from ablations.engine.progress import Progress  # noqa: E402
+from ablations.engine.spec import Ablation, ConfigError, ResolvedConfig, TrialContext, Verdict  # noqa: E402
+from ablations.engine.stats import aggregate  # noqa: E402
+from ablations.engine.tracking import Tracker, results_dir  # noqa: E402
+
+STORAGE_FORMS = "sqlite:///PATH.db, postgresql://USER:PASSWORD@HOST/DB, mysql://..., journal:PATH.log"
+
+
+@dataclass(frozen=True)
+class AblationResult:
+    """What one invocation produced (all of it is also in MLflow)."""
+
+    parent_run_id: str
+    experiment_id: str
+    study_name: str
+    verdict: Verdict | None
+    trials: pd.DataFrame
+    aggregates: pd.DataFrame
+    failed: int
+    peak_rss_mb_first: float
+    peak_rss_mb_last: float
+
+
+class BatchGridSampler(optuna.samplers.GridSampler):
+    """GridSampler for ask-and-tell: every grid point is asked up front, then told in packs.
+
+    GridSampler stops `Study.optimize` once the grid is exhausted by calling
+    `Study.stop`, which raises outside `optimize`; here nothing loops, so there
+    is nothing to stop.
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """Opens Optuna storage; raises ConfigError naming the valid forms when it cannot.
+
+    Args:
+        url: An RDB URL (sqlite, postgresql, mysql), ``journal:PATH`` for a
+            journal file (safe for many processes on one machine), or None for
+            the journal file ``optuna.journal`` under `results_dir`.
+    """
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    if url is None or url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:")) if url else results_dir() / "optuna.journal"
+        if not path.parent.is_dir():
+            raise ConfigError(f"Cannot open storage {url!r}: folder {path.parent} does not exist. Valid forms: {STORAGE_FORMS}.")
+        # The open-lock works on any file system, unlike the default symlink lock.
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot open"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"Cannot open storage {url!r}: {reason}. Valid forms: {STORAGE_FORMS}.") from None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_ablation(
+    ablation: Ablation,
+    config: ResolvedConfig,
+    *,
+    storage: str | None = None,
+    tracker: Tracker | None = None,
+    progress: bool = True,
+) -> AblationResult:
+    """Runs every trial of ``config`` and logs trials, aggregates, verdict and figures.
+
+    Args:
+        ablation: What to run.
+        config: Its validated configuration (`Ablation.resolve`).
+        storage: Optuna storage URL (see `open_storage`).
+        tracker: MLflow tracker; defaults to the configured tracking URI.
+        progress: Print a line per pack of trials with the time left.
+
+    Raises:
+        ConfigError: The storage cannot be opened (nothing is written then).
+    """
+    optuna_storage = open_storage(storage)
+    tracker = tracker or Tracker()
+    experiment_id = tracker.experiment_id(ablation.name)
+    trials_config = config.trials()
+    parent = tracker.start_run(
+        experiment_id,
+        f"{ablation.name}-{config.profile}",
+        params={**config.fixed, **{f"grid.{k}": v for k, v in config.grid.items()}},
+        tags={"ablation": ablation.name, "profile": config.profile, "run_kind": "ablation", "claim": ablation.claim},
+    )
+    study_name = f"{ablation.name}-{config.profile}-{parent[:8]}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=optuna_storage,
+        sampler=BatchGridSampler(config.grid, seed=0),
+        direction="minimize",
+    )
+    study.set_user_attr("mlflow_parent_run_id", parent)
+    study.set_user_attr("ablation", ablation.name)
+    tracker.set_tags(parent, {"optuna_study": study_name})
+    distributions = {axis: CategoricalDistribution(values) for axis, values in config.grid.items()}
+    asked = [study.ask(distributions) for _ in trials_config]
+    packs = _packs(asked, config, ablation.pack_key)
+
+    bar = Progress(len(asked), ablation.name, enabled=progress)
+    failed = 0
+    rss_first = rss_last = 0.0
+    try:
+        for pack_index, pack in enumerate(packs):
+            failed += _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, study_name, bar)
+            keras.backend.clear_session()
+            gc.collect()
+            rss_last = peak_rss_mb()
+            if pack_index == 0:
+                rss_first = rss_last
+    except KeyboardInterrupt:
+        tracker.end_run(parent, "KILLED")
+        raise
+    mlflow.flush_async_logging()
+
+    trials = read_trials(tracker, ablation, experiment_id, parent)
+    finished = trials[trials["status"] == "FINISHED"] if len(trials) else trials
+    metric_names = [c for c in finished.columns if c not in ablation.params and c not in ("seed", "run_id", "status")]
+    aggregates = aggregate(finished, config.axes, metric_names) if len(finished) else pd.DataFrame()
+    verdict = None
+    if len(finished):
+        tracker.log_frame(parent, finished, "trials.csv")
+        tracker.log_frame(parent, aggregates, "aggregates.csv")
+        verdict = ablation.verdict(finished)
+        tracker.log_json(parent, verdict.__dict__, "verdict.json")
+        tracker.set_tags(parent, {"verdict": verdict.outcome, "verdict_summary": verdict.summary})
+        tracker.log_metrics(parent, {"verdict_effect": verdict.effect, "verdict_spread": verdict.spread})
+        for name, figure in ablation.figures(finished, tracker.client).items():
+            tracker.log_figure(parent, figure, f"figures/{name}.png")
+            plt.close(figure)
+    tracker.log_metrics(
+        parent,
+        {"trials_failed": failed, "trials_finished": len(finished), "peak_rss_mb_first": rss_first, "peak_rss_mb_last": rss_last},
+    )
+    tracker.end_run(parent, "FINISHED" if len(finished) else "FAILED")
+    bar.close(verdict.outcome if verdict else "no trial finished")
+    return AblationResult(parent, experiment_id, study_name, verdict, finished, aggregates, failed, rss_first, rss_last)
+
+
+def _packs(asked: list[optuna.Trial], config: ResolvedConfig, pack_key: Callable | None) -> list[list[tuple[optuna.Trial, dict]]]:
+    """Groups trials that can train together, in a stable order."""
+    groups: dict[Any, list] = {}
+    for trial in asked:
+        trial_config = {**config.fixed, **trial.params}
+        key = pack_key(trial_config) if pack_key else trial.number
+        groups.setdefault(key, []).append((trial, trial_config))
+    return [groups[key] for key in sorted(groups, key=repr)]
+
+
+def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, study_name, bar) -> int:
+    """Runs one pack; a failure fails its trials (recorded) but not the ablation."""
+    started = time.perf_counter()
+    run_ids = [
+        tracker.start_run(
+            experiment_id,
+            _trial_name(trial_config, config),
+            params=trial_config,
+            tags={
+                "ablation": ablation.name,
+                "profile": config.profile,
+                "seed": trial_config.get("seed", 0),
+                "optuna_study": study_name,
+                "optuna_trial": trial.number,
+                "run_kind": "trial",
+            },
+            parent_run_id=parent,
+        )
+        for trial, trial_config in pack
+    ]
+    loggers = [_logger(tracker, run_id) for run_id in run_ids]
+    try:
+        context = TrialContext(
+            loggers=loggers,
+            profile=config.profile,
+            artifact_loggers=[_artifact_logger(tracker, run_id) for run_id in run_ids],
+        )
+        results = ablation.run([c for _, c in pack], context)
+        if len(results) != len(pack):
+            raise RuntimeError(f"{ablation.name}.run returned {len(results)} results for {len(pack)} trials")
+    except Exception as error:  # recorded on every trial of the pack, then the ablation goes on
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        for (trial, _), run_id in zip(pack, run_ids):
+            tracker.set_tags(run_id, {"failure_reason": reason})
+            tracker.end_run(run_id, "FAILED")
+            study.tell(trial, state=TrialState.FAIL)
+        bar.advance(len(pack), f"FAILED {reason}", time.perf_counter() - started)
+        return len(pack)
+    failed = 0
+    for (trial, trial_config), run_id, metrics in zip(pack, run_ids, results):
+        tracker.log_metrics(run_id, metrics, synchronous=False)
+        objective = metrics.get(ablation.objective, float("nan"))
+        if objective != objective:  # NaN: a diverged trial has no value to compare
+            tracker.set_tags(run_id, {"failure_reason": f"objective {ablation.objective} is NaN"})
+            tracker.end_run(run_id, "FAILED")
+            study.tell(trial, state=TrialState.FAIL)
+            failed += 1
+            continue
+        tracker.end_run(run_id, "FINISHED")
+        study.tell(trial, objective)
+    bar.advance(len(pack), _trial_name(pack[0][1], config, skip={"activation"}), time.perf_counter() - started)
+    return failed
+
+
+def _logger(tracker: Tracker, run_id: str):
+    def log(metrics: dict[str, float], step: int) -> None:
+        tracker.log_metrics(run_id, metrics, step, synchronous=False)
+
+    return log
+
+
+def _artifact_logger(tracker: Tracker, run_id: str):
+    def log_artifact(local_path: str, artifact_dir: str | None = None) -> None:
+        tracker.client.log_artifact(run_id, local_path, artifact_dir)
+
+    return log_artifact
+
+
+def _trial_name(trial_config: dict, config: ResolvedConfig, skip: set[str] = frozenset()) -> str:
+    return " ".join(f"{axis}={trial_config[axis]}" for axis in config.grid if axis not in skip)
+
+
+def read_trials(tracker: Tracker, ablation: Ablation, experiment_id: str, parent_run_id: str) -> pd.DataFrame:
+    """The child runs of ``parent_run_id`` as typed columns: params, final metrics, run_id, status."""
+    raw = tracker.child_runs(experiment_id, parent_run_id)
+    if raw.empty:
+        return raw
+    frame = pd.DataFrame({"run_id": raw["run_id"], "status": raw["status"]})
+    for column in raw.columns:
+        if column.startswith("params."):
+            name = column.removeprefix("params.")
+            param = ablation.params.get(name)
+            frame[name] = [param.parse(name, v) if param and v is not None else v for v in raw[column]]
+        elif column.startswith("metrics."):
+            frame[column.removeprefix("metrics.")] = raw[column].astype(float)
+    if "seed" in frame:
+        frame["seed"] = frame["seed"].astype(int)
+    return frame.sort_values([c for c in frame.columns if c in ablation.params or c == "seed"]).reset_index(drop=True)
+
+
+def log_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

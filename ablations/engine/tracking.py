@@ -1,0 +1,163 @@
+"""MLflow tracking: where results go, parent and child runs, reading them back."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Param as MlflowParam  # noqa: E402
+from mlflow.entities import RunTag  # noqa: E402
+
+from callbacks.mlflow_logger import metrics_batch  # noqa: E402
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def results_dir() -> Path:
+    """Where results go: ``$ABLATE_RESULTS_DIR``, else ``mlruns/`` in the working directory."""
+    return Path(os.environ.get("ABLATE_RESULTS_DIR", "mlruns")).resolve()
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else a sqlite database under `results_dir`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results_dir() / 'mlflow.db'}"
+
+
+@cache
+def environment_tags() -> dict[str, str]:
+    """Versions and git commit, so every run says what produced it."""
+    import keras
+    import optuna
+    import tensorflow as tf
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "version.tensorflow": tf.__version__,
+        "version.keras": keras.__version__,
+        "version.optuna": optuna.__version__,
+        "version.mlflow": mlflow.__version__,
+        "version.python": platform.python_version(),
+        "git_commit": commit,
+    }
+
+
+class Tracker:
+    """Parent and child runs of one experiment per ablation (or study).
+
+    Args:
+        uri: The MLflow tracking URI; defaults to `tracking_uri`.
+    """
+
+    def __init__(self, uri: str | None = None):
+        self.uri = uri or tracking_uri()
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=self.uri)
+
+    def experiment_id(self, name: str) -> str:
+        """The experiment called ``name``, created on first use.
+
+        With a local store its artifacts go under ``results_dir()/artifacts``
+        rather than MLflow's default folder in the working directory.
+        """
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri:
+            location = (results_dir() / "artifacts" / name).as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def start_run(
+        self,
+        experiment_id: str,
+        name: str,
+        *,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
+    ) -> str:
+        """Creates a run with its params and tags in one batched call; returns its id."""
+        all_tags = {**environment_tags(), **(tags or {})}
+        if parent_run_id is not None:
+            all_tags[PARENT_TAG] = parent_run_id
+        run = self.client.create_run(experiment_id, run_name=name)
+        self.client.log_batch(
+            run.info.run_id,
+            params=[MlflowParam(key, _param_text(value)) for key, value in (params or {}).items()],
+            tags=[RunTag(key, str(value)) for key, value in all_tags.items()],
+        )
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, values: dict[str, float], step: int = 0, *, synchronous: bool = True) -> None:
+        """Logs one step's metrics in one call."""
+        if values:
+            self.client.log_batch(run_id, metrics=metrics_batch(values, step), synchronous=synchronous)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def log_figure(self, run_id: str, figure, path: str) -> None:
+        self.client.log_figure(run_id, figure, path)
+
+    def log_json(self, run_id: str, obj: Any, path: str) -> None:
+        self.client.log_dict(run_id, obj, path)
+
+    def log_frame(self, run_id: str, frame: pd.DataFrame, path: str) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            file = Path(folder) / Path(path).name
+            frame.to_csv(file, index=False)
+            self.client.log_artifact(run_id, str(file), str(Path(path).parent) if Path(path).parent.name else None)
+
+    def load_json(self, run_id: str, path: str) -> Any:
+        with tempfile.TemporaryDirectory() as folder:
+            local = self.client.download_artifacts(run_id, path, folder)
+            return json.loads(Path(local).read_text())
+
+    def child_runs(self, experiment_id: str, parent_run_id: str) -> pd.DataFrame:
+        """Every child run of ``parent_run_id``: params, final metrics, tags, status."""
+        return self._search(experiment_id, f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
+
+    def _search(self, experiment_id: str, filter_string: str) -> pd.DataFrame:
+        rows = []
+        token = None
+        while True:
+            page = self.client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
+            for run in page:
+                row = {"run_id": run.info.run_id, "status": run.info.status}
+                row.update({f"params.{k}": v for k, v in run.data.params.items()})
+                row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+                row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+                rows.append(row)
+            token = page.token
+            if not token:
+                return pd.DataFrame(rows)
+
+
+def _param_text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)

@@ -1,0 +1,221 @@
+"""Linear collapse: without a nonlinearity, a deep net is one affine map.
+
+The lecture's claim: with linear activations, L layers compose to a single
+affine map W~ x + b~ (W~ = W1 W2 ... WL), so a deep linear net can only fit
+(nearly) linear functions: on a nonlinear task it does no better than logistic
+regression, while a ReLU net of the same shape does.
+
+Run it:
+
+    ablate run linear_collapse --profile quick
+
+What to expect: the deep linear net equals its composed affine map to float32
+round-off (relative deviation ~1e-7); on moons, circles and XOR its validation
+accuracy matches logistic regression's (about 0.85, 0.5 and 0.5), and the ReLU
+net's is far higher. The figure shows the straight decision boundaries.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ablations.engine.data import load_dataset
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.stacked_training import train_pack
+from ablations.engine.stats import summarize
+
+MODELS = ("deep_linear", "logistic", "relu_net")
+TASKS = ("moons", "circles", "xor")
+TOLERANCE = 1e-5
+"""Relative deviation under which the deep linear net counts as its composed map (float32)."""
+SAME_ACCURACY = 0.03
+"""Deep linear and logistic accuracies within this of each other count as the same."""
+
+PARAMS = {
+    "data": Param("moons", "nonlinear 2-D task", choices=TASKS),
+    "model": Param("deep_linear", "deep_linear | logistic (depth 0) | relu_net", choices=MODELS),
+    "depth": Param(5, "hidden layers of the deep nets", low=1, high=100),
+    "width": Param(32, "units per hidden layer", low=1, high=4096),
+    "epochs": Param(40, "training epochs", low=1, high=10_000),
+    "batch_size": Param(32, "examples per step", low=1, high=65536),
+    "learning_rate": Param(1e-2, "Adam learning rate", low=1e-6, high=1.0),
+    "n_samples": Param(1000, "examples generated (train, validation and test)", low=30, high=1_000_000),
+    "noise": Param(0.15, "label-preserving noise of the generator", low=0.0, high=2.0),
+}
+
+PROFILES = {
+    "smoke": {"data": ["moons"], "model": list(MODELS), "epochs": 3, "n_samples": 300, "seeds": 1},
+    "quick": {"data": list(TASKS), "model": list(MODELS), "seeds": 3},
+    "full": {"data": list(TASKS), "model": list(MODELS), "depth": [2, 5, 10], "epochs": 200, "seeds": 10},
+}
+
+
+def _as_stack_config(config: dict) -> dict:
+    activation = "relu" if config["model"] == "relu_net" else "linear"
+    depth = 0 if config["model"] == "logistic" else config["depth"]
+    return {**config, "activation": activation, "depth": depth, "initializer": "glorot_uniform"}
+
+
+def _data(config: dict):
+    return load_dataset(config["data"], n_samples=config["n_samples"], noise=config["noise"])
+
+
+def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+    """Trains the pack (deep linear and ReLU nets share a depth) and checks the collapse identity."""
+    data = _data(configs[0])
+    pack = train_pack(
+        [_as_stack_config(c) for c in configs],
+        context.loggers,
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        data.num_classes,
+    )
+    probe = np.random.default_rng(0).normal(scale=3.0, size=(512, data.x_train.shape[1])).astype("float32")
+    results = []
+    for index, (config, member, history) in enumerate(zip(configs, pack.members, pack.histories)):
+        model = pack.stack.member_model(member)
+        deviation, relative = collapse_deviation(model, probe)
+        results.append(
+            {
+                "final_loss": history["loss"][-1],
+                "final_val_loss": history["val_loss"][-1],
+                "final_accuracy": history["accuracy"][-1],
+                "final_val_accuracy": history["val_accuracy"][-1],
+                "collapse_max_deviation": deviation,
+                "collapse_relative_deviation": relative,
+            }
+        )
+        if config["seed"] == 0 and context.artifact_loggers:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "model.keras"
+                model.save(path)
+                context.artifact_loggers[index](str(path), "model")
+    return results
+
+
+def composed_affine_map(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
+    """W~ and b~ such that a net with linear activations computes x W~ + b~.
+
+    Composes the Dense layers in order: (x W1 + b1) W2 + b2 = x (W1 W2) + (b1 W2 + b2).
+    """
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    kernel, bias = dense[0].get_weights()
+    for layer in dense[1:]:
+        w, b = layer.get_weights()
+        kernel, bias = kernel @ w, bias @ w + b
+    return kernel, bias
+
+
+def collapse_deviation(model: keras.Model, x: np.ndarray) -> tuple[float, float]:
+    """Max |model(x) - (x W~ + b~)|, absolute and relative to max |model(x)|.
+
+    For a linear-activation net both are float round-off; for a ReLU net they
+    are large, which is the point of the contrast.
+    """
+    kernel, bias = composed_affine_map(model)
+    network = keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float64)
+    affine = x.astype(np.float64) @ kernel.astype(np.float64) + bias
+    deviation = float(np.max(np.abs(network - affine)))
+    return deviation, deviation / max(float(np.max(np.abs(network))), 1e-30)
+
+
+def _paired_difference(trials: pd.DataFrame, a: str, b: str, task: str) -> np.ndarray:
+    table = trials[trials["data"] == task].pivot_table(index="seed", columns="model", values="final_val_accuracy")
+    if a not in table or b not in table:
+        return np.array([])
+    return (table[a] - table[b]).dropna().to_numpy()
+
+
+def verdict(trials: pd.DataFrame) -> Verdict:
+    """Identity to round-off, deep linear ≈ logistic, and ReLU > deep linear on each task."""
+    linear = trials[trials["model"] == "deep_linear"]
+    identity = bool(len(linear)) and float(linear["collapse_relative_deviation"].max()) < TOLERANCE
+    table, gaps, failures = [], [], []
+    for task in sorted(trials["data"].unique()):
+        same = summarize(_paired_difference(trials, "deep_linear", "logistic", task))
+        gain = summarize(_paired_difference(trials, "relu_net", "deep_linear", task))
+        is_same = same.n > 0 and abs(same.mean) <= SAME_ACCURACY
+        relu_wins = gain.n > 0 and (gain.low > 0 if gain.n > 1 else gain.mean > 0)
+        if gain.n:
+            gaps.extend(_paired_difference(trials, "relu_net", "deep_linear", task))
+        if not (is_same and relu_wins):
+            failures.append(task)
+        row = {"data": task}
+        for model in MODELS:
+            acc = summarize(trials[(trials["data"] == task) & (trials["model"] == model)]["final_val_accuracy"])
+            row[f"{model} val acc"] = f"{acc.mean:.3f} ± {acc.std:.3f}"
+        row["deep_linear − logistic"] = f"{same.mean:+.3f}"
+        row["relu_net − deep_linear"] = f"{gain.mean:+.3f} (CI {gain.low:+.3f} to {gain.high:+.3f})"
+        table.append(row)
+    deviation = float(linear["collapse_relative_deviation"].max()) if len(linear) else float("nan")
+    gap = summarize(gaps)
+    if not len(linear) or not gaps:
+        return Verdict("inconclusive", "The grid needs deep_linear, logistic and relu_net trials.", "relu − deep linear accuracy", gap.mean, gap.std, table)
+    if identity and not failures:
+        outcome = "reproduced"
+        summary = (
+            f"The deep linear net equals its composed affine map (max relative deviation {deviation:.1e}); "
+            f"it matches logistic regression on every task while the ReLU net gains {gap.mean:+.3f} accuracy."
+        )
+    else:
+        outcome = "not reproduced"
+        parts = [] if identity else [f"the composed map deviates by {deviation:.1e} (tolerance {TOLERANCE:.0e})"]
+        if failures:
+            parts.append(f"on {', '.join(failures)} deep linear ≠ logistic or ReLU does not win")
+        summary = "; ".join(parts) + "."
+    return Verdict(outcome, summary, "relu_net − deep_linear validation accuracy", gap.mean, gap.std, table)
+
+
+def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
+    """Decision boundaries of deep linear, logistic and ReLU nets, from the models kept in MLflow."""
+    tasks = sorted(trials["data"].unique())
+    fig, axes = plt.subplots(len(tasks), len(MODELS), figsize=(3.4 * len(MODELS), 3.2 * len(tasks)), squeeze=False, constrained_layout=True)
+    for row, task in enumerate(tasks):
+        sample = trials[trials["data"] == task].iloc[0]
+        data = _data(sample.to_dict())
+        x, y = data.x_val, data.y_val
+        lo, hi = x.min(axis=0) - 0.5, x.max(axis=0) + 0.5
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+        grid = np.c_[gx.ravel(), gy.ravel()].astype("float32")
+        for col, model_name in enumerate(MODELS):
+            ax = axes[row][col]
+            run = trials[(trials["data"] == task) & (trials["model"] == model_name) & (trials["seed"] == 0)]
+            ax.scatter(x[:, 0], x[:, 1], c=y, s=6, cmap="coolwarm", edgecolors="none")
+            ax.set_title(f"{task}: {model_name}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if run.empty:
+                continue
+            with tempfile.TemporaryDirectory() as folder:
+                path = client.download_artifacts(run["run_id"].iloc[0], "model/model.keras", folder)
+                model = keras.saving.load_model(path)
+                classes = np.argmax(keras.ops.convert_to_numpy(model(grid, training=False)), axis=1)
+            ax.contourf(gx, gy, classes.reshape(gx.shape), alpha=0.25, cmap="coolwarm")
+            accuracy = run["final_val_accuracy"].iloc[0]
+            ax.text(0.02, 0.02, f"val acc {accuracy:.2f}", transform=ax.transAxes, fontsize=8)
+    fig.suptitle("Decision boundaries (validation points, seed 0)")
+    return {"decision_boundaries": fig}
+
+
+ABLATION = Ablation(
+    name="linear_collapse",
+    claim=(
+        "With linear activations, L layers collapse to one affine map W~ x + b~; "
+        "the net only fits (nearly) linear functions, no better than logistic regression."
+    ),
+    params=PARAMS,
+    profiles=PROFILES,
+    run=run,
+    verdict=verdict,
+    figures=figures,
+    pack_key=lambda c: tuple(sorted((k, v) for k, v in _as_stack_config(c).items() if k not in ("model", "activation"))),
+    objective="final_val_loss",
+)
