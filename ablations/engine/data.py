@@ -216,9 +216,9 @@ def load_dataset(
 
     raw = _load_raw(name, data_dir=data_dir, download=download, options=options)
     x, y = _as_features(raw.x), _as_targets(raw.y, raw.num_classes)
-    rng = np.random.default_rng(split_seed)
 
-    order = _stratified_order(y, raw.num_classes, rng)
+    # One balanced order cut into consecutive parts stratifies every part.
+    order = _stratified_order(y, raw.num_classes, np.random.default_rng(split_seed))
     if raw.x_test is None:
         n_test, n_val = round(test_fraction * len(y)), round(val_fraction * len(y))
         test_index, val_index = order[:n_test], order[n_test : n_test + n_val]

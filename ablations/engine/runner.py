@@ -22,13 +22,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 from optuna.distributions import CategoricalDistribution  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from ablations.engine.progress import Progress  # noqa: E402
+from ablations.engine.protocol import REMEDIES, TestSplitGuard, trial_diagnosis  # noqa: E402
 from ablations.engine.spec import Ablation, ConfigError, ResolvedConfig, TrialContext, Verdict  # noqa: E402
 from ablations.engine.stats import aggregate  # noqa: E402
 from ablations.engine.tracking import Tracker, results_dir  # noqa: E402
@@ -150,7 +150,7 @@ def run_ablation(
     except KeyboardInterrupt:
         tracker.end_run(parent, "KILLED")
         raise
-    mlflow.flush_async_logging()
+    tracker.flush()
 
     trials = read_trials(tracker, ablation, experiment_id, parent)
     finished = trials[trials["status"] == "FINISHED"] if len(trials) else trials
@@ -164,6 +164,8 @@ def run_ablation(
         tracker.log_json(parent, verdict.__dict__, "verdict.json")
         tracker.set_tags(parent, {"verdict": verdict.outcome, "verdict_summary": verdict.summary})
         tracker.log_metrics(parent, {"verdict_effect": verdict.effect, "verdict_spread": verdict.spread})
+        if ablation.test is not None:
+            _evaluate_test_once(ablation, study, config, tracker, parent)
         for name, figure in ablation.figures(finished, tracker.client).items():
             tracker.log_figure(parent, figure, f"figures/{name}.png")
             plt.close(figure)
@@ -174,6 +176,22 @@ def run_ablation(
     tracker.end_run(parent, "FINISHED" if len(finished) else "FAILED")
     bar.close(verdict.outcome if verdict else "no trial finished")
     return AblationResult(parent, experiment_id, study_name, verdict, finished, aggregates, failed, rss_first, rss_last)
+
+
+def _evaluate_test_once(ablation: Ablation, study: optuna.Study, config: ResolvedConfig, tracker: Tracker, parent: str) -> None:
+    """Scores the configuration selected on validation on the test split, once per study."""
+    best = min(
+        (t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+        key=lambda t: t.value,
+        default=None,
+    )
+    if best is None:
+        return
+    selected = {**config.fixed, **best.params}
+    metrics = ablation.test(selected, TestSplitGuard())
+    tracker.log_metrics(parent, metrics)
+    tracker.set_tags(parent, {"selected_trial": best.number, "selected_config": _trial_name(selected, config)})
+    tracker.log_json(parent, {"selected": selected, "selected_on": ablation.objective, "test": metrics}, "test.json")
 
 
 def _packs(asked: list[optuna.Trial], config: ResolvedConfig, pack_key: Callable | None) -> list[list[tuple[optuna.Trial, dict]]]:
@@ -234,6 +252,9 @@ def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, stu
             study.tell(trial, state=TrialState.FAIL)
             failed += 1
             continue
+        diagnosis = trial_diagnosis(metrics)
+        if diagnosis is not None:
+            tracker.set_tags(run_id, {"diagnosis": diagnosis, "remedy": REMEDIES[diagnosis]})
         tracker.end_run(run_id, "FINISHED")
         study.tell(trial, objective)
     bar.advance(len(pack), _trial_name(pack[0][1], config, skip={"activation"}), time.perf_counter() - started)

@@ -153,6 +153,10 @@ class Ablation:
         pack_key: Trials whose configurations share a key are run together in
             one call of ``run`` (stacked training); None runs them one by one.
         objective: The final metric each trial reports to Optuna (minimized).
+        test: The lecture's last step: given the configuration selected on
+            validation (lowest objective) and the study's `TestSplitGuard`,
+            trains it on the training data and scores the test split once,
+            inside ``guard.evaluate``. None when the claim needs no test score.
     """
 
     name: str
@@ -164,6 +168,7 @@ class Ablation:
     figures: FiguresFn
     pack_key: Callable[[dict[str, Any]], Hashable] | None = None
     objective: str = "val_loss"
+    test: Callable[[dict[str, Any], Any], dict[str, float]] | None = None
 
     def resolve(
         self,

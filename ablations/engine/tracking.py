@@ -11,8 +11,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402
@@ -75,6 +75,7 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)
+        self._pending = []
 
     def experiment_id(self, name: str) -> str:
         """The experiment called ``name``, created on first use.
@@ -112,9 +113,21 @@ class Tracker:
         return run.info.run_id
 
     def log_metrics(self, run_id: str, values: dict[str, float], step: int = 0, *, synchronous: bool = True) -> None:
-        """Logs one step's metrics in one call."""
+        """Logs one step's metrics in one call; asynchronous writes complete by `flush`."""
         if values:
-            self.client.log_batch(run_id, metrics=metrics_batch(values, step), synchronous=synchronous)
+            operation = self.client.log_batch(run_id, metrics=metrics_batch(values, step), synchronous=synchronous)
+            if not synchronous:
+                self._pending.append(operation)
+
+    def flush(self) -> None:
+        """Waits for every asynchronous write of this tracker.
+
+        (`mlflow.flush_async_logging` flushes the global tracking URI's store,
+        which need not be this tracker's.)
+        """
+        pending, self._pending = self._pending, []
+        for operation in pending:
+            operation.wait()
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])

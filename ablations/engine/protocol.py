@@ -1,0 +1,118 @@
+"""The lecture's train / validation / test protocol.
+
+1. Design, train and tune on the training data only: select on a validation
+   split or on k-fold cross-validation of the training data.
+2. Commit to one configuration.
+3. Evaluate it on the test data once. `TestSplitGuard` enforces the "once".
+
+Each trial also gets a bias / variance diagnosis from its training and
+validation errors, with the lecture's remedy for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+Diagnosis = Literal["high bias", "high variance", "balanced"]
+
+REMEDIES: dict[str, str] = {
+    "high bias": "a bigger network (more units or layers), longer training, less regularization",
+    "high variance": "more training data, regularization (L2, L1, dropout, data augmentation), early stopping, a smaller network",
+    "balanced": "keep the configuration; confirm it once on the test set",
+}
+
+TARGET_ERROR = 0.05
+"""Training error above this reads as high bias (the lecture's "desired performance")."""
+GAP_TOLERANCE = 0.05
+"""Validation error exceeding training error by more than this reads as high variance."""
+
+
+class TestSetAlreadyUsed(RuntimeError):
+    """The test split was already evaluated; looking again would turn it into a validation set."""
+
+
+class TestSplitGuard:
+    """Lets a study look at its test split exactly once.
+
+    The runner makes one guard per study and hands it to the ablation's
+    ``test`` hook with the selected configuration; the hook scores the test
+    split inside `evaluate`. Trials never get a guard, so they select on
+    validation data alone.
+
+    Example:
+
+    >>> guard = TestSplitGuard()
+    >>> guard.evaluate(lambda: {"test_error": error(model, data.x_test, data.y_test)})
+    >>> guard.evaluate(...)  # raises TestSetAlreadyUsed
+    """
+
+    def __init__(self):
+        self.used = False
+
+    def evaluate(self, score: Callable[[], dict[str, float]]) -> dict[str, float]:
+        """Runs ``score()`` (which reads the test split); a second call raises `TestSetAlreadyUsed`."""
+        if self.used:
+            raise TestSetAlreadyUsed("The test split was already evaluated once for this study; select on validation data.")
+        self.used = True
+        return score()
+
+
+def kfold_indices(n: int, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled k-fold splits of ``range(n)``: disjoint validation folds that cover every index.
+
+    Args:
+        n: Number of training examples.
+        k: Number of folds, 2 <= k <= n.
+        seed: Seed of the shuffle.
+
+    Returns:
+        ``k`` pairs (train indices, validation indices).
+    """
+    if not 2 <= k <= n:
+        raise ValueError(f"k-fold needs 2 <= k <= n; received k={k}, n={n}.")
+    order = np.random.default_rng(seed).permutation(n)
+    folds = np.array_split(order, k)
+    return [(np.sort(np.concatenate(folds[:i] + folds[i + 1 :])), np.sort(fold)) for i, fold in enumerate(folds)]
+
+
+def diagnose(
+    train_error: float,
+    val_error: float,
+    *,
+    target_error: float = TARGET_ERROR,
+    gap_tolerance: float = GAP_TOLERANCE,
+) -> Diagnosis:
+    """The lecture's bias / variance reading of a trial.
+
+    High bias: the model does not even fit its training data (training error
+    above ``target_error``). High variance: it fits the training data much
+    better than unseen data (a gap above ``gap_tolerance``). When both hold,
+    the larger excess names the first thing to fix.
+
+    Args:
+        train_error: Error on the training data (1 - accuracy, or a loss).
+        val_error: Error on the validation data, same measure.
+        target_error: Acceptable training error.
+        gap_tolerance: Acceptable validation-minus-training gap.
+    """
+    bias_excess = train_error - target_error
+    variance_excess = (val_error - train_error) - gap_tolerance
+    if bias_excess <= 0 and variance_excess <= 0:
+        return "balanced"
+    return "high bias" if bias_excess >= variance_excess else "high variance"
+
+
+def trial_diagnosis(metrics: dict[str, Any]) -> Diagnosis | None:
+    """Diagnoses a trial from its final metrics, if it logged train and validation errors.
+
+    Reads ``final_train_error`` / ``final_val_error`` when present, else
+    ``final_accuracy`` / ``final_val_accuracy`` as 1 - accuracy.
+    """
+    if "final_train_error" in metrics and "final_val_error" in metrics:
+        return diagnose(metrics["final_train_error"], metrics["final_val_error"])
+    if "final_accuracy" in metrics and "final_val_accuracy" in metrics:
+        return diagnose(1 - metrics["final_accuracy"], 1 - metrics["final_val_accuracy"])
+    return None
