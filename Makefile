@@ -40,7 +40,7 @@ report: $(STAMP) ## rewrite mlruns/report.html from what MLflow holds
 	$(BIN)/ablate report
 
 ui: $(STAMP) ## MLflow UI on http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
 bench: $(STAMP) ## suite vs plain model.fit loop on the vanishing_gradients grid; prints the time ratio
 	$(BIN)/python -m ablations.engine.bench

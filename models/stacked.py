@@ -147,14 +147,14 @@ class StackedMLP(keras.layers.Layer):
 
     def activation_derivatives(self, preacts: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """Elementwise f'(z) of each member's activation at the given pre-activations."""
-        derivatives = []
-        for layer, z in enumerate(preacts):
-            with tf.GradientTape() as tape:
-                tape.watch(z)
-                total = tf.reduce_sum(self._activate(z, layer))
-            # f is elementwise, so d(sum f(z))/dz is f'(z) at every entry.
-            derivatives.append(tape.gradient(total, z))
-        return derivatives
+        # Detached copies make each layer's term depend on its own z alone, so a
+        # single gradient call yields every layer's derivative.
+        detached = [tf.stop_gradient(z) for z in preacts]
+        with tf.GradientTape() as tape:
+            tape.watch(detached)
+            total = tf.add_n([tf.reduce_sum(self._activate(z, layer)) for layer, z in enumerate(detached)])
+        # f is elementwise, so d(sum f(z))/dz is f'(z) at every entry.
+        return tape.gradient(total, detached)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return self.preactivations(inputs)[1]

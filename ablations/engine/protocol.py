@@ -33,6 +33,8 @@ GAP_TOLERANCE = 0.05
 class TestSetAlreadyUsed(RuntimeError):
     """The test split was already evaluated; looking again would turn it into a validation set."""
 
+    __test__ = False  # a domain name, not a pytest class
+
 
 class TestSplitGuard:
     """Lets a study look at its test split exactly once.
@@ -48,6 +50,8 @@ class TestSplitGuard:
     >>> guard.evaluate(lambda: {"test_error": error(model, data.x_test, data.y_test)})
     >>> guard.evaluate(...)  # raises TestSetAlreadyUsed
     """
+
+    __test__ = False  # a domain name, not a pytest class
 
     def __init__(self):
         self.used = False

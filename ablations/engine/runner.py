@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import resource
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,17 +243,16 @@ def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, stu
         return len(pack)
     failed = 0
     for (trial, trial_config), run_id, metrics in zip(pack, run_ids, results):
-        tracker.log_metrics(run_id, metrics, synchronous=False)
         objective = metrics.get(ablation.objective, float("nan"))
         if objective != objective:  # NaN: a diverged trial has no value to compare
-            tracker.set_tags(run_id, {"failure_reason": f"objective {ablation.objective} is NaN"})
+            tracker.log_metrics(run_id, metrics, tags={"failure_reason": f"objective {ablation.objective} is NaN"})
             tracker.end_run(run_id, "FAILED")
             study.tell(trial, state=TrialState.FAIL)
             failed += 1
             continue
         diagnosis = trial_diagnosis(metrics)
-        if diagnosis is not None:
-            tracker.set_tags(run_id, {"diagnosis": diagnosis, "remedy": REMEDIES[diagnosis]})
+        tags = {"diagnosis": diagnosis, "remedy": REMEDIES[diagnosis]} if diagnosis else {}
+        tracker.log_metrics(run_id, metrics, tags=tags, synchronous=False)
         tracker.end_run(run_id, "FINISHED")
         study.tell(trial, objective)
     bar.advance(len(pack), _trial_name(pack[0][1], config, skip={"activation"}), time.perf_counter() - started)
@@ -284,18 +282,15 @@ def read_trials(tracker: Tracker, ablation: Ablation, experiment_id: str, parent
     raw = tracker.child_runs(experiment_id, parent_run_id)
     if raw.empty:
         return raw
-    frame = pd.DataFrame({"run_id": raw["run_id"], "status": raw["status"]})
+    columns = {"run_id": raw["run_id"], "status": raw["status"]}
     for column in raw.columns:
         if column.startswith("params."):
             name = column.removeprefix("params.")
             param = ablation.params.get(name)
-            frame[name] = [param.parse(name, v) if param and v is not None else v for v in raw[column]]
+            columns[name] = [param.parse(name, v) if param and v is not None else v for v in raw[column]]
         elif column.startswith("metrics."):
-            frame[column.removeprefix("metrics.")] = raw[column].astype(float)
+            columns[column.removeprefix("metrics.")] = raw[column].astype(float)
+    frame = pd.DataFrame(columns)
     if "seed" in frame:
         frame["seed"] = frame["seed"].astype(int)
     return frame.sort_values([c for c in frame.columns if c in ablation.params or c == "seed"]).reset_index(drop=True)
-
-
-def log_line(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

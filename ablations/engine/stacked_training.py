@@ -32,6 +32,42 @@ class StackedFitResult:
     steps: list[int]
 
 
+class _FusedAdam:
+    """Keras's Adam (same defaults and update) as one fused kernel per variable.
+
+    A deep stack has dozens of variables; Keras's Adam builds several ops per
+    variable per step, which dominates tracing and running a small model's
+    step. ``ResourceApplyAdam`` computes the same update,
+    m = β1 m + (1-β1) g, v = β2 v + (1-β2) g², w -= lr √(1-β2^t)/(1-β1^t) m / (√v + ε),
+    in one op (``tests/models/test_stacked.py`` checks it against ``Model.fit``).
+    """
+
+    def __init__(self, variables, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        self.variables = list(variables)
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
+        self.velocities = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def apply(self, gradients) -> None:
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta_1_power, beta_2_power = tf.pow(self.beta_1, step), tf.pow(self.beta_2, step)
+        for variable, m, v, gradient in zip(self.variables, self.moments, self.velocities, gradients):
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle,
+                m=m.handle,
+                v=v.handle,
+                beta1_power=beta_1_power,
+                beta2_power=beta_2_power,
+                lr=self.learning_rate,
+                beta1=self.beta_1,
+                beta2=self.beta_2,
+                epsilon=self.epsilon,
+                grad=gradient,
+            )
+        self.iterations.assign_add(1)
+
+
 def _member_losses(stack: StackedMLP, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
     """Mean cross-entropy and accuracy per member, plus the pre-activations."""
     preacts, logits = stack.preactivations(x)
@@ -83,9 +119,8 @@ def fit_stacked(
     x_probe, y_probe = x_all[:probe_size], y_all[:probe_size]
     n = int(x_all.shape[0])
     steps = -(-n // batch_size)
-    optimizer = keras.optimizers.Adam(learning_rate)
     variables = stack.trainable_variables
-    optimizer.build(variables)
+    optimizer = _FusedAdam(variables, learning_rate)
     kernels = stack.kernels
     kernel_names = [f"dense_{i}" for i in range(stack.depth)] + ["output"]
 
@@ -100,7 +135,7 @@ def fit_stacked(
                 losses, accuracy, _ = _member_losses(stack, xb, yb)
                 # Members share no weight, so each one's gradient is its own.
                 total = tf.reduce_sum(losses)
-            optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+            optimizer.apply(tape.gradient(total, variables))
             size = tf.cast(tf.shape(index)[0], tf.float32)
             loss_sum += losses * size
             correct_sum += accuracy * size

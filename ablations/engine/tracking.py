@@ -112,10 +112,23 @@ class Tracker:
         )
         return run.info.run_id
 
-    def log_metrics(self, run_id: str, values: dict[str, float], step: int = 0, *, synchronous: bool = True) -> None:
-        """Logs one step's metrics in one call; asynchronous writes complete by `flush`."""
-        if values:
-            operation = self.client.log_batch(run_id, metrics=metrics_batch(values, step), synchronous=synchronous)
+    def log_metrics(
+        self,
+        run_id: str,
+        values: dict[str, float],
+        step: int = 0,
+        *,
+        tags: dict[str, Any] | None = None,
+        synchronous: bool = True,
+    ) -> None:
+        """Logs one step's metrics (and tags) in one call; asynchronous writes complete by `flush`."""
+        if values or tags:
+            operation = self.client.log_batch(
+                run_id,
+                metrics=metrics_batch(values, step),
+                tags=[RunTag(key, str(value)) for key, value in (tags or {}).items()],
+                synchronous=synchronous,
+            )
             if not synchronous:
                 self._pending.append(operation)
 

@@ -1,0 +1,64 @@
+"""The train/validation/test protocol and the seed aggregates."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from ablations.engine.protocol import REMEDIES, TestSetAlreadyUsed, TestSplitGuard, diagnose, kfold_indices, trial_diagnosis
+from ablations.engine.stats import aggregate, summarize
+
+
+def test_kfold_folds_are_disjoint_and_cover_the_training_data():
+    folds = kfold_indices(23, 5, seed=1)
+    assert len(folds) == 5
+    validation = np.concatenate([val for _, val in folds])
+    assert sorted(validation.tolist()) == list(range(23))
+    for train, val in folds:
+        assert not set(train) & set(val)
+        assert len(train) + len(val) == 23
+    assert [len(val) for _, val in folds] == [5, 5, 5, 4, 4]
+
+
+def test_kfold_rejects_bad_k():
+    with pytest.raises(ValueError, match="k=1, n=10"):
+        kfold_indices(10, 1)
+
+
+def test_test_split_cannot_be_evaluated_twice():
+    guard = TestSplitGuard()
+    assert guard.evaluate(lambda: {"test_error": 0.1}) == {"test_error": 0.1}
+    with pytest.raises(TestSetAlreadyUsed):
+        guard.evaluate(lambda: {"test_error": 0.0})
+
+
+@pytest.mark.parametrize(
+    "train, val, expected",
+    [(0.01, 0.03, "balanced"), (0.30, 0.32, "high bias"), (0.01, 0.20, "high variance"), (0.20, 0.60, "high variance"), (0.40, 0.45, "high bias")],
+)
+def test_diagnosis(train, val, expected):
+    assert diagnose(train, val) == expected
+    assert expected in REMEDIES
+
+
+def test_trial_diagnosis_reads_accuracies_or_errors():
+    assert trial_diagnosis({"final_accuracy": 0.99, "final_val_accuracy": 0.7}) == "high variance"
+    assert trial_diagnosis({"final_train_error": 0.5, "final_val_error": 0.5}) == "high bias"
+    assert trial_diagnosis({"loss": 1.0}) is None
+
+
+def test_summary_matches_a_t_interval():
+    values = [1.0, 2.0, 4.0, 5.0]
+    summary = summarize(values)
+    low, high = scipy_stats.t.interval(0.95, 3, loc=3.0, scale=np.std(values, ddof=1) / 2)
+    assert summary.mean == 3.0
+    assert summary.low == pytest.approx(low) and summary.high == pytest.approx(high)
+    assert summarize([2.0]).std == 0.0 and summarize([np.nan]).n == 0
+
+
+def test_aggregate_groups_conditions_over_seeds():
+    frame = pd.DataFrame({"depth": [2, 2, 5, 5], "seed": [0, 1, 0, 1], "loss": [1.0, 3.0, 5.0, 5.0]})
+    table = aggregate(frame, ["depth"], ["loss"])
+    assert table["loss_mean"].tolist() == [2.0, 5.0]
+    assert table["loss_std"].tolist() == pytest.approx([np.sqrt(2), 0.0])
+    assert table["loss_n"].tolist() == [2, 2]

@@ -1,0 +1,75 @@
+"""Configuration is validated data: defaults, profiles, --set overrides, grid axes."""
+
+import pytest
+
+from ablations.engine.spec import Ablation, ConfigError, Param, Verdict
+
+PARAMS = {
+    "activation": Param("relu", choices=("relu", "sigmoid", "tanh")),
+    "depth": Param(3, low=1, high=50),
+    "rate": Param(0.1, low=0.0, high=1.0),
+    "flag": Param(False),
+}
+
+
+def _ablation(**profiles):
+    return Ablation(
+        name="toy",
+        claim="a claim",
+        params=PARAMS,
+        profiles=profiles or {"quick": {"depth": [2, 4], "seeds": 2}},
+        run=lambda configs, context: [],
+        verdict=lambda frame: None,
+        figures=lambda frame, client: {},
+    )
+
+
+def test_profile_lists_become_grid_axes_and_seeds_an_axis():
+    config = _ablation().resolve("quick")
+    assert config.fixed == {"activation": "relu", "rate": 0.1, "flag": False}
+    assert config.grid == {"depth": [2, 4], "seed": [0, 1]}
+    assert config.axes == ["depth"]
+    trials = config.trials()
+    assert len(trials) == 4
+    assert trials[0] == {"activation": "relu", "rate": 0.1, "flag": False, "depth": 2, "seed": 0}
+
+
+def test_overrides_are_parsed_to_the_parameter_type():
+    config = _ablation().resolve("quick", {"activation": "tanh,sigmoid", "rate": "0.5", "flag": "true", "depth": "7"}, seeds=3)
+    assert config.grid == {"activation": ["tanh", "sigmoid"], "seed": [0, 1, 2]}
+    assert config.fixed == {"depth": 7, "rate": 0.5, "flag": True}
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"colour": "red"}, "Unknown key 'colour' for toy. Valid keys: activation, depth, flag, rate, seeds"),
+        ({"activation": "swish"}, "Unknown activation 'swish'. Valid choices: relu, sigmoid, tanh"),
+        ({"depth": "0"}, "depth=0 is out of range; valid: 1 to 50"),
+        ({"depth": "three"}, "depth='three' is not a valid int"),
+        ({"rate": "1.5"}, "rate=1.5 is out of range"),
+        ({"flag": "maybe"}, "flag='maybe' is not a valid bool"),
+        ({"seeds": "0"}, "seeds must be an integer from 1 to 100"),
+        ({"depth": ""}, "depth needs a value"),
+    ],
+)
+def test_bad_values_raise_one_line_config_errors(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        _ablation().resolve("quick", overrides)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ConfigError, match="Unknown profile 'fast'. Valid choices: smoke, quick, full"):
+        _ablation().resolve("fast")
+
+
+def test_profile_values_are_validated_too():
+    with pytest.raises(ConfigError, match="depth=99 is out of range"):
+        _ablation(quick={"depth": [2, 99]}).resolve("quick")
+
+
+def test_verdict_outcome_is_one_of_three():
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        Verdict("maybe", "", "", 0.0, 0.0)
