@@ -1,0 +1,99 @@
+"""The runner on a toy ablation: runs, failures, the test split, read-back, report."""
+
+import math
+
+import matplotlib.pyplot as plt
+import optuna
+import pytest
+
+from ablations.engine.protocol import TestSetAlreadyUsed
+from ablations.engine.report import write_report
+from ablations.engine.runner import open_storage, run_ablation
+from ablations.engine.spec import Ablation, ConfigError, Param, Verdict
+
+
+def _run(configs, context):
+    results = []
+    for config, log in zip(configs, context.loggers):
+        if config["x"] == 3:
+            raise RuntimeError("x = 3 explodes")
+        for step in (1, 2):
+            log({"val_loss": config["x"] * step}, step)
+        loss = math.nan if config["x"] == 4 else float(config["x"] + config["seed"])
+        results.append({"final_val_loss": loss, "final_accuracy": 0.99, "final_val_accuracy": 0.70})
+    return results
+
+
+def _verdict(trials):
+    return Verdict("reproduced", f"{len(trials)} trials", "mean x", float(trials["x"].mean()), 0.0, [{"n": len(trials)}])
+
+
+def _figures(trials, client):
+    fig, ax = plt.subplots()
+    ax.plot(trials["x"], trials["final_val_loss"])
+    return {"toy": fig}
+
+
+TEST_CALLS = []
+
+
+def _test(config, guard):
+    TEST_CALLS.append(config)
+    metrics = guard.evaluate(lambda: {"test_loss": float(config["x"])})
+    with pytest.raises(TestSetAlreadyUsed):
+        guard.evaluate(lambda: {"test_loss": 0.0})
+    return metrics
+
+
+TOY = Ablation(
+    name="toy",
+    claim="x is small",
+    params={"x": Param(1, low=0, high=10)},
+    profiles={"smoke": {"x": [1, 2, 3, 4], "seeds": 2}},
+    run=_run,
+    verdict=_verdict,
+    figures=_figures,
+    objective="final_val_loss",
+    test=_test,
+)
+
+
+def test_runner_logs_trials_fails_what_fails_and_tests_once(tracker, monkeypatch):
+    TEST_CALLS.clear()
+    monkeypatch.setattr("ablations.engine.report.all_ablations", lambda: {"toy": TOY})
+    result = run_ablation(TOY, TOY.resolve("smoke"), tracker=tracker, progress=False)
+
+    children = tracker.child_runs(result.experiment_id, result.parent_run_id)
+    assert len(children) == 8
+    failed = children[children["status"] == "FAILED"]
+    assert sorted(failed["params.x"]) == ["3", "3", "4", "4"]
+    assert set(failed[failed["params.x"] == "3"]["tags.failure_reason"]) == {"RuntimeError: x = 3 explodes"}
+    assert set(failed[failed["params.x"] == "4"]["tags.failure_reason"]) == {"objective final_val_loss is NaN"}
+    finished = children[children["status"] == "FINISHED"]
+    assert set(finished["tags.diagnosis"]) == {"high variance"}  # train 0.01 error, validation 0.30
+    assert result.failed == 4 and len(result.trials) == 4
+
+    # Per-step metrics of a trial, and the typed read-back the verdict saw.
+    run_id = finished[finished["params.x"] == "2"]["run_id"].iloc[0]
+    assert [m.value for m in sorted(tracker.client.get_metric_history(run_id, "val_loss"), key=lambda m: m.step)] == [2, 4]
+    assert result.trials["x"].tolist() == [1, 1, 2, 2] and result.trials["seed"].tolist() == [0, 1, 0, 1]
+    assert result.aggregates["final_val_loss_mean"].tolist() == [1.5, 2.5]
+
+    # The selected configuration (lowest objective: x = 1, seed 0) is tested exactly once.
+    assert TEST_CALLS == [{"x": 1, "seed": 0}]
+    parent = tracker.client.get_run(result.parent_run_id)
+    assert parent.data.metrics["test_loss"] == 1.0
+    assert parent.data.tags["verdict"] == "reproduced"
+    assert parent.data.metrics["trials_failed"] == 4
+
+    study = optuna.load_study(study_name=result.study_name, storage=open_storage(None))
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 4 and states.count(optuna.trial.TrialState.FAIL) == 4
+
+    report = write_report(tracker=tracker).read_text()
+    assert "x is small" in report and "reproduced" in report and "data:image/png;base64," in report
+
+
+def test_unopenable_storage_is_a_config_error():
+    with pytest.raises(ConfigError, match="Cannot open storage 'mysql://nobody@127.0.0.1:1/none'"):
+        open_storage("mysql://nobody@127.0.0.1:1/none")
