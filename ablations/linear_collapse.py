@@ -11,8 +11,9 @@ Run it:
 
 What to expect: the deep linear net equals its composed affine map to float32
 round-off (relative deviation ~1e-7); on moons, circles and XOR its validation
-accuracy matches logistic regression's (about 0.85, 0.5 and 0.5), and the ReLU
-net's is far higher. The figure shows the straight decision boundaries.
+accuracy is no better than logistic regression's (about 0.85, 0.47 and 0.55:
+chance on the last two), while the ReLU net reaches about 0.98, 0.96 and 0.89.
+The figure shows the straight decision boundaries.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ MODELS = ("deep_linear", "logistic", "relu_net")
 TASKS = ("moons", "circles", "xor")
 TOLERANCE = 1e-5
 """Relative deviation under which the deep linear net counts as its composed map (float32)."""
-SAME_ACCURACY = 0.03
-"""Deep linear and logistic accuracies within this of each other count as the same."""
+NO_BETTER = 0.03
+"""The deep linear net is "no better than logistic regression" if it gains at most this accuracy."""
 
 PARAMS = {
     "data": Param("moons", "nonlinear 2-D task", choices=TASKS),
@@ -135,18 +136,18 @@ def _paired_difference(trials: pd.DataFrame, a: str, b: str, task: str) -> np.nd
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
-    """Identity to round-off, deep linear ≈ logistic, and ReLU > deep linear on each task."""
+    """Identity to round-off, deep linear no better than logistic, and ReLU > deep linear on each task."""
     linear = trials[trials["model"] == "deep_linear"]
     identity = bool(len(linear)) and float(linear["collapse_relative_deviation"].max()) < TOLERANCE
     table, gaps, failures = [], [], []
     for task in sorted(trials["data"].unique()):
         same = summarize(_paired_difference(trials, "deep_linear", "logistic", task))
         gain = summarize(_paired_difference(trials, "relu_net", "deep_linear", task))
-        is_same = same.n > 0 and abs(same.mean) <= SAME_ACCURACY
+        no_better = same.n > 0 and same.mean <= NO_BETTER
         relu_wins = gain.n > 0 and (gain.low > 0 if gain.n > 1 else gain.mean > 0)
         if gain.n:
             gaps.extend(_paired_difference(trials, "relu_net", "deep_linear", task))
-        if not (is_same and relu_wins):
+        if not (no_better and relu_wins):
             failures.append(task)
         row = {"data": task}
         for model in MODELS:
@@ -156,6 +157,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         row["relu_net − deep_linear"] = f"{gain.mean:+.3f} (CI {gain.low:+.3f} to {gain.high:+.3f})"
         table.append(row)
     deviation = float(linear["collapse_relative_deviation"].max()) if len(linear) else float("nan")
+    worst = max((summarize(_paired_difference(trials, "deep_linear", "logistic", t)).mean for t in trials["data"].unique()), default=float("nan"))
     gap = summarize(gaps)
     if not len(linear) or not gaps:
         return Verdict("inconclusive", "The grid needs deep_linear, logistic and relu_net trials.", "relu − deep linear accuracy", gap.mean, gap.std, table)
@@ -163,13 +165,14 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         outcome = "reproduced"
         summary = (
             f"The deep linear net equals its composed affine map (max relative deviation {deviation:.1e}); "
-            f"it matches logistic regression on every task while the ReLU net gains {gap.mean:+.3f} accuracy."
+            f"it does no better than logistic regression on any task (at most {worst:+.3f}) while the ReLU net "
+            f"gains {gap.mean:+.3f} accuracy over it."
         )
     else:
         outcome = "not reproduced"
         parts = [] if identity else [f"the composed map deviates by {deviation:.1e} (tolerance {TOLERANCE:.0e})"]
         if failures:
-            parts.append(f"on {', '.join(failures)} deep linear ≠ logistic or ReLU does not win")
+            parts.append(f"on {', '.join(failures)} the deep linear net beats logistic regression or the ReLU net does not win")
         summary = "; ".join(parts) + "."
     return Verdict(outcome, summary, "relu_net − deep_linear validation accuracy", gap.mean, gap.std, table)
 

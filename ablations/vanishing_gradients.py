@@ -137,12 +137,15 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         (holds if vanishes and keeps else fails).append(initializer)
         for activation, sub in group.groupby("activation"):
             s, d = summarize(sub["slope"]), summarize(sub["deepest_ratio"])
+            deep = trials[(trials["initializer"] == initializer) & (trials["activation"] == activation)]
+            deep = deep[deep["depth"] == deep["depth"].max()]
             table.append(
                 {
                     "initializer": initializer,
                     "activation": activation,
                     "log10 ratio per layer": f"{s.mean:+.3f} ± {s.std:.3f}",
                     "ratio at deepest": f"{d.mean:.2e}",
+                    "dead units at deepest (init → end)": f"{deep['init_dead_fraction'].mean():.1%} → {deep['final_dead_fraction'].mean():.1%}",
                     "sigmoid vanishes here": bool(vanishes),
                     "relu keeps here": bool(keeps),
                 }

@@ -7,6 +7,7 @@ import html
 import tempfile
 from pathlib import Path
 
+from ablations.engine.protocol import REMEDIES
 from ablations.engine.registry import all_ablations
 from ablations.engine.tracking import Tracker, results_dir
 
@@ -47,6 +48,16 @@ def _table(rows: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _diagnoses(tracker: Tracker, run) -> str:
+    """How many trials read as high bias / high variance / balanced, with the lecture's remedy."""
+    children = tracker.child_runs(run.info.experiment_id, run.info.run_id)
+    if "tags.diagnosis" not in children:
+        return ""
+    counts = children["tags.diagnosis"].value_counts()
+    rows = [{"diagnosis": name, "trials": int(counts.get(name, 0)), "the lecture's remedy": REMEDIES[name]} for name in REMEDIES]
+    return "<p>Bias / variance diagnosis of the trials (training vs validation error):</p>" + _table(rows)
+
+
 def _section(tracker: Tracker, name: str, claim: str) -> str:
     run = _latest_parent(tracker, name)
     if run is None:
@@ -72,6 +83,7 @@ def _section(tracker: Tracker, name: str, claim: str) -> str:
             f"<p>{html.escape(verdict['effect_name'])}: {verdict['effect']:.4g} ± {verdict['spread']:.2g} (mean ± std over seeds)</p>"
         )
         parts.append(_table(verdict.get("table", [])))
+    parts.append(_diagnoses(tracker, run))
     with tempfile.TemporaryDirectory() as folder:
         for artifact in tracker.client.list_artifacts(run_id, "figures"):
             if not artifact.path.endswith(".png"):

@@ -255,7 +255,8 @@ def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, stu
         tracker.log_metrics(run_id, metrics, tags=tags, synchronous=False)
         tracker.end_run(run_id, "FINISHED")
         study.tell(trial, objective)
-    bar.advance(len(pack), _trial_name(pack[0][1], config, skip={"activation"}), time.perf_counter() - started)
+    varying = {axis for axis in config.grid if len({c[axis] for _, c in pack}) > 1}
+    bar.advance(len(pack), _trial_name(pack[0][1], config, skip=varying), time.perf_counter() - started)
     return failed
 
 

@@ -128,7 +128,8 @@ def test_vanishing_gradients_verdict_names_failing_initializers():
                 for activation, decay in (("sigmoid", -0.6), ("relu", relu_decay)):
                     ratio = 10 ** (decay * depth + 0.01 * seed)
                     rows.append({"initializer": initializer, "activation": activation, "seed": seed, "depth": depth,
-                                 "init_grad_ratio": ratio, "init_log10_grad_ratio": math.log10(ratio)})
+                                 "init_grad_ratio": ratio, "init_log10_grad_ratio": math.log10(ratio),
+                                 "init_dead_fraction": 0.0, "final_dead_fraction": 0.1})
     verdict = vanishing_gradients.verdict(pd.DataFrame(rows))
     assert verdict.outcome == "reproduced"
     assert "not under glorot_uniform" in verdict.summary
