@@ -136,38 +136,18 @@ def run_ablation(
     packs = _packs(asked, config, ablation.pack_key)
 
     bar = Progress(len(asked), ablation.name, enabled=progress)
-    failed = 0
-    rss_first = rss_last = 0.0
     try:
-        for pack_index, pack in enumerate(packs):
-            failed += _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, study_name, bar)
-            keras.backend.clear_session()
-            gc.collect()
-            rss_last = peak_rss_mb()
-            if pack_index == 0:
-                rss_first = rss_last
-    except KeyboardInterrupt:
-        tracker.end_run(parent, "KILLED")
+        failed, rss_first, rss_last = _run_packs(ablation, config, packs, study, tracker, experiment_id, parent, study_name, bar)
+        tracker.flush()
+        finished, aggregates, verdict = _conclude(ablation, config, study, tracker, experiment_id, parent)
+    except BaseException as error:
+        # Interrupted or broken: close what is open so no trial or run stays RUNNING.
+        for trial in asked:
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        tracker.flush()
+        tracker.set_tags(parent, {"failure_reason": f"{type(error).__name__}: {error}".splitlines()[0][:500]})
+        tracker.end_run(parent, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
-    tracker.flush()
-
-    trials = read_trials(tracker, ablation, experiment_id, parent)
-    finished = trials[trials["status"] == "FINISHED"] if len(trials) else trials
-    metric_names = [c for c in finished.columns if c not in ablation.params and c not in ("seed", "run_id", "status")]
-    aggregates = aggregate(finished, config.axes, metric_names) if len(finished) else pd.DataFrame()
-    verdict = None
-    if len(finished):
-        tracker.log_frame(parent, finished, "trials.csv")
-        tracker.log_frame(parent, aggregates, "aggregates.csv")
-        verdict = ablation.verdict(finished)
-        tracker.log_json(parent, verdict.__dict__, "verdict.json")
-        tracker.set_tags(parent, {"verdict": verdict.outcome, "verdict_summary": verdict.summary})
-        tracker.log_metrics(parent, {"verdict_effect": verdict.effect, "verdict_spread": verdict.spread})
-        if ablation.test is not None:
-            _evaluate_test_once(ablation, study, config, tracker, parent)
-        for name, figure in ablation.figures(finished, tracker.client).items():
-            tracker.log_figure(parent, figure, f"figures/{name}.png")
-            plt.close(figure)
     tracker.log_metrics(
         parent,
         {"trials_failed": failed, "trials_finished": len(finished), "peak_rss_mb_first": rss_first, "peak_rss_mb_last": rss_last},
@@ -175,6 +155,43 @@ def run_ablation(
     tracker.end_run(parent, "FINISHED" if len(finished) else "FAILED")
     bar.close(verdict.outcome if verdict else "no trial finished")
     return AblationResult(parent, experiment_id, study_name, verdict, finished, aggregates, failed, rss_first, rss_last)
+
+
+def _run_packs(ablation, config, packs, study, tracker, experiment_id, parent, study_name, bar) -> tuple[int, float, float]:
+    """Runs every pack; returns the failed-trial count and peak memory after the first and last pack."""
+    failed = 0
+    rss_first = rss_last = 0.0
+    for pack_index, pack in enumerate(packs):
+        failed += _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, study_name, bar)
+        # Drop the pack's graphs so memory stays flat across packs.
+        keras.backend.clear_session()
+        gc.collect()
+        rss_last = peak_rss_mb()
+        if pack_index == 0:
+            rss_first = rss_last
+    return failed, rss_first, rss_last
+
+
+def _conclude(ablation, config, study, tracker, experiment_id, parent) -> tuple[pd.DataFrame, pd.DataFrame, Verdict | None]:
+    """Reads the trials back from MLflow; logs aggregates, verdict, the test score and figures."""
+    trials = read_trials(tracker, ablation, experiment_id, parent)
+    finished = trials[trials["status"] == "FINISHED"] if len(trials) else trials
+    if not len(finished):
+        return finished, pd.DataFrame(), None
+    metric_names = [c for c in finished.columns if c not in ablation.params and c not in ("seed", "run_id", "status")]
+    aggregates = aggregate(finished, config.axes, metric_names)
+    tracker.log_frame(parent, finished, "trials.csv")
+    tracker.log_frame(parent, aggregates, "aggregates.csv")
+    verdict = ablation.verdict(finished)
+    tracker.log_json(parent, verdict.__dict__, "verdict.json")
+    tracker.set_tags(parent, {"verdict": verdict.outcome, "verdict_summary": verdict.summary})
+    tracker.log_metrics(parent, {"verdict_effect": verdict.effect, "verdict_spread": verdict.spread})
+    if ablation.test is not None:
+        _evaluate_test_once(ablation, study, config, tracker, parent)
+    for name, figure in ablation.figures(finished, tracker.client).items():
+        tracker.log_figure(parent, figure, f"figures/{name}.png")
+        plt.close(figure)
+    return finished, aggregates, verdict
 
 
 def _evaluate_test_once(ablation: Ablation, study: optuna.Study, config: ResolvedConfig, tracker: Tracker, parent: str) -> None:
@@ -233,6 +250,10 @@ def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, stu
         results = ablation.run([c for _, c in pack], context)
         if len(results) != len(pack):
             raise RuntimeError(f"{ablation.name}.run returned {len(results)} results for {len(pack)} trials")
+    except KeyboardInterrupt:
+        for run_id in run_ids:
+            tracker.end_run(run_id, "KILLED")
+        raise
     except Exception as error:  # recorded on every trial of the pack, then the ablation goes on
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         for (trial, _), run_id in zip(pack, run_ids):

@@ -97,3 +97,49 @@ def test_runner_logs_trials_fails_what_fails_and_tests_once(tracker, monkeypatch
 def test_unopenable_storage_is_a_config_error():
     with pytest.raises(ConfigError, match="Cannot open storage 'mysql://nobody@127.0.0.1:1/none'"):
         open_storage("mysql://nobody@127.0.0.1:1/none")
+
+
+def _interrupt(configs, context):
+    raise KeyboardInterrupt
+
+
+def test_an_interrupt_leaves_no_run_or_trial_running(tracker):
+    interrupted = Ablation(
+        name="toy_interrupted",
+        claim="c",
+        params={"x": Param(1, low=0, high=10)},
+        profiles={"smoke": {"x": [1, 2]}},
+        run=_interrupt,
+        verdict=_verdict,
+        figures=_figures,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_ablation(interrupted, interrupted.resolve("smoke"), tracker=tracker, progress=False)
+    experiment = tracker.client.get_experiment_by_name("toy_interrupted")
+    runs = tracker.client.search_runs([experiment.experiment_id])
+    assert {run.data.tags["run_kind"]: run.info.status for run in runs} == {"ablation": "KILLED", "trial": "KILLED"}
+    study_name = next(run.data.tags["optuna_study"] for run in runs if run.data.tags["run_kind"] == "ablation")
+    study = optuna.load_study(study_name=study_name, storage=open_storage(None))
+    assert {t.state for t in study.trials} == {optuna.trial.TrialState.FAIL}
+
+
+def test_a_broken_verdict_fails_the_parent_run(tracker):
+    def broken(trials):
+        raise ZeroDivisionError("no verdict")
+
+    toy = Ablation(
+        name="toy_broken",
+        claim="c",
+        params={"x": Param(1, low=0, high=10)},
+        profiles={"smoke": {"x": [1]}},
+        run=_run,
+        verdict=broken,
+        figures=_figures,
+        objective="final_val_loss",
+    )
+    with pytest.raises(ZeroDivisionError):
+        run_ablation(toy, toy.resolve("smoke"), tracker=tracker, progress=False)
+    experiment = tracker.client.get_experiment_by_name("toy_broken")
+    parent = tracker.client.search_runs([experiment.experiment_id], "tags.run_kind = 'ablation'")[0]
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["failure_reason"] == "ZeroDivisionError: no verdict"
