@@ -604,3 +604,8 @@ def _tfds_num_classes(tfds: Any, builder: Any, y: np.ndarray) -> int:
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+# The synthetic regression sets register themselves; importing them here keeps
+# the registry the same whichever module is imported first.
+from ablations.engine import synthetic as _synthetic  # noqa: E402,F401

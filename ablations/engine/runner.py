@@ -195,19 +195,27 @@ def _conclude(ablation, config, study, tracker, experiment_id, parent) -> tuple[
 
 
 def _evaluate_test_once(ablation: Ablation, study: optuna.Study, config: ResolvedConfig, tracker: Tracker, parent: str) -> None:
-    """Scores the configuration selected on validation on the test split, once per study."""
-    best = min(
-        (t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
-        key=lambda t: t.value,
-        default=None,
-    )
-    if best is None:
-        return
-    selected = {**config.fixed, **best.params}
-    metrics = ablation.test(selected, TestSplitGuard())
-    tracker.log_metrics(parent, metrics)
-    tracker.set_tags(parent, {"selected_trial": best.number, "selected_config": _trial_name(selected, config)})
-    tracker.log_json(parent, {"selected": selected, "selected_on": ablation.objective, "test": metrics}, "test.json")
+    """Scores the configuration selected on validation on the test split, once per study (or per task)."""
+    groups: dict[tuple, list] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        key = tuple({**config.fixed, **trial.params}[name] for name in ablation.select_within)
+        groups.setdefault(key, []).append(trial)
+    selections = {}
+    for key, trials in sorted(groups.items(), key=lambda item: repr(item[0])):
+        best = min(trials, key=lambda t: t.value)
+        selected = {**config.fixed, **best.params}
+        prefix = "".join(f"{value}/" for value in key)
+        metrics = {f"{prefix}{name}": value for name, value in ablation.test(selected, TestSplitGuard()).items()}
+        tracker.log_metrics(parent, metrics)
+        selections[prefix.rstrip("/") or "study"] = {
+            "trial": best.number,
+            "selected": selected,
+            "selected_on": ablation.objective,
+            "test": metrics,
+        }
+    if selections:
+        tracker.set_tags(parent, {"selected_trials": ", ".join(f"{k}: {v['trial']}" for k, v in selections.items())})
+        tracker.log_json(parent, selections, "test.json")
 
 
 def _packs(asked: list[optuna.Trial], config: ResolvedConfig, pack_key: Callable | None) -> list[list[tuple[optuna.Trial, dict]]]:
@@ -240,7 +248,7 @@ def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, stu
         )
         for trial, trial_config in pack
     ]
-    loggers = [_logger(tracker, run_id) for run_id in run_ids]
+    loggers = [_logger(tracker, run_id, set(ablation.params)) for run_id in run_ids]
     try:
         context = TrialContext(
             loggers=loggers,
@@ -250,6 +258,9 @@ def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, stu
         results = ablation.run([c for _, c in pack], context)
         if len(results) != len(pack):
             raise RuntimeError(f"{ablation.name}.run returned {len(results)} results for {len(pack)} trials")
+        clashes = sorted({name for metrics in results for name in metrics} & set(ablation.params))
+        if clashes:  # read-back would mistake the metric for the parameter
+            raise RuntimeError(f"{ablation.name}.run returned metrics named like parameters: {', '.join(clashes)}")
     except KeyboardInterrupt:
         for run_id in run_ids:
             tracker.end_run(run_id, "KILLED")
@@ -281,8 +292,10 @@ def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, stu
     return failed
 
 
-def _logger(tracker: Tracker, run_id: str):
+def _logger(tracker: Tracker, run_id: str, params: set[str]):
     def log(metrics: dict[str, float], step: int) -> None:
+        if params.intersection(metrics):  # read-back would mistake the metric for the parameter
+            raise RuntimeError(f"metrics named like parameters: {', '.join(sorted(params.intersection(metrics)))}")
         tracker.log_metrics(run_id, metrics, step, synchronous=False)
 
     return log

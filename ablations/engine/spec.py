@@ -157,6 +157,10 @@ class Ablation:
             validation (lowest objective) and the study's `TestSplitGuard`,
             trains it on the training data and scores the test split once,
             inside ``guard.evaluate``. None when the claim needs no test score.
+        select_within: Parameters whose values are separate problems (tasks
+            with their own data and error measure): a configuration is selected
+            and tested once per value, each with its own guard, its test
+            metrics prefixed by the value.
     """
 
     name: str
@@ -169,6 +173,7 @@ class Ablation:
     pack_key: Callable[[dict[str, Any]], Hashable] | None = None
     objective: str = "val_loss"
     test: Callable[[dict[str, Any], Any], dict[str, float]] | None = None
+    select_within: tuple[str, ...] = ()
 
     def resolve(
         self,

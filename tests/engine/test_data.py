@@ -65,7 +65,7 @@ def test_importing_data_does_not_import_tfds_tensorflow_or_sklearn():
 
 
 def test_registered_names():
-    assert data.DATASETS == ("circles", "digits", "mnist1d", "mnist5k", "moons", "xor")
+    assert data.DATASETS == ("circles", "collinear", "digits", "mnist1d", "mnist5k", "moons", "noisy_1d", "noisy_2d", "xor")
 
 
 @pytest.mark.parametrize(("name", "flat", "image", "num_classes"), BUNDLED)
@@ -238,7 +238,7 @@ def test_unknown_name_lists_the_choices():
     with pytest.raises(UnknownNameError) as raised:
         load_dataset("foo")
     assert str(raised.value) == (
-        "Unknown data set 'foo'. Valid choices: circles, digits, mnist1d, mnist5k, moons, xor, tfds:<name>"
+        "Unknown data set 'foo'. Valid choices: circles, collinear, digits, mnist1d, mnist5k, moons, noisy_1d, noisy_2d, xor, tfds:<name>"
     )
     assert isinstance(raised.value, ValueError)
 

@@ -1,0 +1,444 @@
+"""Capacity and overfitting: training error falls with capacity and underestimates test error.
+
+The lecture's claim (slides borrowed from Gonzalez and Perez): generic
+features such as Gaussian radial basis functions φ_i(x) = exp(-||x - μ_i||² / λ)
+increase a model's expressivity; the more of them, the lower the training
+error, and "training error typically under estimates test error".
+
+Run it:
+
+    ablate run capacity_overfitting --profile quick
+
+Three tasks, one capacity axis:
+
+- ``rbf_1d`` / ``rbf_2d``: least squares on p Gaussian RBF features plus an
+  intercept, fitted to 50 noisy samples of a smooth 1-D or 2-D function
+  (`ablations.engine.synthetic`); p from 1 to 256. The centers μ_i are the
+  first p points of the Halton sequence on [-1, 1]^d (well spread, and the
+  centers of p features are among those of 2p); the width λ shrinks with p,
+  λ = (bandwidth · 2 / p^(1/d))², so neighbouring bumps overlap alike at every
+  p. Beyond p = n the system is underdetermined and lstsq returns the
+  minimum-norm interpolant. Error: mean squared error divided by the variance
+  of the training targets (0 = perfect, 1 = no better than the mean). A
+  seed draws a new sample (new x and new noise).
+- ``mlp_digits``: a one-hidden-layer ReLU MLP (`models.build_mlp`) of width p
+  on 300 of scikit-learn's 8x8 digits, full-batch Adam; error: the
+  misclassification rate. A seed draws new initial weights.
+
+"Held-out" is the validation split of each task, scored for every trial; the
+test split is scored once, for the configuration with the lowest validation
+error (the runner's `TestSplitGuard`).
+
+What to expect (quick profile, 3 seeds): training error falls with p on all
+three tasks (RBF: from about 0.93-0.99 at p = 1 to round-off, ~1e-29, once p
+passes n; MLP: from 0.67 at one unit to 0 from four units on) and is below
+the held-out error in 24-26 of the 27 trials of each task. The RBF held-out
+error is lowest at p = 8 (1-D, 0.14) and p = 16 (2-D, 0.38), then climbs by
+orders of magnitude as the fit starts to interpolate the noise: it peaks at
+p = 64, just past the interpolation threshold p = n = 50, and eases again for
+p >> n, where the minimum-norm solution is smoother ("double descent"). The
+MLP's held-out error keeps falling with width up to 256 units (0.74 → 0.036):
+on digits, overfitting shows in the gap, not in a U.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+from scipy.stats import qmc
+
+import ablations.engine.synthetic as synthetic
+from ablations.engine.data import load_dataset
+from ablations.engine.protocol import trial_diagnosis
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.stats import summarize
+from ablations.l1_l2_penalty import fit_stack, member_statistics, stack_models
+from models.mlp import build_mlp
+
+TASKS = ("rbf_1d", "rbf_2d", "mlp_digits")
+RBF_DATA = {"rbf_1d": ("noisy_1d", 1), "rbf_2d": ("noisy_2d", 2)}
+CAPACITIES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+SIGN_TEST_LEVEL = 0.05
+"""One-sided sign test: training error below held-out error in significantly more than half the trials."""
+ROUND_OFF = 1e-9
+"""Changes of a training error smaller than this are float round-off (interpolating fits sit at ~1e-29)."""
+MIN_UNTIED = 5
+"""Fewer untied trials than this cannot reach the sign test's level (0.5**4 > 0.05): inconclusive."""
+
+PARAMS = {
+    "task": Param("rbf_1d", "rbf_1d | rbf_2d (RBF least squares) | mlp_digits (MLP width)", choices=TASKS),
+    "capacity": Param(16, "number of RBF features, or hidden units of the MLP", low=1, high=100_000),
+    "n_train_rbf": Param(50, "training examples of the RBF tasks", low=5, high=1_000_000),
+    "noise": Param(0.3, "noise standard deviation of the RBF tasks' targets", low=0.0, high=10.0),
+    "bandwidth": Param(1.0, "RBF width in units of the center spacing 2/p^(1/d): λ = (bandwidth·spacing)²", low=1e-3, high=100.0),
+    "n_train_digits": Param(300, "training digits of the MLP task", low=10, high=1000),
+    "epochs": Param(300, "full-batch Adam steps of the MLP", low=1, high=100_000),
+    "learning_rate": Param(1e-2, "Adam learning rate of the MLP", low=1e-6, high=1.0),
+}
+
+PROFILES = {
+    "smoke": {"task": list(TASKS), "capacity": [2, 16, 128], "epochs": 40, "n_train_digits": 100, "seeds": 1},
+    "quick": {"task": list(TASKS), "capacity": list(CAPACITIES), "seeds": 3},
+    "full": {
+        "task": list(TASKS),
+        "capacity": [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 48, 56, 64, 96, 128, 192, 256, 384, 512],
+        "epochs": 1000,
+        "seeds": 10,
+    },
+}
+
+
+# ------------------------------------------------------------------ RBF features
+
+
+def rbf_centers(p: int, dim: int) -> np.ndarray:
+    """The first ``p`` points of the (unscrambled) Halton sequence, mapped to [-1, 1]^dim.
+
+    The sequence's first point, the corner, is skipped; in 1-D the centers
+    are 0, -0.5, 0.5, -0.75, 0.25, ...
+    """
+    return 2.0 * qmc.Halton(d=dim, scramble=False).random(p + 1)[1:] - 1.0
+
+
+def rbf_width(p: int, dim: int, bandwidth: float) -> float:
+    """λ of the lecture's φ = exp(-||x - μ||² / λ): (bandwidth · center spacing)², spacing 2 / p^(1/dim)."""
+    return (bandwidth * 2.0 / p ** (1.0 / dim)) ** 2
+
+
+def rbf_design(x: np.ndarray, centers: np.ndarray, width: float) -> np.ndarray:
+    """[1, φ_1(x), ..., φ_p(x)]: an intercept column then one Gaussian RBF feature per center."""
+    squared = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(axis=-1)
+    return np.hstack([np.ones((len(x), 1)), np.exp(-squared / width)])
+
+
+def fit_rbf(x: np.ndarray, y: np.ndarray, p: int, bandwidth: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Least squares on p RBF features (minimum norm when p + 1 > n): (coefficients, centers, λ)."""
+    dim = x.shape[1]
+    centers, width = rbf_centers(p, dim), rbf_width(p, dim, bandwidth)
+    coefficients = np.linalg.lstsq(rbf_design(x.astype(np.float64), centers, width), y.astype(np.float64), rcond=None)[0]
+    return coefficients, centers, width
+
+
+def rbf_predict(x: np.ndarray, coefficients: np.ndarray, centers: np.ndarray, width: float) -> np.ndarray:
+    return rbf_design(x.astype(np.float64), centers, width) @ coefficients
+
+
+def normalized_mse(prediction: np.ndarray, target: np.ndarray, scale: float) -> float:
+    """Mean squared error over ``scale`` (the variance of the training targets)."""
+    return float(np.mean((prediction - target) ** 2) / scale)
+
+
+def _rbf_dataset(config: dict):
+    name, _ = RBF_DATA[config["task"]]
+    n_train = config["n_train_rbf"]
+    # Enough examples that the validation and test splits (20% each) are
+    # large next to n_train, so held-out errors are not dominated by few points.
+    n_samples = max(500, math.ceil(n_train / 0.6) + 2)
+    return load_dataset(
+        name,
+        n_train=n_train,
+        standardize=False,
+        split_seed=config["seed"],
+        n_samples=n_samples,
+        noise=config["noise"],
+        data_seed=config["seed"],
+    )
+
+
+def _run_rbf(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+    results = []
+    for config, log in zip(configs, context.loggers):
+        data = _rbf_dataset(config)
+        scale = float(np.var(data.y_train))
+        p = config["capacity"]
+        coefficients, centers, width = fit_rbf(data.x_train, data.y_train, p, config["bandwidth"])
+        design = rbf_design(data.x_train.astype(np.float64), centers, width)
+        train = normalized_mse(design @ coefficients, data.y_train, scale)
+        val = normalized_mse(rbf_predict(data.x_val, coefficients, centers, width), data.y_val, scale)
+        metrics = {
+            "final_train_error": train,
+            "final_val_error": val,
+            "final_train_mse": train * scale,
+            "final_val_mse": val * scale,
+            "coefficient_norm": float(np.linalg.norm(coefficients[1:])),
+            "design_rank": float(np.linalg.matrix_rank(design)),
+            "rbf_width": width,
+        }
+        log({"train_error": train, "val_error": val}, p)
+        results.append(metrics)
+    return results
+
+
+# ------------------------------------------------------------------ MLP widths
+
+
+def _digits(config: dict):
+    return load_dataset("digits", n_train=config["n_train_digits"], split_seed=0)
+
+
+def _mlp(config: dict, input_dim: int, num_classes: int):
+    return build_mlp((input_dim,), num_classes, depth=1, width=config["capacity"], activation="relu", seed=config["seed"])
+
+
+def _run_mlp(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+    # Seeds change the initial weights only: every member shares the split.
+    data = _digits(configs[0])
+    models = [_mlp(c, data.x_train.shape[1], data.num_classes) for c in configs]
+    # All widths in one stack (narrower members are zero-padded and masked),
+    # trained on the same full batch: one graph instead of one per width.
+    stack = stack_models(models, "relu")
+    n = len(data.y_train)
+    ones = np.ones((len(configs), n), np.float32)
+    first = configs[0]
+    fit_stack(stack, data.x_train, data.y_train, ones, epochs=first["epochs"], learning_rate=first["learning_rate"])
+    train = member_statistics(stack, data.x_train, data.y_train, ones, None, 0.0)
+    held_out = member_statistics(stack, data.x_val, data.y_val, np.ones((len(configs), len(data.y_val))), None, 0.0)
+    results = []
+    for m, (config, log) in enumerate(zip(configs, context.loggers)):
+        metrics = {
+            "final_train_error": float(train["train_error"][m]),
+            "final_val_error": float(held_out["train_error"][m]),
+            "final_train_loss": float(train["train_loss"][m]),
+            "final_val_loss": float(held_out["train_loss"][m]),
+            "coefficient_norm": float(train["weight_l2_norm"][m]),
+        }
+        log({"train_error": metrics["final_train_error"], "val_error": metrics["final_val_error"]}, config["capacity"])
+        results.append(metrics)
+    return results
+
+
+def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+    """One task per pack: every capacity and seed of it."""
+    if configs[0]["task"] in RBF_DATA:
+        return _run_rbf(configs, context)
+    return _run_mlp(configs, context)
+
+
+def test(config: dict, guard) -> dict[str, float]:
+    """Refits the configuration selected on validation error and scores the test split once."""
+    if config["task"] in RBF_DATA:
+        data = _rbf_dataset(config)
+        scale = float(np.var(data.y_train))
+        coefficients, centers, width = fit_rbf(data.x_train, data.y_train, config["capacity"], config["bandwidth"])
+        return guard.evaluate(
+            lambda: {"test_error": normalized_mse(rbf_predict(data.x_test, coefficients, centers, width), data.y_test, scale)}
+        )
+    data = _digits(config)
+    stack = stack_models([_mlp(config, data.x_train.shape[1], data.num_classes)], "relu")
+    ones = np.ones((1, len(data.y_train)))
+    fit_stack(stack, data.x_train, data.y_train, ones, epochs=config["epochs"], learning_rate=config["learning_rate"])
+    return guard.evaluate(
+        lambda: {
+            "test_error": float(
+                member_statistics(stack, data.x_test, data.y_test, np.ones((1, len(data.y_test))), None, 0.0)["train_error"][0]
+            )
+        }
+    )
+
+
+# ------------------------------------------------------------------ verdict
+
+
+def _direction(summary, sign: int) -> bool | None:
+    """True when significant in direction ``sign``, False when the mean points the other way, None when the CI straddles 0."""
+    if summary.n == 0 or summary.mean * sign <= 0:
+        return False
+    if summary.n == 1:
+        return True
+    return True if (summary.low > 0 if sign > 0 else summary.high < 0) else None
+
+
+def _per_seed(group: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return group.pivot_table(index="seed", columns="capacity", values=metric)
+
+
+def _task_evidence(group: pd.DataFrame) -> dict:
+    train, held_out = _per_seed(group, "final_train_error"), _per_seed(group, "final_val_error")
+    capacities = sorted(train.columns)
+    falls = summarize((train[capacities[-1]] - train[capacities[0]]).dropna())
+    steps = {(a, b): summarize((train[b] - train[a]).dropna()) for a, b in zip(capacities, capacities[1:])}
+    # A rise counts against the claim when the seeds agree on it; one seed, or
+    # seeds that disagree, only make it unclear.
+    real = {step: change for step, change in steps.items() if change.mean > ROUND_OFF}
+    rises = [step for step, change in real.items() if _direction(change, +1) is True and change.n > 1]
+    maybe_rises = [step for step in real if step not in rises]
+    below = int((group["final_train_error"] < group["final_val_error"]).sum())
+    above = int((group["final_train_error"] > group["final_val_error"]).sum())
+    untied = below + above
+    p_value = float(scipy_stats.binomtest(below, untied, 0.5, alternative="greater").pvalue) if untied else 1.0
+    median_held_out = held_out.median()
+    best = int(median_held_out.idxmin())
+    return {
+        "capacities": capacities,
+        "rises": rises,
+        "falls": False if rises else (None if maybe_rises else _direction(falls, -1)),
+        "maybe_rises": maybe_rises,
+        "falls_summary": falls,
+        "below": below,
+        "untied": untied,
+        "p_value": p_value,
+        "underestimates_ok": untied >= MIN_UNTIED and p_value < SIGN_TEST_LEVEL,
+        "enough": untied >= MIN_UNTIED,
+        "best": best,
+        "best_error": float(median_held_out[best]),
+        "worst": int(median_held_out.idxmax()),
+        "worst_error": float(median_held_out.max()),
+        "last_error": float(median_held_out[capacities[-1]]),
+        "train_first": float(train[capacities[0]].mean()),
+        "train_last": float(train[capacities[-1]].mean()),
+    }
+
+
+def verdict(trials: pd.DataFrame) -> Verdict:
+    """Per task: training error falls with capacity, and lies below held-out error (sign test)."""
+    if trials.empty or trials["capacity"].nunique() < 2:
+        return Verdict(
+            "inconclusive", "The grid needs at least two capacities.", "fraction of trials with training < held-out error", math.nan, math.nan
+        )
+    table, failures, unsure, notes = [], [], [], []
+    for task in [t for t in TASKS if t in set(trials["task"])]:
+        group = trials[trials["task"] == task]
+        evidence = _task_evidence(group)
+        if evidence["falls"] is None:
+            wobbles = ", ".join(f"{a}→{b}" for a, b in evidence["maybe_rises"])
+            unsure.append(
+                f"{task}: training error falls overall but not clearly at every step"
+                + (f" (it rises on average between {wobbles})" if wobbles else " (not significantly over the seeds)")
+            )
+        elif not evidence["falls"]:
+            rises = ", ".join(f"{a}→{b}" for a, b in evidence["rises"])
+            failures.append(f"{task}: training error " + (f"rises between {rises}" if rises else "does not fall"))
+        if not evidence["enough"]:
+            unsure.append(f"{task}: only {evidence['untied']} untied trials for the sign test")
+        elif not evidence["underestimates_ok"]:
+            failures.append(
+                f"{task}: training error is below held-out error in only {evidence['below']}/{evidence['untied']} trials "
+                f"(sign test p = {evidence['p_value']:.2g})"
+            )
+        unit = "error rate" if task == "mlp_digits" else "MSE/var(y)"
+        notes.append(
+            f"{task} ({unit}): training error {evidence['train_first']:.3g} at p={evidence['capacities'][0]} → "
+            f"{evidence['train_last']:.3g} at p={evidence['capacities'][-1]}, below held-out in "
+            f"{evidence['below']}/{evidence['untied']} trials; held-out (median) lowest {evidence['best_error']:.3g} at p={evidence['best']}, "
+            f"highest {evidence['worst_error']:.3g} at p={evidence['worst']}"
+            + (
+                f", {evidence['last_error']:.3g} at p={evidence['capacities'][-1]}"
+                if evidence["capacities"][-1] not in (evidence["best"], evidence["worst"])
+                else ""
+            )
+        )
+        for capacity in evidence["capacities"]:
+            rows = group[group["capacity"] == capacity]
+            train, held_out = summarize(rows["final_train_error"]), rows["final_val_error"]
+            diagnosis = trial_diagnosis(
+                {"final_train_error": float(rows["final_train_error"].median()), "final_val_error": float(held_out.median())}
+            )
+            table.append(
+                {
+                    "task": task,
+                    "capacity": capacity,
+                    "training error": f"{train.mean:.3g} ± {train.std:.2g}",
+                    "held-out error (median)": f"{held_out.median():.3g}",
+                    "held-out error (range)": f"{held_out.min():.3g} to {held_out.max():.3g}",
+                    "training < held-out": f"{int((rows['final_train_error'] < held_out).sum())}/{len(rows)}",
+                    "diagnosis (medians)": diagnosis,
+                }
+            )
+    per_seed = trials.assign(below=trials["final_train_error"] < trials["final_val_error"]).groupby("seed")["below"].mean()
+    effect = summarize(per_seed.to_numpy())
+    pooled = float((trials["final_train_error"] < trials["final_val_error"]).mean())
+    if failures:
+        outcome, summary = "not reproduced", "Not everywhere: " + "; ".join(failures) + ". "
+    elif unsure:
+        outcome, summary = "inconclusive", "Too few trials to tell: " + "; ".join(unsure) + ". "
+    else:
+        outcome = "reproduced"
+        summary = "Training error falls as capacity grows and underestimates held-out error on every task. "
+    summary += "; ".join(notes) + "."
+    return Verdict(outcome, summary, "fraction of trials with training error below held-out error", pooled, effect.std, table)
+
+
+# ------------------------------------------------------------------ figures
+
+_FLOOR = 1e-4
+"""Errors below this are drawn at this value on the log axes (interpolating fits reach ~1e-28)."""
+
+
+def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
+    """Training and held-out error against capacity, one panel per task; the RBF fits themselves."""
+    tasks = [t for t in TASKS if t in set(trials["task"])]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False, constrained_layout=True)
+    for ax, task in zip(axes[0], tasks):
+        group = trials[trials["task"] == task]
+        rbf = task in RBF_DATA
+        for metric, label, color in (
+            ("final_train_error", "training error", "tab:blue"),
+            ("final_val_error", "held-out (validation) error", "tab:red"),
+        ):
+            table = _per_seed(group, metric)
+            values = table.clip(lower=_FLOOR) if rbf else table
+            for seed in values.index:
+                ax.plot(values.columns, values.loc[seed], color=color, alpha=0.25, lw=0.8, marker=".", ms=3)
+            ax.plot(values.columns, values.median(), color=color, lw=2, marker="o", ms=4, label=f"{label} (median)")
+        ax.set_xscale("log", base=2)
+        if rbf:
+            ax.set_yscale("log")
+            n_train = int(group["n_train_rbf"].iloc[0])
+            ax.axvline(n_train, color="gray", ls=":", lw=1)
+            ax.text(n_train, ax.get_ylim()[1], " p = n", va="top", fontsize=7, color="gray")
+            ax.set_ylabel(f"MSE / var(y)  (floored at {_FLOOR:g})")
+            ax.set_xlabel("number of Gaussian RBF features p")
+        else:
+            ax.set_ylabel("misclassification rate")
+            ax.set_xlabel("hidden units")
+        ax.set_title(task)
+        ax.legend(fontsize=7)
+    fig.suptitle("Training error vs held-out error as capacity grows (thin lines: seeds)")
+    result = {"capacity_curves": fig}
+    if "rbf_1d" in tasks:
+        result["rbf_1d_fits"] = _rbf_fits(trials[trials["task"] == "rbf_1d"])
+    return result
+
+
+def _rbf_fits(group: pd.DataFrame) -> plt.Figure:
+    """The 1-D fits of the first seed at the smallest, the held-out-best, the held-out-worst and the largest p."""
+    config = group.iloc[0].to_dict()
+    config["seed"] = int(group["seed"].min())
+    data = _rbf_dataset(config)
+    held_out = group[group["seed"] == config["seed"]].set_index("capacity")["final_val_error"]
+    shown = sorted({int(held_out.index.min()), int(held_out.idxmin()), int(held_out.idxmax()), int(held_out.index.max())})
+    grid = np.linspace(-1, 1, 600)[:, None]
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.8 * len(shown), 3.4), squeeze=False, constrained_layout=True)
+    low, high = float(data.y_train.min()) - 0.5, float(data.y_train.max()) + 0.5
+    for ax, p in zip(axes[0], shown):
+        coefficients, centers, width = fit_rbf(data.x_train, data.y_train, p, float(config["bandwidth"]))
+        ax.plot(grid[:, 0], synthetic.noisy_1d_function(grid), color="gray", ls="--", lw=1, label="true function")
+        ax.plot(grid[:, 0], rbf_predict(grid, coefficients, centers, width), color="tab:red", lw=1.2, label="fit")
+        ax.scatter(data.x_train[:, 0], data.y_train, s=10, color="tab:blue", label="training points", zorder=3)
+        ax.set_ylim(low, high)
+        ax.set_title(f"p = {p}: held-out error {held_out[p]:.3g}", fontsize=9)
+        ax.set_xlabel("x")
+        ax.legend(fontsize=7)
+    fig.suptitle("Least squares on p Gaussian RBF features (noisy_1d, first seed)")
+    return fig
+
+
+ABLATION = Ablation(
+    name="capacity_overfitting",
+    claim="Training error falls as capacity grows (Gaussian RBF features, hidden units) and underestimates test error.",
+    params=PARAMS,
+    profiles=PROFILES,
+    run=run,
+    verdict=verdict,
+    figures=figures,
+    # One pack per task: every capacity and seed of the MLP trains in one stack.
+    pack_key=lambda c: tuple(sorted((k, v) for k, v in c.items() if k not in ("capacity", "seed"))),
+    objective="final_val_error",
+    test=test,
+    # Each task has its own data and error measure: select and test per task.
+    select_within=("task",),
+)

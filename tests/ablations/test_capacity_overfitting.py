@@ -1,0 +1,137 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ablations import capacity_overfitting
+from ablations.capacity_overfitting import (
+    ABLATION,
+    PARAMS,
+    fit_rbf,
+    normalized_mse,
+    rbf_centers,
+    rbf_design,
+    rbf_predict,
+    rbf_width,
+    verdict,
+)
+from ablations.engine.protocol import TestSetAlreadyUsed, TestSplitGuard
+from ablations.engine.runner import run_ablation
+from ablations.engine.spec import OUTCOMES
+
+
+def config(**overrides):
+    values = {name: param.default for name, param in PARAMS.items()}
+    values.update(seed=0)
+    values.update(overrides)
+    return values
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_centers_are_nested_and_inside_the_box(dim):
+    few, many = rbf_centers(4, dim), rbf_centers(32, dim)
+    assert few.shape == (4, dim) and many.shape == (32, dim)
+    np.testing.assert_array_equal(many[:4], few)
+    assert np.all((many > -1) & (many < 1))
+    assert len(np.unique(many, axis=0)) == 32
+
+
+def test_first_1d_centers_are_the_van_der_corput_points():
+    np.testing.assert_allclose(rbf_centers(4, 1)[:, 0], [0.0, -0.5, 0.5, -0.75])
+
+
+def test_width_is_the_squared_center_spacing():
+    assert rbf_width(4, 1, 1.0) == pytest.approx(0.25)  # spacing 2/4
+    assert rbf_width(16, 2, 2.0) == pytest.approx(1.0)  # spacing 2/4, doubled
+    assert rbf_width(8, 1, 1.0) < rbf_width(4, 1, 1.0)
+
+
+def test_design_is_an_intercept_then_gaussian_bumps():
+    x = np.array([[0.0], [0.5]])
+    centers = np.array([[0.0], [1.0]])
+    design = rbf_design(x, centers, 0.5)
+    np.testing.assert_allclose(design[:, 0], 1.0)
+    np.testing.assert_allclose(design[:, 1:], [[1.0, np.exp(-2.0)], [np.exp(-0.5), np.exp(-0.5)]])
+
+
+def test_least_squares_fit_solves_the_normal_equations_and_interpolates_beyond_n():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(30, 1))
+    y = np.sin(3 * x[:, 0]) + 0.3 * rng.normal(size=30)
+    coefficients, centers, width = fit_rbf(x, y, 8, 1.0)
+    design = rbf_design(x, centers, width)
+    np.testing.assert_allclose(design.T @ (design @ coefficients - y), 0.0, atol=1e-8)
+    # More features than points: the minimum-norm solution interpolates the noise.
+    coefficients, centers, width = fit_rbf(x, y, 64, 1.0)
+    assert normalized_mse(rbf_predict(x, coefficients, centers, width), y, float(np.var(y))) < 1e-12
+
+
+def test_training_error_falls_with_capacity_on_noisy_1d():
+    cfg = config(task="rbf_1d")
+    data = capacity_overfitting._rbf_dataset(cfg)
+    errors = []
+    for p in (1, 4, 16, 64):
+        coefficients, centers, width = fit_rbf(data.x_train, data.y_train, p, 1.0)
+        errors.append(normalized_mse(rbf_predict(data.x_train, coefficients, centers, width), data.y_train, 1.0))
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 1e-12
+
+
+def test_rbf_data_split_keeps_the_test_split_apart():
+    data = capacity_overfitting._rbf_dataset(config(task="rbf_2d"))
+    assert len(data.y_train) == 50 and data.x_train.shape[1] == 2
+    assert len(data.y_test) >= 100 and len(data.y_val) >= 100
+    train_rows = {tuple(row) for row in data.x_train}
+    assert not any(tuple(row) in train_rows for row in data.x_test)
+
+
+@pytest.mark.parametrize("task", ["rbf_1d", "mlp_digits"])
+def test_test_hook_scores_the_test_split_once(task):
+    cfg = config(task=task, capacity=8, epochs=5, n_train_digits=50)
+    guard = TestSplitGuard()
+    metrics = capacity_overfitting.test(cfg, guard)
+    assert np.isfinite(metrics["test_error"]) and metrics["test_error"] >= 0
+    with pytest.raises(TestSetAlreadyUsed):
+        capacity_overfitting.test(cfg, guard)
+
+
+def _trials(train, held_out, seeds=(0, 1, 2)):
+    rows = []
+    for seed in seeds:
+        for capacity, (t, v) in enumerate(zip(train, held_out), start=1):
+            rows.append(
+                {"task": "rbf_1d", "capacity": 2**capacity, "seed": seed, "n_train_rbf": 50,
+                 "final_train_error": t * (1 + 0.01 * seed), "final_val_error": v * (1 + 0.02 * seed)}
+            )
+    return pd.DataFrame(rows)
+
+
+def test_verdict_outcomes():
+    good = verdict(_trials([0.9, 0.5, 0.2, 0.1], [1.0, 0.6, 0.3, 5.0]))
+    assert good.outcome == "reproduced" and good.effect == 1.0
+    assert "lowest 0.306 at p=8" in good.summary
+    rising = verdict(_trials([0.9, 0.5, 0.6, 0.1], [1.0, 0.6, 0.7, 5.0]))
+    assert rising.outcome == "not reproduced" and "rises between 4→8" in rising.summary
+    above = verdict(_trials([0.9, 0.5, 0.2, 0.1], [0.8, 0.4, 0.1, 0.05]))
+    assert above.outcome == "not reproduced" and "below held-out error in only 0/12" in above.summary
+    few = verdict(_trials([0.9, 0.1], [1.0, 0.5], seeds=(0,)))
+    assert few.outcome == "inconclusive"
+
+
+def test_smoke_run_logs_errors_per_capacity_verdict_figures_and_one_test_score(tracker):
+    result = run_ablation(ABLATION, ABLATION.resolve("smoke"), tracker=tracker, progress=False)
+    runs = tracker.child_runs(result.experiment_id, result.parent_run_id)
+    assert len(runs) == 9 and set(runs["status"]) == {"FINISHED"}
+    assert {"metrics.final_train_error", "metrics.final_val_error"} <= set(runs.columns)
+    assert set(runs["tags.diagnosis"]) <= {"high bias", "high variance", "balanced"}
+    rbf = runs[runs["params.task"] == "rbf_1d"].sort_values("params.capacity", key=lambda c: c.astype(int))
+    assert rbf["metrics.final_train_error"].is_monotonic_decreasing
+    mlp = runs[runs["params.task"] == "mlp_digits"]
+    assert ((mlp["metrics.final_val_error"] >= 0) & (mlp["metrics.final_val_error"] <= 1)).all()
+
+    parent = tracker.client.get_run(result.parent_run_id)
+    assert parent.data.tags["verdict"] in OUTCOMES and result.verdict.outcome in OUTCOMES
+    tasks = set(runs["params.task"])
+    assert all(np.isfinite(parent.data.metrics[f"{task}/test_error"]) for task in tasks)
+    selections = tracker.load_json(result.parent_run_id, "test.json")
+    assert set(selections) == tasks and all(s["selected"]["task"] == task for task, s in selections.items())
+    figures = {a.path for a in tracker.client.list_artifacts(result.parent_run_id, "figures")}
+    assert figures == {"figures/capacity_curves.png", "figures/rbf_1d_fits.png"}
