@@ -56,7 +56,7 @@ from ablations.engine.data import load_dataset
 from ablations.engine.protocol import trial_diagnosis
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
 from ablations.engine.stats import summarize
-from ablations.l1_l2_penalty import fit_stack, member_statistics, stack_models
+from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
 from models.mlp import build_mlp
 
 TASKS = ("rbf_1d", "rbf_2d", "mlp_digits")

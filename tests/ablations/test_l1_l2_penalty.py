@@ -5,6 +5,7 @@ import pytest
 
 from ablations import l1_l2_penalty
 from ablations.engine.protocol import TestSetAlreadyUsed, TestSplitGuard
+from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
 from ablations.engine.runner import run_ablation
 from ablations.engine.spec import OUTCOMES
 from ablations.l1_l2_penalty import (
@@ -13,12 +14,9 @@ from ablations.l1_l2_penalty import (
     PARAMS,
     build_member,
     cv_folds,
-    fit_stack,
     fold_masks,
     keras_lambda,
-    member_statistics,
     penalty_by_hand,
-    stack_models,
     verdict,
 )
 from models.mlp import build_mlp
