@@ -48,3 +48,10 @@ bench: $(STAMP) ## suite vs plain model.fit loop on the vanishing_gradients grid
 clean: ## remove results (mlruns/ content) and caches; keeps .venv
 	find mlruns -mindepth 1 ! -name .gitkeep ! -name README.md -exec rm -rf {} +
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+dashboard: $(STAMP) ## Optuna dashboard on http://127.0.0.1:8080 for the default study storage (mlruns/optuna.journal)
+	@mkdir -p $(or $(ABLATE_RESULTS_DIR),mlruns) && touch $(or $(ABLATE_RESULTS_DIR),mlruns)/optuna.journal
+	$(BIN)/optuna-dashboard $(or $(ABLATE_RESULTS_DIR),mlruns)/optuna.journal --host 127.0.0.1 --port 8080
+
+bench-study: $(STAMP) ## ablate study: 1 vs 2 workers, pruning vs none, ours vs keras-tuner; prints the numbers
+	$(BIN)/python -m ablations.engine.bench_study

@@ -1,4 +1,4 @@
-"""The ``ablate`` command: list, run and report the ablations.
+"""The ``ablate`` command: list, run and report the ablations; run hyperparameter studies.
 
 Errors users can cause end with one line naming the valid choices and exit
 code 2, before anything is written.
@@ -43,6 +43,26 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="write the HTML report from what MLflow holds")
     report.add_argument("--output", default=None, help="where to write it (default: mlruns/report.html)")
+
+    study = commands.add_parser(
+        "study",
+        help="an Optuna hyperparameter study (TPE + pruning) over the model space; resumable and parallel",
+        description="Reruns of the same command resume the study; it runs until it has N trials that "
+        "finished COMPLETE or PRUNED (failed trials are kept but not counted).",
+    )
+    study.add_argument("--trials", type=int, default=20, metavar="N", help="COMPLETE + PRUNED trials to reach (default: 20)")
+    study.add_argument("--timeout", type=float, default=None, metavar="S", help="start no trial after S seconds")
+    study.add_argument("--sampler", default="tpe", help="tpe | random | grid (default: tpe)")
+    study.add_argument("--pruner", default=None, help="median | hyperband | none (default: median; none for --objective both)")
+    study.add_argument("--objective", default="val_error", help="val_error | gap | both (both: two objectives) (default: val_error)")
+    study.add_argument("--space", default="mlp", help="mlp | small | tiny, or a .yaml/.json file (default: mlp)")
+    study.add_argument("--data", default="digits", help="a classification data set (default: digits)")
+    study.add_argument("--cv", type=int, default=0, metavar="K", help="K-fold CV on the training data (default: 0, the validation split)")
+    study.add_argument("--storage", default=None, help="Optuna storage URL (default: journal file under mlruns/)")
+    study.add_argument("--study-name", default=None, help="default: <data>-<space>-<objective>[-cv<K>]")
+    study.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (default: 1)")
+    study.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
+    study.add_argument("--quiet", action="store_true", help="no line per trial")
     return parser
 
 
@@ -79,6 +99,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         for name, ablation in all_ablations().items():
             print(f"{name}\n    {ablation.claim}")
         return 0
+    if args.command == "study":
+        from ablations.engine.study import study_command
+
+        return study_command(args)
     if args.command == "report":
         from ablations.engine.report import write_report
 

@@ -8,8 +8,8 @@ back from MLflow -> aggregates over seeds, verdict, figures on the parent run.
 
 from __future__ import annotations
 
-import gc
 import resource
+import warnings
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,13 +62,22 @@ class BatchGridSampler(optuna.samplers.GridSampler):
         pass
 
 
-def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str | None,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+) -> optuna.storages.BaseStorage:
     """Opens Optuna storage; raises ConfigError naming the valid forms when it cannot.
 
     Args:
         url: An RDB URL (sqlite, postgresql, mysql), ``journal:PATH`` for a
             journal file (safe for many processes on one machine), or None for
             the journal file ``optuna.journal`` under `results_dir`.
+        heartbeat_interval: RDB storages only: seconds between a running
+            trial's heartbeats, so `optuna.storages.fail_stale_trials` can fail
+            the trials of dead workers.
+        grace_period: RDB storages only: heartbeat age after which a trial is stale.
     """
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
@@ -79,10 +88,23 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
         # The open-lock works on any file system, unlike the default symlink lock.
         return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
     try:
-        return optuna.storages.RDBStorage(url)
+        with warnings.catch_warnings():
+            # Heartbeats are marked experimental but are Optuna's one way to fail a dead worker's trials.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot open"
+        shown = _hide_password(url)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"Cannot open storage {url!r}: {reason}. Valid forms: {STORAGE_FORMS}.") from None
+        raise ConfigError(f"Cannot open storage {shown!r}: {reason.replace(url, shown)}. Valid forms: {STORAGE_FORMS}.") from None
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: nothing to hide
+        return url
 
 
 def peak_rss_mb() -> float:
@@ -163,9 +185,9 @@ def _run_packs(ablation, config, packs, study, tracker, experiment_id, parent, s
     rss_first = rss_last = 0.0
     for pack_index, pack in enumerate(packs):
         failed += _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, study_name, bar)
-        # Drop the pack's graphs so memory stays flat across packs.
-        keras.backend.clear_session()
-        gc.collect()
+        # Drop the pack's graphs so memory stays flat across packs (clear_session
+        # also runs the garbage collector).
+        keras.backend.clear_session(free_memory=True)
         rss_last = peak_rss_mb()
         if pack_index == 0:
             rss_first = rss_last

@@ -100,16 +100,13 @@ class Tracker:
         tags: dict[str, str] | None = None,
         parent_run_id: str | None = None,
     ) -> str:
-        """Creates a run with its params and tags in one batched call; returns its id."""
+        """Creates a run, tagged in the same call (a run is never left untagged), then logs its params."""
         all_tags = {**environment_tags(), **(tags or {})}
         if parent_run_id is not None:
             all_tags[PARENT_TAG] = parent_run_id
-        run = self.client.create_run(experiment_id, run_name=name)
-        self.client.log_batch(
-            run.info.run_id,
-            params=[MlflowParam(key, _param_text(value)) for key, value in (params or {}).items()],
-            tags=[RunTag(key, str(value)) for key, value in all_tags.items()],
-        )
+        run = self.client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in all_tags.items()})
+        if params:
+            self.client.log_batch(run.info.run_id, params=[MlflowParam(key, _param_text(value)) for key, value in params.items()])
         return run.info.run_id
 
     def log_metrics(

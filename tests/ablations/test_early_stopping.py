@@ -1,0 +1,145 @@
+"""early_stopping: label noise, stop/restored epoch bookkeeping with Keras' EarlyStopping, the verdict, a smoke run."""
+
+import math
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from ablations import early_stopping
+from ablations.engine.keras_trials import TrialFit, fit_trial
+from ablations.engine.runner import run_ablation
+from ablations.engine.spec import OUTCOMES
+from models import build_mlp
+
+
+def test_noisy_labels_replace_an_exact_fraction_with_fixed_draws():
+    y = np.repeat(np.arange(10), 50)
+    noisy = early_stopping.noisy_labels(y, 0.3, 10)
+    changed = noisy != y
+    # 150 labels are redrawn; about a tenth of them draw their own class again.
+    assert 110 <= changed.sum() <= 150
+    assert noisy.min() >= 0 and noisy.max() <= 9
+    np.testing.assert_array_equal(noisy, early_stopping.noisy_labels(y, 0.3, 10))
+    np.testing.assert_array_equal(early_stopping.noisy_labels(y, 0.0, 10), y)
+    assert y[0] == 0  # the input is not modified
+
+
+def test_stopping_split_is_carved_from_the_training_data():
+    config = {"data": "digits", "n_train": 100, "label_noise": 0.0, "stop_fraction": 0.2}
+    data, (x_fit, y_fit), (x_stop, y_stop) = early_stopping._data(config)
+    assert len(x_fit) == 80 and len(x_stop) == 20
+    np.testing.assert_array_equal(np.concatenate([x_fit, x_stop]), data.x_train)
+    assert len(np.unique(y_stop)) == 10  # balanced: two of each class
+
+
+def _overfitting_fit(patience):
+    """A wide net memorizing 40 random labels: its validation loss rises after a few epochs."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 10)).astype("float32")
+    y = rng.integers(0, 3, 80)
+    keras.utils.set_random_seed(0)
+    model = build_mlp((10,), 3, depth=2, width=128, seed=0)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True) if patience else None
+    fit = fit_trial(
+        model, x[:40], y[:40], x[40:60], y[40:60], epochs=60, batch_size=20, seed=0, learning_rate=1e-2,
+        callbacks=[stopper] if stopper else [], extra_eval={"heldout": (x[60:], y[60:])},
+    )
+    return fit, stopper
+
+
+def test_early_stopping_restores_the_epoch_with_the_lowest_validation_loss():
+    fit, stopper = _overfitting_fit(patience=3)
+    val_loss = np.asarray(fit.history["val_loss"])
+    best = int(np.argmin(val_loss[1:])) + 1
+    metrics = early_stopping.stop_metrics(fit, stopper, epochs=60)
+    assert metrics["stop_epoch"] == fit.epochs_run < 60
+    assert metrics["restored_epoch"] == best
+    assert metrics["stop_epoch"] == metrics["restored_epoch"] + 3  # patience epochs without improvement
+    assert metrics["epochs_saved"] == 60 - metrics["stop_epoch"]
+    # The returned weights are the restored ones: their scores are the history's at that epoch.
+    assert fit.final["final_val_loss"] == pytest.approx(val_loss[best], rel=1e-5)
+    assert metrics["heldout_error_restored"] == pytest.approx(1 - fit.history["heldout_accuracy"][best], abs=1e-6)
+    assert metrics["heldout_error_at_stop"] == pytest.approx(1 - fit.history["heldout_accuracy"][fit.epochs_run], abs=1e-6)
+    assert metrics["final_val_error"] == metrics["heldout_error_restored"]  # final_val_* is the held-out split
+
+
+def test_without_stopping_every_epoch_runs_and_nothing_is_restored():
+    fit, stopper = _overfitting_fit(patience=0)
+    metrics = early_stopping.stop_metrics(fit, stopper, epochs=60)
+    assert metrics["stop_epoch"] == metrics["restored_epoch"] == 60 and metrics["epochs_saved"] == 0
+    assert metrics["heldout_error_at_stop"] == metrics["heldout_error_restored"]
+
+
+def test_stop_metrics_reads_the_history_at_the_right_epochs():
+    accuracy = [0.1, 0.5, 0.8, 0.7, 0.6, 0.55]
+    history = {"heldout_accuracy": accuracy, "heldout_loss": [2.3, 1.0, 0.5, 0.7, 0.9, 1.1]}
+    final = {
+        "final_loss": 0.1, "final_train_loss": 0.1, "final_accuracy": 1.0, "final_train_error": 0.0,
+        "final_heldout_loss": 0.5, "final_heldout_accuracy": 0.8, "final_heldout_error": 0.2,
+        "final_val_loss": 0.4, "final_val_accuracy": 0.9,
+    }
+    fit = TrialFit(history=history, epochs_run=5, diverged=False, final=final)
+    stopper = SimpleNamespace(best_epoch=1, best_weights=[])  # Keras counts epochs from 0
+    metrics = early_stopping.stop_metrics(fit, stopper, epochs=50)
+    assert metrics["restored_epoch"] == 2 and metrics["stop_epoch"] == 5 and metrics["epochs_saved"] == 45
+    assert metrics["heldout_error_at_stop"] == pytest.approx(0.45)
+    assert metrics["heldout_loss_at_stop"] == 1.1
+    assert metrics["min_heldout_error"] == pytest.approx(0.2) and metrics["min_heldout_error_epoch"] == 2
+
+
+def _trials(gains):
+    """Per label noise: no-stopping error 0.3 and stopped trials (patience 2, 5) whose restored error is 0.3 - gain."""
+    rows = []
+    for noise, gain in gains.items():
+        for seed in range(3):
+            rows.append((noise, 0, seed, 0.3, 0.3, 1.0, 0.2, 100, 100))
+            for patience in (2, 5):
+                restored = 0.3 - gain + 0.002 * seed
+                rows.append((noise, patience, seed, restored, restored + 0.01, 0.8, restored, 10 + patience, 10))
+    columns = ["label_noise", "patience", "seed", "final_val_error", "heldout_error_at_stop", "final_val_loss", "min_heldout_error", "stop_epoch", "restored_epoch"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["heldout_error_restored"] = frame["final_val_error"]
+    frame["heldout_loss_restored"] = frame["final_val_loss"]
+    frame["epochs"] = 100
+    frame["epochs_saved"] = 100 - frame["stop_epoch"]
+    frame["data"], frame["monitor"] = "digits", "val_loss"
+    return frame
+
+
+def test_verdict_holds_where_the_held_out_error_falls_and_says_where_it_does_not():
+    result = early_stopping.verdict(_trials({0.0: -0.01, 0.3: 0.1}))
+    assert result.outcome == "reproduced"
+    assert "label_noise=0.0: not reproduced" in result.summary and "label_noise=0.3: reproduced" in result.summary
+    assert "rose +0.100 above its minimum" in result.summary
+    assert len(result.table) == 4
+    row = next(r for r in result.table if r["label_noise"] == 0.3 and r["patience"] == 5)
+    assert row["error gain"].startswith("+0.098") and row["epochs saved"] == "85"
+
+
+def test_verdict_not_reproduced_when_stopping_never_helps():
+    assert early_stopping.verdict(_trials({0.0: -0.02})).outcome == "not reproduced"
+    assert early_stopping.verdict(_trials({0.0: 0.05})).outcome == "reproduced"
+
+
+def test_smoke_run_logs_stop_and_restored_epochs(tracker):
+    ablation = early_stopping.ABLATION
+    result = run_ablation(ablation, ablation.resolve("smoke"), tracker=tracker, progress=False)
+    children = tracker.child_runs(result.experiment_id, result.parent_run_id)
+    assert len(children) == 2 and set(children["status"]) == {"FINISHED"}
+    for metric in ("stop_epoch", "restored_epoch", "heldout_error_at_stop", "heldout_error_restored", "epochs_saved", "final_val_error", "final_accuracy"):
+        assert f"metrics.{metric}" in children
+    overlong = children[children["params.patience"] == "0"].iloc[0]
+    assert overlong["metrics.stop_epoch"] == 12 and overlong["metrics.epochs_saved"] == 0
+    stopped = children[children["params.patience"] == "2"].iloc[0]
+    assert stopped["metrics.restored_epoch"] <= stopped["metrics.stop_epoch"] <= 12
+    assert {"heldout_accuracy", "val_loss"} <= set(tracker.client.get_run(stopped["run_id"]).data.metrics)
+    parent = tracker.client.get_run(result.parent_run_id)
+    assert parent.data.tags["verdict"] in OUTCOMES
+    assert 0 <= parent.data.metrics["digits/0.0/test_error"] <= 1
+    assert sum(k.endswith("test_error") for k in parent.data.metrics) == 1
+    figures = {a.path for a in tracker.client.list_artifacts(result.parent_run_id, "figures")}
+    assert figures == {"figures/learning_curves_with_stops.png"}
+    assert not math.isnan(result.verdict.effect)

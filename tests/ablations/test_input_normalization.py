@@ -1,0 +1,126 @@
+"""input_normalization: the feature scaling, best-learning-rate selection, divergence handling, verdict, smoke run."""
+
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from ablations import input_normalization
+from ablations.engine.keras_trials import fit_trial
+from ablations.engine.runner import run_ablation
+from ablations.engine.spec import OUTCOMES
+from models import build_mlp
+
+
+def test_feature_scales_span_the_decades_geometrically_in_a_fixed_order():
+    scales = input_normalization.feature_scales(41, 4.0)
+    assert scales.min() == pytest.approx(0.01) and scales.max() == pytest.approx(100.0)
+    np.testing.assert_allclose(np.diff(np.sort(np.log10(scales))), 0.1, atol=1e-6)
+    assert not np.all(np.diff(scales) > 0)  # shuffled, not sorted
+    np.testing.assert_array_equal(scales, input_normalization.feature_scales(41, 4.0))
+    np.testing.assert_array_equal(input_normalization.feature_scales(5, 0.0), np.ones(5, np.float32))
+
+
+def test_badly_scaled_features_differ_by_the_scale_factors():
+    config = {"data": "mnist1d", "n_train": 200, "decades": 4.0}
+    data, x_train, x_val, _ = input_normalization.badly_scaled(config)
+    assert np.all(data.mean == 0) and np.all(data.std == 1)  # loaded without standardization
+    ratio = x_train.std(axis=0) / data.x_train.std(axis=0)
+    np.testing.assert_allclose(ratio, input_normalization.feature_scales(40, 4.0), rtol=1e-5)
+    assert x_train.std(axis=0).max() / x_train.std(axis=0).min() > 5000
+
+
+def test_normalization_layer_is_adapted_on_the_training_split_only():
+    config = {name: p.default for name, p in input_normalization.PARAMS.items()} | {"seed": 0, "n_train": 200, "epochs": 1, "width": 8}
+    model, _, _ = input_normalization._train(config)
+    _, x_train, _, _ = input_normalization.badly_scaled(config)
+    normalized = keras.ops.convert_to_numpy(model.get_layer("normalization")(x_train))
+    np.testing.assert_allclose(normalized.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(normalized.std(axis=0), 1, atol=1e-2)
+
+
+def test_loss_rise_fraction_counts_rises_and_non_finite_losses():
+    assert input_normalization.loss_rise_fraction([2.0, 1.5, 1.6, 1.2, 1.3]) == 0.5
+    assert input_normalization.loss_rise_fraction([2.0, 1.0, math.nan, math.nan]) == pytest.approx(2 / 3)
+    assert input_normalization.loss_rise_fraction([1.0]) == 0.0
+
+
+def test_fit_trial_stops_once_the_loss_diverges():
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32") * 1e4
+    y = (x[:, 0] > 0).astype("int64")
+    keras.utils.set_random_seed(0)
+    model = build_mlp((4,), 2, depth=1, width=8, activation="linear", seed=0)
+    fit = fit_trial(model, x, y, x, y, epochs=50, batch_size=16, seed=0, optimizer="sgd", learning_rate=1e3)
+    assert fit.diverged and fit.epochs_run < 50
+    assert fit.final["diverged"] == 1.0 and not math.isfinite(fit.final["final_loss"])
+    assert 0.0 <= fit.final["final_val_error"] <= 1.0  # a diverged run still has an error to select on
+
+
+def _trials(rows):
+    columns = ["decades", "normalize", "learning_rate", "seed", "epochs_to_target", "final_train_loss", "diverged"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["reached_target"] = frame["epochs_to_target"].notna().astype(float)
+    frame["epochs"] = 30
+    frame["target_loss"] = 1.0
+    frame["final_val_loss"] = frame["final_train_loss"]
+    frame["final_loss"] = frame["final_train_loss"]
+    frame["data"], frame["optimizer"] = "mnist1d", "sgd"
+    return frame
+
+
+def _grid(raw_epochs, normalized_epochs, decades=(4.0,), seeds=3):
+    """Per learning rate (0.01, 0.1, 1.0), the epochs to target of each arm (None = never; "nan" = diverged)."""
+    rows = []
+    for decade in decades:
+        for seed in range(seeds):
+            for normalize, epochs in ((False, raw_epochs), (True, normalized_epochs)):
+                for rate, value in zip((0.01, 0.1, 1.0), epochs):
+                    diverged = value == "nan"
+                    reached = None if value in (None, "nan") else value + seed
+                    loss = math.nan if diverged else (0.5 if reached is not None else 1.5)
+                    rows.append((decade, normalize, rate, seed, reached, loss, float(diverged)))
+    return _trials(rows)
+
+
+def test_best_learning_rate_is_the_fastest_and_never_counts_as_epochs_plus_one():
+    best = input_normalization.best_learning_rates(_grid([25, None, "nan"], [20, 8, None]))
+    raw = best[~best["normalize"]].iloc[0]
+    normalized = best[best["normalize"]].iloc[0]
+    assert raw["best_learning_rate"] == 0.01 and raw["best_epochs"] == 25 and raw["usable_rates"] == 1 and raw["diverged_rates"] == 1
+    assert normalized["best_learning_rate"] == 0.1 and normalized["best_epochs"] == 8 and normalized["usable_rates"] == 2
+    never = input_normalization.best_learning_rates(_grid([None, None, None], [8, 8, 8]))
+    assert never[~never["normalize"]]["best_epochs"].eq(31).all()
+
+
+def test_verdict_reproduced_when_normalized_is_faster_and_usable_at_more_rates():
+    result = input_normalization.verdict(_grid([25, None, "nan"], [20, 8, None], decades=(0.0, 4.0)))
+    assert result.outcome == "reproduced"
+    assert result.effect == pytest.approx(17.0)
+    assert "faster: reproduced; more stably: reproduced" in result.summary and "control" in result.summary
+    assert [row["role"] for row in result.table] == ["control", "judged"]
+
+
+def test_verdict_not_reproduced_when_raw_features_train_as_fast():
+    assert input_normalization.verdict(_grid([8, 10, None], [8, 10, None])).outcome == "not reproduced"
+
+
+def test_verdict_without_badly_scaled_features_is_inconclusive():
+    assert input_normalization.verdict(_grid([8, 10, None], [8, 10, None], decades=(0.0,))).outcome == "inconclusive"
+
+
+def test_smoke_run_logs_speed_and_stability_metrics(tracker):
+    ablation = input_normalization.ABLATION
+    result = run_ablation(ablation, ablation.resolve("smoke"), tracker=tracker, progress=False)
+    children = tracker.child_runs(result.experiment_id, result.parent_run_id)
+    assert len(children) == 4 and set(children["status"]) == {"FINISHED"}
+    for metric in ("epochs_to_target", "final_loss", "final_train_loss", "diverged", "loss_rise_fraction", "final_val_error", "final_accuracy"):
+        assert f"metrics.{metric}" in children
+    assert set(children["params.normalize"]) == {"True", "False"}
+    parent = tracker.client.get_run(result.parent_run_id)
+    assert parent.data.tags["verdict"] in OUTCOMES
+    assert 0 <= parent.data.metrics["digits/4.0/test_error"] <= 1
+    assert sum(k.endswith("test_error") for k in parent.data.metrics) == 1
+    figures = {a.path for a in tracker.client.list_artifacts(result.parent_run_id, "figures")}
+    assert figures == {"figures/speed_vs_learning_rate.png", "figures/learning_curves_best_rate.png"}
