@@ -54,7 +54,7 @@ import pandas as pd
 
 from ablations.engine.data import load_dataset
 from ablations.engine.keras_trials import fit_trial, score_split
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
 from models import SignalAugmentation, build_cnn, image_augmentation
 
@@ -298,7 +298,7 @@ ABLATION = Ablation(
     figures=figures,
     # One call of `run` trains a pack's trials one after another: the runner clears the
     # Keras session (about 0.7 s) once per pack instead of once per trial.
-    pack_key=lambda c: tuple(sorted((k, v) for k, v in c.items() if k not in ("augment", "n_train"))),
+    pack_key=pack_all_but("augment", "n_train"),
     objective="final_val_loss",
     test=test,
     # Each data set and training-set size is its own problem: augmentation on

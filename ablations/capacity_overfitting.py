@@ -54,7 +54,7 @@ from scipy.stats import qmc
 import ablations.engine.synthetic as synthetic
 from ablations.engine.data import load_dataset
 from ablations.engine.protocol import trial_diagnosis
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
 from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
 from models.mlp import build_mlp
@@ -436,7 +436,7 @@ ABLATION = Ablation(
     verdict=verdict,
     figures=figures,
     # One pack per task: every capacity and seed of the MLP trains in one stack.
-    pack_key=lambda c: tuple(sorted((k, v) for k, v in c.items() if k not in ("capacity", "seed"))),
+    pack_key=pack_all_but("capacity", "seed"),
     objective="final_val_error",
     test=test,
     # Each task has its own data and error measure: select and test per task.

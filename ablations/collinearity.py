@@ -58,9 +58,8 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LinearRegression, lars_path
 
-import ablations.engine.synthetic  # noqa: F401  (registers the "collinear" data set)
 from ablations.engine.data import load_dataset
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
 
 CORRELATIONS = (0.0, 0.9, 0.99, 0.999)
@@ -506,6 +505,6 @@ ABLATION = Ablation(
     verdict=verdict,
     figures=figures,
     # NumPy work is cheap next to the runner's per-pack overhead: one pack per number of features.
-    pack_key=lambda c: tuple(sorted((k, v) for k, v in c.items() if k not in ("correlation", "seed"))),
+    pack_key=pack_all_but("correlation", "seed"),
     objective="final_val_error",
 )

@@ -60,7 +60,7 @@ import pandas as pd
 
 from ablations.engine.data import load_dataset
 from ablations.engine.keras_trials import epochs_to_reach, fit_trial, score_split
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
 from models import InvertedDropout, build_mlp
 
@@ -444,7 +444,7 @@ ABLATION = Ablation(
     figures=figures,
     # One call of `run` trains a pack's trials one after another: the runner clears the
     # Keras session (about 0.7 s) once per pack instead of once per trial.
-    pack_key=lambda c: tuple(sorted((k, v) for k, v in c.items() if k not in ("keep_prob", "input_keep_prob"))),
+    pack_key=pack_all_but("keep_prob", "input_keep_prob"),
     objective="final_val_loss",
     test=test,
     # The training-set size is the problem, not a setting to select: the keep

@@ -52,7 +52,7 @@ import pandas as pd
 
 from ablations.engine.data import load_dataset
 from ablations.engine.keras_trials import fit_trial, score_split
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
 from models import build_mlp
 
@@ -330,7 +330,7 @@ ABLATION = Ablation(
     figures=figures,
     # One call of `run` trains a pack's trials one after another: the runner clears the
     # Keras session (about 0.7 s) once per pack instead of once per trial.
-    pack_key=lambda c: tuple(sorted((k, v) for k, v in c.items() if k != "patience")),
+    pack_key=pack_all_but("patience"),
     objective="final_val_loss",
     test=test,
     # Noisy and clean labels are different problems: the patience is selected

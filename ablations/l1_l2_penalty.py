@@ -62,7 +62,7 @@ import pandas as pd
 from ablations.engine.data import load_dataset
 from ablations.engine.penalized_stack import dense_layers, fit_stack, member_statistics, penalty_coefficients, stack_models
 from ablations.engine.protocol import kfold_indices
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
 from models.activations import ACTIVATIONS
 from models.mlp import build_mlp
@@ -486,7 +486,7 @@ ABLATION = Ablation(
     run=run,
     verdict=verdict,
     figures=figures,
-    pack_key=lambda c: tuple(sorted((k, v) for k, v in c.items() if k not in ("penalty", "lambda", "data_loss"))),
+    pack_key=pack_all_but("penalty", "lambda", "data_loss"),
     objective="final_val_loss",
     test=test,
 )

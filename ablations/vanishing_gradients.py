@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ablations.engine.data import load_dataset
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stacked_training import train_pack
 from ablations.engine.stats import summarize
 from models.activations import ACTIVATIONS
@@ -267,6 +267,6 @@ ABLATION = Ablation(
     run=run,
     verdict=verdict,
     figures=figures,
-    pack_key=lambda c: tuple(sorted((k, v) for k, v in c.items() if k != "activation")),
+    pack_key=pack_all_but("activation"),
     objective="final_val_loss",
 )

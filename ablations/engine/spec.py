@@ -251,3 +251,12 @@ def _parse_seeds(text: str) -> int:
     if not 1 <= value <= 100:
         raise ConfigError(f"seeds must be an integer from 1 to 100; received {text!r}.")
     return value
+
+
+def pack_all_but(*names: str) -> Callable[[dict[str, Any]], Hashable]:
+    """A ``pack_key`` that packs trials whose configurations agree on everything but ``names``.
+
+    Example: ``pack_key=pack_all_but("activation")`` trains every activation of
+    one depth, initializer and seed together.
+    """
+    return lambda config: tuple(sorted((key, value) for key, value in config.items() if key not in names))
