@@ -10,11 +10,14 @@ Run it:
 
     ablate run vanishing_gradients --profile quick
 
-What to expect: at initialization the ratio of first- to last-layer gradient
-norms falls by orders of magnitude with depth for sigmoid (and tanh), and stays
-near 1 for the ReLU family under He initialization. Under Glorot or the
-"standard" U[-1/sqrt(n), 1/sqrt(n)] initialization ReLU's gradients shrink too,
-layer after layer: the verdict reports which initializers carry the claim.
+What to expect (quick profile, 2 seeds): at initialization the ratio of first-
+to last-layer gradient norms falls about 0.5 to 0.9 decades per added layer for
+sigmoid (1e-13 at depth 20 under glorot_uniform, below the 0.25^depth line),
+while ReLU, its variants, tanh, gelu and swish stay within a decade of 1 at
+every depth and under every initializer tried. tanh is not like sigmoid here:
+tanh'(0) = 1. ReLU pays in dead units instead: 10-19% of its units at depth 20
+are dead at initialization and 17-47% after training, against none for Leaky
+ReLU and PReLU.
 """
 
 from __future__ import annotations
