@@ -54,7 +54,7 @@ import pandas as pd
 
 from ablations.engine.data import load_dataset
 from ablations.engine.keras_trials import fit_trial, score_split
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, combine_outcomes, pack_all_but
 from ablations.engine.stats import summarize
 from models import SignalAugmentation, build_cnn, image_augmentation
 
@@ -220,12 +220,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
                     "held-out loss reduction": f"{sub['loss_gain'].mean():+.3f}",
                 }
             )
-    if "reproduced" in statuses:
-        outcome = "reproduced"
-    elif all(s == "not reproduced" for s in statuses):
-        outcome = "not reproduced"
-    else:
-        outcome = "inconclusive"
+    outcome = combine_outcomes(statuses)
     pooled = summarize(pairs["error_gain"])
     return Verdict(outcome, "; ".join(parts) + ".", "held-out error reduction by augmentation (pooled)", pooled.mean, pooled.std, table)
 

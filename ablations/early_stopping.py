@@ -52,7 +52,7 @@ import pandas as pd
 
 from ablations.engine.data import load_dataset
 from ablations.engine.keras_trials import fit_trial, score_split
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, combine_outcomes, pack_all_but
 from ablations.engine.stats import summarize
 from models import build_mlp
 
@@ -258,12 +258,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
                     "epochs saved": f"{summarize(sub['epochs_saved']).mean:.0f}",
                 }
             )
-    if "reproduced" in statuses:
-        outcome = "reproduced"
-    elif all(s == "not reproduced" for s in statuses):
-        outcome = "not reproduced"
-    else:
-        outcome = "inconclusive"
+    outcome = combine_outcomes(statuses)
     pooled = summarize(pairs["error_gain"])
     summary = "Held-out (validation) error, early stopping vs overlong training: " + "; ".join(parts) + "."
     return Verdict(outcome, summary, "held-out error, overlong − restored (pooled)", pooled.mean, pooled.std, table)

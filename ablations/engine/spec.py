@@ -260,3 +260,16 @@ def pack_all_but(*names: str) -> Callable[[dict[str, Any]], Hashable]:
     one depth, initializer and seed together.
     """
     return lambda config: tuple(sorted((key, value) for key, value in config.items() if key not in names))
+
+
+def combine_outcomes(outcomes: list[str]) -> Outcome:
+    """The overall outcome of per-condition outcomes, the suite's policy.
+
+    Reproduced where any condition reproduces the claim (the summary names the
+    conditions where it does not); not reproduced where none does; else inconclusive.
+    """
+    if "reproduced" in outcomes:
+        return "reproduced"
+    if outcomes and all(outcome == "not reproduced" for outcome in outcomes):
+        return "not reproduced"
+    return "inconclusive"

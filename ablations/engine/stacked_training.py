@@ -26,10 +26,13 @@ EpochCallback = Callable[[int, list[dict[str, float]]], None]
 
 @dataclass(frozen=True)
 class StackedFitResult:
-    """Per-member histories: ``histories[m][metric]`` is a list over steps."""
+    """Per-member histories: ``histories[m][metric]`` is a list over steps.
+
+    Probe statistics start at initialization (step 0, then one per epoch);
+    loss and accuracy start after the first epoch.
+    """
 
     histories: list[dict[str, list[float]]]
-    steps: list[int]
 
 
 class _FusedAdam:
@@ -162,7 +165,6 @@ def fit_stacked(
         return norms, dead, saturated
 
     histories: list[dict[str, list[float]]] = [{} for _ in range(stack.members)]
-    recorded_steps: list[int] = []
 
     def record(step: int, values: dict[str, np.ndarray]) -> None:
         norms, dead, saturated = (t.numpy() for t in probe())
@@ -175,7 +177,6 @@ def fit_stacked(
             for key, value in row.items():
                 histories[m].setdefault(key, []).append(value)
             rows.append(row)
-        recorded_steps.append(step)
         if on_epoch is not None:
             on_epoch(step, rows)
 
@@ -194,7 +195,7 @@ def fit_stacked(
                 "val_accuracy": val_accuracy.numpy(),
             },
         )
-    return StackedFitResult(histories=histories, steps=recorded_steps)
+    return StackedFitResult(histories=histories)
 
 
 @dataclass(frozen=True)

@@ -73,3 +73,12 @@ def test_profile_values_are_validated_too():
 def test_verdict_outcome_is_one_of_three():
     with pytest.raises(ValueError, match="outcome must be one of"):
         Verdict("maybe", "", "", 0.0, 0.0)
+
+
+def test_combined_outcome_policy():
+    from ablations.engine.spec import combine_outcomes
+
+    assert combine_outcomes(["not reproduced", "reproduced"]) == "reproduced"
+    assert combine_outcomes(["not reproduced", "not reproduced"]) == "not reproduced"
+    assert combine_outcomes(["not reproduced", "inconclusive"]) == "inconclusive"
+    assert combine_outcomes([]) == "inconclusive"
