@@ -215,6 +215,7 @@ def load_dataset(
         raise DataError(f"split_seed must be a non-negative integer; got {split_seed!r}.")
 
     raw = _load_raw(name, data_dir=data_dir, download=download, options=options)
+    _check_finite(name, raw)
     x, y = _as_features(raw.x), _as_targets(raw.y, raw.num_classes)
 
     # One balanced order cut into consecutive parts stratifies every part.
@@ -271,6 +272,26 @@ def load_dataset(
         mean=mean,
         std=std,
     )
+
+
+def _check_finite(name: str, raw: RawData) -> None:
+    """Rejects NaN or infinite features or targets: a model trains silently on them.
+
+    Some CPU kernels (a fused MatMul+ReLU, say) turn NaN inputs into finite
+    outputs, so a poisoned set would not even show up as a NaN loss.
+    """
+    parts = {"features": raw.x, "targets": raw.y, "test features": raw.x_test, "test targets": raw.y_test}
+    found = {}
+    for what, array in parts.items():
+        if array is None or np.asarray(array).dtype.kind in "biu":  # integers cannot be NaN
+            continue
+        array = np.asarray(array)
+        count = array.size - np.count_nonzero(np.isfinite(array.astype(np.float64, copy=False)))
+        if count:
+            found[what] = int(count)
+    if found:
+        counts = ", ".join(f"{count} in its {what}" for what, count in found.items())
+        raise DataError(f"Data set {name!r} has {sum(found.values())} non-finite values (NaN or infinite): {counts}.")
 
 
 def _is_int(value: object, *, minimum: int) -> bool:

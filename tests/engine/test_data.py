@@ -314,3 +314,52 @@ def test_bad_tfds_names(tmp_path, name, pattern):
 def test_tfds_takes_no_options():
     with pytest.raises(DataError, match="TFDS data sets take no options; got noise"):
         load_dataset("tfds:mnist", noise=0.1)
+
+
+@pytest.mark.parametrize(
+    ("x_value", "y_value", "message"),
+    [
+        (np.nan, 0.0, "Data set 'poisoned' has 3 non-finite values (NaN or infinite): 3 in its features."),
+        (1.0, np.inf, "Data set 'poisoned' has 3 non-finite values (NaN or infinite): 3 in its targets."),
+        (-np.inf, np.nan, "Data set 'poisoned' has 6 non-finite values (NaN or infinite): 3 in its features, 3 in its targets."),
+    ],
+)
+def test_non_finite_features_or_targets_are_rejected_with_the_count(scratch_registry, x_value, y_value, message):
+    @register_dataset("poisoned")
+    def _poisoned() -> RawData:
+        x = np.ones((50, 2))
+        y = np.linspace(0, 1, 50)
+        x[[3, 10, 40], 1] = x_value
+        y[[0, 1, 2]] = y_value
+        return RawData(x=x, y=y, num_classes=0)
+
+    with pytest.raises(DataError) as raised:
+        load_dataset("poisoned")
+    assert str(raised.value) == message
+
+
+def test_a_non_finite_predefined_test_split_is_rejected(scratch_registry):
+    @register_dataset("poisoned_test")
+    def _poisoned() -> RawData:
+        x_test = np.zeros((10, 2))
+        x_test[0, 0] = np.nan
+        return RawData(x=np.zeros((40, 2)), y=np.arange(40) % 2, num_classes=2, x_test=x_test, y_test=np.arange(10) % 2)
+
+    with pytest.raises(DataError, match=r"^Data set 'poisoned_test' has 1 non-finite values \(NaN or infinite\): 1 in its test features\.$"):
+        load_dataset("poisoned_test")
+
+
+def test_non_finite_tfds_data_is_rejected(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow as tf
+
+    def as_dataset(self, *args, **kwargs):
+        features = np.ones((30, 4), np.float32)
+        features[5, 2] = np.nan
+        features[7, 0] = np.inf
+        return tf.data.Dataset.from_tensor_slices({"features": features, "label": np.arange(30) % 3})
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset), pytest.raises(DataError) as raised:
+        load_dataset("tfds:iris", data_dir=str(tmp_path))
+    # The mocked "test" split yields the same poisoned examples.
+    assert str(raised.value) == "Data set 'tfds:iris' has 4 non-finite values (NaN or infinite): 2 in its features, 2 in its test features."
