@@ -58,7 +58,8 @@ def work(session: StudySession) -> bool:
     """
     options, study = session.options, session.study
     started = time.monotonic()
-    failures_in_a_row = 0
+    failures_in_a_row = asked = 0
+    stopped = False
     while options.timeout is None or time.monotonic() - started < options.timeout:
         if fail_stale_trials(study):
             close_finished_runs(session.tracker, session.experiment_id, session.parent, study)
@@ -68,12 +69,16 @@ def work(session: StudySession) -> bool:
         if finished + running >= options.trials:
             time.sleep(_POLL_S)  # the last trials run in other workers, and may still fail
             continue
+        asked += 1
         state = run_trial(session)
         failures_in_a_row = failures_in_a_row + 1 if state == TrialState.FAIL else 0
         if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
             session.log(f"stopping: {failures_in_a_row} trials in a row failed")
-            return True
-    return False
+            stopped = True
+            break
+    # Also tells that a worker found the study already done.
+    session.log(f"worker done: {asked} trial(s) asked here")
+    return stopped
 
 
 def run_trial(session: StudySession) -> TrialState | None:

@@ -6,6 +6,7 @@ skipped, except under ``CI=true``, where a missing server is a failure.
 """
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -19,18 +20,25 @@ from ablations.engine.runner import open_storage
 from ablations.engine.study_workers import threads_per_worker
 from tests.engine.test_study_support import mlflow_template, tracker  # noqa: F401 (fixtures)
 
+pytestmark = pytest.mark.process
+
 N = 4
 POSTGRES_ENV = "ABLATE_TEST_POSTGRES_URL"
 
 
-def _check_study(storage, name: str, tracker, output: str) -> list:
+def _check_study(storage, name: str, tracker, output: str, workers: int = 2) -> list:
     trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
     states = [t.state for t in trials]
     assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == N, output
     assert TrialState.RUNNING not in states, output
     # The only failure allowed: a trial asked in the same instant as another for the last slot.
     assert all(t.user_attrs["failure_reason"].startswith("surplus") for t in trials if t.state == TrialState.FAIL)
-    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2, "both workers ran trials"
+    # Both workers worked on this one study. Which of them got how many trials
+    # is the scheduler's business (a slow start can leave one with none), but
+    # together they asked exactly the trials the study holds.
+    asked = [int(n) for n in re.findall(r"\] worker done: (\d+) trial\(s\) asked here", output)]
+    assert len(asked) == workers and sum(asked) == len(trials), output
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) <= workers
     for marker in ("Traceback", "database is locked", "OperationalError"):
         assert marker not in output
     experiment = tracker.client.get_experiment_by_name(f"study-{name}")

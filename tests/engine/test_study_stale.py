@@ -1,14 +1,21 @@
 """Trials of dead workers are failed (once) and their MLflow runs closed as FAILED."""
 
+import sqlite3
 import subprocess
-import time
 
 import optuna
 from optuna.trial import TrialState
 
 from ablations.engine import study_loop, study_stale
 from ablations.engine.runner import open_storage
-from ablations.engine.study_stale import close_finished_runs, fail_stale_trials, worker_alive, worker_identity
+from ablations.engine.study_stale import (
+    HEARTBEAT_GRACE_S,
+    HEARTBEAT_INTERVAL_S,
+    close_finished_runs,
+    fail_stale_trials,
+    worker_alive,
+    worker_identity,
+)
 from tests.engine.test_study_support import mlflow_template, tracker  # noqa: F401 (fixtures)
 
 
@@ -56,9 +63,15 @@ def test_stale_trials_are_failed_and_their_runs_closed(tracker, monkeypatch):
     assert tracker.client.get_run(runs[0]).data.tags["failure_reason"].startswith("stale: worker pid")
 
 
+def _age_heartbeats(database, seconds: int) -> None:
+    """Moves every recorded heartbeat ``seconds`` into the past, as if its machine had gone quiet that long."""
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, ?)", (f"-{seconds} seconds",))
+
+
 def test_on_an_rdb_storage_trials_of_a_dead_machine_fail_by_heartbeat(tracker, tmp_path):
-    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
-    storage.heartbeat_interval, storage.grace_period = 1, 1  # as open_session sets them, but short
+    database = tmp_path / "optuna.db"
+    storage = open_storage(f"sqlite:///{database}", heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S)
     study = optuna.create_study(study_name="heartbeat", storage=storage)
     trial = study_loop.ask(study)
     trial.set_user_attr("worker", {**worker_identity(), "host": "another-machine"})  # no pid to check
@@ -66,8 +79,9 @@ def test_on_an_rdb_storage_trials_of_a_dead_machine_fail_by_heartbeat(tracker, t
     experiment = tracker.experiment_id("study-heartbeat")
     parent = tracker.start_run(experiment, "parent")
     run = tracker.start_run(experiment, "trial 0", tags={"optuna_trial": 0}, parent_run_id=parent)
-    assert fail_stale_trials(study) == []
-    time.sleep(2.5)  # SQLite's clock has whole seconds
+    _age_heartbeats(database, HEARTBEAT_GRACE_S // 2)
+    assert fail_stale_trials(study) == []  # quiet, but for half the grace period only
+    _age_heartbeats(database, HEARTBEAT_GRACE_S)
     assert fail_stale_trials(study) == [0]
     assert close_finished_runs(tracker, experiment, parent, study) == 1
     closed = tracker.client.get_run(run)
