@@ -1,9 +1,45 @@
 import os
+from pathlib import Path
 
 import pytest
 
 # Keep TensorFlow's C++ start-up chatter out of test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+_NOT_OURS = {".git", ".venv", "__pycache__", ".pytest_cache"}
+
+
+def _tree_state() -> dict[str, tuple[int, int]]:
+    """Every file of the working tree (results under mlruns/ included) with its size and mtime."""
+    state = {}
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [d for d in subfolders if d not in _NOT_OURS and not d.endswith(".egg-info")]
+        for name in files:
+            path = Path(folder, name)
+            stat = path.stat()
+            state[str(path.relative_to(ROOT))] = (stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the xdist controller, or a plain run
+        session.config.stash[_TREE] = _tree_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fails the run when a test wrote into the working tree: results belong under a temporary folder."""
+    before = session.config.stash.get(_TREE, None)
+    if before is None:
+        return
+    after = _tree_state()
+    written = sorted(path for path, state in after.items() if before.get(path) != state)
+    if written:
+        session.config.get_terminal_writer().line(f"\ntests wrote into the working tree: {', '.join(written[:10])}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_TREE = pytest.StashKey[dict]()
 
 
 @pytest.fixture(autouse=True)
