@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install ablate smoke full test test-slow report ui dashboard bench bench-study clean
+.PHONY: help install ablate smoke full test test-slow test-process report ui dashboard bench bench-study clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ full: $(STAMP) ## the full grids (meant for a GPU: pip install -e '.[gpu]')
 
 test: $(STAMP) ## run the fast test suite
 	$(BIN)/pytest -q -n 2
+
+test-process: $(STAMP) ## only the tests that start, race or kill processes (.ci/run repeats them)
+	$(BIN)/pytest -q -n 2 -m process
 
 test-slow: $(STAMP) ## run the slow tests too
 	$(BIN)/pytest -q -n 2 -m ''
