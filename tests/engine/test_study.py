@@ -11,7 +11,6 @@ from ablations.engine import study_loop
 from ablations.engine.cli import main
 from ablations.engine.runner import open_storage
 from ablations.engine.study import run_study, study_options
-from tests.engine.test_study_support import mlflow_template, tracker  # noqa: F401 (fixtures)
 
 
 def _runs(tracker, study_name):

@@ -20,7 +20,6 @@ import pytest
 from optuna.trial import TrialState
 
 from ablations.engine.runner import open_storage
-from tests.engine.test_study_support import mlflow_template, tracker  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.process
 

@@ -18,7 +18,6 @@ from optuna.trial import TrialState
 from ablations.engine.cli import main
 from ablations.engine.runner import open_storage
 from ablations.engine.study_workers import threads_per_worker
-from tests.engine.test_study_support import mlflow_template, tracker  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.process
 

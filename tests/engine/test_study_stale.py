@@ -16,7 +16,6 @@ from ablations.engine.study_stale import (
     worker_alive,
     worker_identity,
 )
-from tests.engine.test_study_support import mlflow_template, tracker  # noqa: F401 (fixtures)
 
 
 def _dead_pid() -> int:
