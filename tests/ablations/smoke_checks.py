@@ -1,0 +1,66 @@
+"""Checks every smoke run shares: what the runner logged agrees with the numbers the trials produced.
+
+Each smoke test calls these on the child runs it reads back from MLflow, then
+asserts the values its own tiny run must produce.
+"""
+
+import math
+
+import pandas as pd
+import pytest
+
+from ablations.engine.protocol import REMEDIES, trial_diagnosis
+
+
+def logged_finals(child: pd.Series) -> dict[str, float]:
+    """A child run's logged metrics (latest value of each), as ``{name: value}``."""
+    return {k.removeprefix("metrics."): float(v) for k, v in child.items() if k.startswith("metrics.") and pd.notna(v)}
+
+
+def assert_diagnoses_follow_the_logged_errors(children: pd.DataFrame) -> pd.Series:
+    """Every child's diagnosis (and remedy) tag is the one its own logged train and validation errors give.
+
+    Returns the diagnoses, indexed like ``children``.
+    """
+    diagnoses = {}
+    for index, child in children.iterrows():
+        expected = trial_diagnosis(logged_finals(child))
+        assert expected is not None, f"run {child['run_id']} logged no train/validation errors"
+        assert child.get("tags.diagnosis") == expected, (child["run_id"], child.get("tags.diagnosis"), expected)
+        assert child.get("tags.remedy") == REMEDIES[expected]
+        diagnoses[index] = expected
+    return pd.Series(diagnoses)
+
+
+def assert_verdict_logged(tracker, result, children: pd.DataFrame):
+    """The parent run carries the verdict the runner returned, and counts every child as finished; returns the parent."""
+    parent = tracker.client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["verdict"] == result.verdict.outcome
+    assert parent.data.tags["verdict_summary"] == result.verdict.summary
+    effect = parent.data.metrics["verdict_effect"]
+    assert (math.isnan(effect) and math.isnan(result.verdict.effect)) or effect == result.verdict.effect
+    assert parent.data.metrics["trials_finished"] == len(children) and parent.data.metrics["trials_failed"] == 0
+    assert set(children["status"]) == {"FINISHED"}
+    return parent
+
+
+def assert_selected_on_validation(tracker, result, ablation, children: pd.DataFrame) -> dict:
+    """Each test score belongs to the trial with the lowest objective of its group (ties: the first trial).
+
+    Returns the selections logged in ``test.json``, keyed like it.
+    """
+    selections = tracker.load_json(result.parent_run_id, "test.json")
+    groups = children.groupby([f"params.{name}" for name in ablation.select_within]) if ablation.select_within else [((), children)]
+    assert len(selections) == len(groups)
+    metrics = tracker.client.get_run(result.parent_run_id).data.metrics
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        name = "/".join(str(v) for v in key) or "study"
+        order = group.assign(trial=group["tags.optuna_trial"].astype(int)).sort_values([f"metrics.{ablation.objective}", "trial"])
+        assert selections[name]["trial"] == order["trial"].iloc[0], name
+        prefix = f"{name}/" if key else ""
+        if f"{prefix}test_accuracy" in metrics:
+            assert metrics[f"{prefix}test_error"] == pytest.approx(1 - metrics[f"{prefix}test_accuracy"], abs=1e-12)
+            assert 0 <= metrics[f"{prefix}test_error"] <= 1
+    return selections
