@@ -7,8 +7,12 @@ import pytest
 
 from ablations import augmentation
 from ablations.engine.runner import run_ablation
-from ablations.engine.spec import OUTCOMES
 from models import AugmentationPipeline, SignalAugmentation
+from tests.ablations.smoke_checks import (
+    assert_diagnoses_follow_the_logged_errors,
+    assert_selected_on_validation,
+    assert_verdict_logged,
+)
 
 BASE = {name: param.default for name, param in augmentation.PARAMS.items()} | {"seed": 0}
 
@@ -91,16 +95,26 @@ def test_smoke_run_logs_gap_verdict_figures_and_one_test_score(tracker):
     ablation = augmentation.ABLATION
     result = run_ablation(ablation, ablation.resolve("smoke"), tracker=tracker, progress=False)
     children = tracker.child_runs(result.experiment_id, result.parent_run_id)
-    assert len(children) == 2 and set(children["status"]) == {"FINISHED"}
-    assert set(children["params.augment"]) == {"True", "False"}
+    assert len(children) == 2
+    runs = children.set_index("params.augment")
+    assert sorted(runs.index) == ["False", "True"]
     for metric in ("final_val_error", "final_train_error", "final_gap", "final_accuracy", "final_val_accuracy"):
         assert f"metrics.{metric}" in children
-    np.testing.assert_allclose(
-        children["metrics.final_gap"], children["metrics.final_val_error"] - children["metrics.final_train_error"], atol=1e-9
-    )
-    parent = tracker.client.get_run(result.parent_run_id)
-    assert parent.data.tags["verdict"] in OUTCOMES
-    assert 0 <= parent.data.metrics["digits/100/test_error"] <= 1
+    np.testing.assert_array_equal(runs["metrics.final_gap"], runs["metrics.final_val_error"] - runs["metrics.final_train_error"])
+    np.testing.assert_allclose(runs["metrics.final_train_error"], 1 - runs["metrics.final_accuracy"], atol=1e-7)
+    # Paired by seed: with and without augmentation, training starts from the same net and runs as many steps.
+    curves = [{m.step: m.value for m in tracker.client.get_metric_history(runs.loc[arm, "run_id"], "val_loss")} for arm in ("False", "True")]
+    assert sorted(curves[0]) == sorted(curves[1]) and curves[0][0] == curves[1][0]
+    assert runs.loc["False", "metrics.epochs_run"] == runs.loc["True", "metrics.epochs_run"] == augmentation.epochs_for(ablation.resolve("smoke").trials()[0])
+    # Twenty steps of a tiny CNN leave it near chance on ten classes: high bias, whatever the gap.
+    assert (runs["metrics.final_train_error"] >= 0.5).all()
+    assert set(assert_diagnoses_follow_the_logged_errors(children)) == {"high bias"}
+
+    parent = assert_verdict_logged(tracker, result, children)
+    # The verdict's effect: held-out error without augmentation minus with it.
+    gain = runs.loc["False", "metrics.final_val_error"] - runs.loc["True", "metrics.final_val_error"]
+    assert result.verdict.effect == pytest.approx(gain, abs=1e-12)
+    assert set(assert_selected_on_validation(tracker, result, ablation, children)) == {"digits/100"}
     assert sum(k.endswith("test_error") for k in parent.data.metrics) == 1
     figures = {a.path for a in tracker.client.list_artifacts(result.parent_run_id, "figures")}
     assert figures == {"figures/error_and_gap_vs_n_train.png", "figures/augmented_examples.png"}

@@ -10,9 +10,13 @@ import pytest
 from ablations import dropout
 from ablations.engine.keras_trials import epochs_to_reach, fit_trial
 from ablations.engine.runner import run_ablation
-from ablations.engine.spec import OUTCOMES
 from ablations.engine.stats import summarize
 from models import build_mlp
+from tests.ablations.smoke_checks import (
+    assert_diagnoses_follow_the_logged_errors,
+    assert_selected_on_validation,
+    assert_verdict_logged,
+)
 
 
 def _probe(seed=0, n=64, features=20):
@@ -141,19 +145,43 @@ def test_smoke_run_logs_trials_verdict_figures_and_one_test_score(tracker):
     ablation = dropout.ABLATION
     result = run_ablation(ablation, ablation.resolve("smoke"), tracker=tracker, progress=False)
     children = tracker.child_runs(result.experiment_id, result.parent_run_id)
-    assert len(children) == 4 and set(children["status"]) == {"FINISHED"}
-    assert sorted(children["params.keep_prob"].astype(float)) == [0.5, 0.5, 1.0, 1.0]
+    assert len(children) == 4
+    runs = children.set_index([children["params.n_train"].astype(int), children["params.keep_prob"].astype(float)]).sort_index()
+    assert list(runs.index) == [(100, 0.5), (100, 1.0), (200, 0.5), (200, 1.0)]
     for metric in ("final_val_error", "final_train_error", "final_gap", "epochs_to_target", "expectation_rms_ratio", "final_val_loss"):
         assert f"metrics.{metric}" in children
-    assert set(children["tags.diagnosis"]) <= {"high bias", "high variance", "balanced"}
-    dropped = children[children["params.keep_prob"].astype(float) < 1]
+    np.testing.assert_array_equal(runs["metrics.final_gap"], runs["metrics.final_val_error"] - runs["metrics.final_train_error"])
+    # Errors are 1 - accuracy on the 100 or 200 training examples: multiples of 1/n_train.
+    train_errors = runs["metrics.final_train_error"] * runs.index.get_level_values(0)
+    np.testing.assert_allclose(train_errors, np.round(train_errors), atol=1e-4)
+    # The expectation check runs on nets with dropout only: within Monte Carlo error of z with the rescale,
+    # off by about 1 - keep = 0.5 without it.
+    dropped, plain = runs.xs(0.5, level=1), runs.xs(1.0, level=1)
     assert (dropped["metrics.expectation_rms_ratio"] < dropout.EXPECTATION_TOLERANCE).all()
-    history = tracker.client.get_metric_history(children["run_id"].iloc[0], "val_loss")
-    assert sorted(m.step for m in history) == [0, 4]  # initialization, then every SCORE_EVERY epochs and the last
-    parent = tracker.client.get_run(result.parent_run_id)
-    assert parent.data.tags["verdict"] in OUTCOMES and parent.data.tags["verdict"] == result.verdict.outcome
-    # One selection and one test score per training-set size, never more.
-    tests = {k: v for k, v in parent.data.metrics.items() if k.endswith("test_error")}
-    assert set(tests) == {"digits/100/test_error", "digits/200/test_error"} and all(0 <= v <= 1 for v in tests.values())
+    np.testing.assert_allclose(dropped["metrics.unscaled_relative_deviation"], 0.5, atol=0.05)
+    assert plain[["metrics.expectation_rms_ratio", "metrics.unscaled_relative_deviation"]].isna().all().all()
+    # Four epochs of one or two steps leave every net near chance on ten classes: high bias, whatever the gap.
+    assert (runs["metrics.final_train_error"] >= 0.5).all()
+    assert set(assert_diagnoses_follow_the_logged_errors(children)) == {"high bias"}
+    for n_train in (100, 200):
+        # Paired by seed: with and without dropout, training starts from the same net.
+        start = [history_at(tracker, runs.loc[(n_train, keep), "run_id"], "val_loss") for keep in (0.5, 1.0)]
+        assert sorted(start[0]) == [0, 4]  # initialization, then every SCORE_EVERY epochs and the last
+        assert start[0][0] == start[1][0]
+
+    assert_verdict_logged(tracker, result, children)
+    # The verdict's effect: held-out error without dropout minus with keep 0.5, paired by size, averaged.
+    gains = plain["metrics.final_val_error"] - dropped["metrics.final_val_error"]
+    assert result.verdict.effect == pytest.approx(gains.mean(), abs=1e-12)
+    # One selection (lowest validation loss) and one test score per training-set size, never more.
+    selections = assert_selected_on_validation(tracker, result, ablation, children)
+    assert set(selections) == {"digits/100", "digits/200"}
+    tests = {k for k in tracker.client.get_run(result.parent_run_id).data.metrics if k.endswith("test_error")}
+    assert tests == {"digits/100/test_error", "digits/200/test_error"}
     figures = {a.path for a in tracker.client.list_artifacts(result.parent_run_id, "figures")}
     assert figures == {"figures/error_and_gap_vs_keep.png", "figures/training_loss_curves.png"}
+
+
+def history_at(tracker, run_id, metric):
+    """{step: value} of one metric of one run."""
+    return {m.step: m.value for m in tracker.client.get_metric_history(run_id, metric)}
