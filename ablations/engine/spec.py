@@ -10,6 +10,7 @@ params alike.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -77,9 +78,23 @@ class Param:
         if self.choices is not None and value not in self.choices:
             valid = ", ".join(map(str, self.choices))
             raise ConfigError(f"Unknown {name} {value!r}. Valid choices: {valid}.")
+        # NaN compares False with every bound, so it would pass any range.
+        if kind is float and math.isnan(value):
+            raise ConfigError(f"{name}={value!r} is not a number; valid: {self._valid()}.")
         if self.low is not None and value < self.low or self.high is not None and value > self.high:
-            raise ConfigError(f"{name}={value!r} is out of range; valid: {self.low} to {self.high}.")
+            raise ConfigError(f"{name}={value!r} is out of range; valid: {self._valid()}.")
+        if kind is float and math.isinf(value) and (self.low is not None or self.high is not None):
+            raise ConfigError(f"{name}={value!r} is out of range; valid: {self._valid()}.")
         return value
+
+    def _valid(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"{self.low} to {self.high}"
+        if self.low is not None:
+            return f"finite numbers from {self.low}"
+        if self.high is not None:
+            return f"finite numbers up to {self.high}"
+        return f"any {self.kind.__name__}"
 
 
 @dataclass(frozen=True)
@@ -204,9 +219,12 @@ class Ablation:
             if key not in self.params:
                 valid = ", ".join(sorted([*self.params, "seeds"]))
                 raise ConfigError(f"Unknown key {key!r} for {self.name}. Valid keys: {valid}.")
-            parts = [part for part in str(text).split(",") if part.strip()]
-            if not parts:
+            parts = [part.strip() for part in str(text).split(",")]
+            if not any(parts):
                 raise ConfigError(f"{key} needs a value; received {text!r}.")
+            if not all(parts):
+                given = ",".join(part for part in parts if part)
+                raise ConfigError(f"{key}={text} has an empty item; a grid axis is a comma list without gaps, e.g. {key}={given}.")
             parsed = [self.params[key].parse(key, part) for part in parts]
             values[key] = parsed if len(parsed) > 1 else parsed[0]
         if seeds is not None:

@@ -51,6 +51,11 @@ def test_overrides_are_parsed_to_the_parameter_type():
         ({"flag": "maybe"}, "flag='maybe' is not a valid bool"),
         ({"seeds": "0"}, "seeds must be an integer from 1 to 100"),
         ({"depth": ""}, "depth needs a value"),
+        ({"depth": "2,,4"}, "depth=2,,4 has an empty item"),
+        ({"depth": "2,"}, "depth=2, has an empty item"),
+        ({"rate": "nan"}, "rate=nan is not a number; valid: 0.0 to 1.0"),
+        ({"rate": "0.5,NaN"}, "rate=nan is not a number"),
+        ({"rate": "inf"}, "rate=inf is out of range; valid: 0.0 to 1.0"),
     ],
 )
 def test_bad_values_raise_one_line_config_errors(overrides, message):
@@ -58,6 +63,16 @@ def test_bad_values_raise_one_line_config_errors(overrides, message):
         _ablation().resolve("quick", overrides)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_nan_is_never_a_value_and_infinity_only_where_no_bound_is_declared():
+    with pytest.raises(ConfigError, match="x=nan is not a number; valid: any float"):
+        Param(1.0).check("x", float("nan"))
+    with pytest.raises(ConfigError, match="x=inf is out of range; valid: finite numbers from 0.0"):
+        Param(1.0, low=0.0).check("x", float("inf"))
+    with pytest.raises(ConfigError, match="x=-inf is out of range; valid: finite numbers up to 2.0"):
+        Param(1.0, high=2.0).check("x", float("-inf"))
+    assert Param(1.0).check("x", float("inf")) == float("inf")
 
 
 def test_unknown_profile_names_the_choices():
