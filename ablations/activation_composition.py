@@ -18,13 +18,19 @@ away from 0 only, which the verdict reports.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
-from models.activations import ACTIVATIONS, activation_function
+from models.names import ACTIVATIONS
+
+# TensorFlow and the activations are imported in the functions that use them: they load
+# only when a trial runs, so `ablate` validates a typo in about a second.
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 # PReLU's slope is a learned weight, not a fixed function to compose.
 COMPOSABLE = tuple(name for name in ACTIVATIONS if name != "prelu")
@@ -46,6 +52,8 @@ PROFILES = {
 
 def compose(name: str, k: int, x: tf.Tensor) -> tf.Tensor:
     """f^k(x) = f(f(...f(x))) with ``k`` applications of the activation ``name``."""
+    from models.activations import activation_function
+
     f = activation_function(name)
     for _ in range(k):
         x = f(x)
@@ -54,6 +62,8 @@ def compose(name: str, k: int, x: tf.Tensor) -> tf.Tensor:
 
 def composition_profile(name: str, max_k: int, x_range: float, points: int) -> list[dict[str, float]]:
     """For k = 1..max_k: range width, largest and mean derivative of f^k on the grid."""
+    import tensorflow as tf
+
     x = tf.constant(np.linspace(-x_range, x_range, points), tf.float64)
     rows = []
     for k in range(1, max_k + 1):
@@ -74,6 +84,8 @@ def composition_profile(name: str, max_k: int, x_range: float, points: int) -> l
 
 def idempotence_error(name: str, x_range: float, points: int) -> float:
     """max |f(f(x)) - f(x)| on the grid: exactly 0 for an idempotent f."""
+    import tensorflow as tf
+
     x = tf.constant(np.linspace(-x_range, x_range, points), tf.float64)
     return float(tf.reduce_max(tf.abs(compose(name, 2, x) - compose(name, 1, x))).numpy())
 
@@ -151,6 +163,8 @@ def verdict(trials: pd.DataFrame) -> Verdict:
 
 def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     """The lecture's plots: f, f∘f, f∘f∘f for sigmoid, tanh and (jittered) ReLU; derivative decay."""
+    import tensorflow as tf
+
     x_range = float(trials["x_range"].iloc[0])
     x = tf.constant(np.linspace(-x_range, x_range, 801), tf.float64)
     shown = [name for name in ("sigmoid", "tanh", "relu") if name in set(trials["activation"])]

@@ -47,16 +47,19 @@ real test for images.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import keras
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from ablations.engine.data import load_dataset
-from ablations.engine.keras_trials import fit_trial, score_split
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, combine_outcomes, pack_all_but
 from ablations.engine.stats import summarize
-from models import SignalAugmentation, build_cnn, image_augmentation
+
+# Keras and the models are imported in the functions that train: they load only when a
+# trial runs, so `ablate` validates a typo in about a second.
+if TYPE_CHECKING:
+    import keras
 
 IMAGE_SETS = ("digits", "mnist5k")
 SCORES_PER_TRIAL = 10
@@ -103,6 +106,8 @@ def _dataset(config: dict):
 
 def augmentation_layer(config: dict) -> keras.layers.Layer | None:
     """The configuration's augmentation layer for its data set, or None without augmentation."""
+    from models import SignalAugmentation, image_augmentation
+
     if not config["augment"]:
         return None
     if config["data"] in IMAGE_SETS:
@@ -120,6 +125,11 @@ def epochs_for(config: dict) -> int:
 
 
 def _train(config: dict, data, logger=None):
+    import keras
+
+    from ablations.engine.keras_trials import fit_trial
+    from models import build_cnn
+
     keras.utils.set_random_seed(config["seed"])
     model = build_cnn(
         data.input_shape,
@@ -253,6 +263,8 @@ def _size_plot(trials: pd.DataFrame) -> plt.Figure:
 
 def _examples(trials: pd.DataFrame) -> plt.Figure:
     """One training example of each data set and four augmented draws of it (what `fit` sees)."""
+    import keras
+
     sets = sorted(trials["data"].unique())
     fig, axes = plt.subplots(len(sets), 5, figsize=(11, 2.2 * len(sets)), squeeze=False, constrained_layout=True)
     for row, data_name in enumerate(sets):
@@ -277,6 +289,8 @@ def _examples(trials: pd.DataFrame) -> plt.Figure:
 
 def test(config: dict, guard) -> dict[str, float]:
     """Retrains the configuration selected on validation and scores the test split once."""
+    from ablations.engine.keras_trials import score_split
+
     data = _dataset(config)
     model, _ = _train(config, data)
     scores = guard.evaluate(lambda: score_split(model, data.x_test, data.y_test))

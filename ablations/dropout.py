@@ -52,17 +52,20 @@ iterations; the summary gives each part.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ablations.engine.data import load_dataset
-from ablations.engine.keras_trials import epochs_to_reach, fit_trial, score_split
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
-from models import InvertedDropout, build_mlp
+
+# Keras and the models are imported in the functions that train: they load only when a
+# trial runs, so `ablate` validates a typo in about a second.
+if TYPE_CHECKING:
+    import keras
 
 LECTURE_HIDDEN_KEEP = 0.5
 LECTURE_INPUT_KEEP = 0.8
@@ -123,6 +126,11 @@ def _dataset(config: dict):
 
 
 def _train(config: dict, data, logger=None):
+    import keras
+
+    from ablations.engine.keras_trials import fit_trial
+    from models import build_mlp
+
     keras.utils.set_random_seed(config["seed"])
     model = build_mlp(
         data.input_shape,
@@ -155,6 +163,8 @@ def _train(config: dict, data, logger=None):
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """Trains one MLP with the configuration's keep probabilities and measures gap, speed and E[z]."""
+    from ablations.engine.keras_trials import epochs_to_reach
+
     results = []
     for config, logger in zip(configs, context.loggers):
         data = _dataset(config)
@@ -185,6 +195,10 @@ def expectation_check(model: keras.Model, x: np.ndarray, samples: int) -> dict[s
 
     All three are NaN for a model without dropout.
     """
+    import keras
+
+    from models import InvertedDropout
+
     layers = model.layers
     dropout_index = next((i for i, layer in enumerate(layers) if isinstance(layer, InvertedDropout) and layer.keep_prob < 1), None)
     if dropout_index is None:
@@ -425,6 +439,8 @@ def _curves(trials: pd.DataFrame, client) -> plt.Figure:
 
 def test(config: dict, guard) -> dict[str, float]:
     """Retrains the configuration selected on validation and scores the test split once."""
+    from ablations.engine.keras_trials import score_split
+
     data = _dataset(config)
     model, _ = _train(config, data)
     scores = guard.evaluate(lambda: score_split(model, data.x_test, data.y_test))

@@ -44,17 +44,20 @@ weights helps little over the weights at the stop when the patience is short.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ablations.engine.data import load_dataset
-from ablations.engine.keras_trials import fit_trial, score_split
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, combine_outcomes, pack_all_but
 from ablations.engine.stats import summarize
-from models import build_mlp
+
+# Keras and the models are imported in the functions that train: they load only when a
+# trial runs, so `ablate` validates a typo in about a second.
+if TYPE_CHECKING:
+    import keras
 
 NO_STOPPING = 0
 LABEL_NOISE_SEED = 12345
@@ -111,6 +114,11 @@ def _data(config: dict):
 
 
 def _train(config: dict, logger=None):
+    import keras
+
+    from ablations.engine.keras_trials import fit_trial
+    from models import build_mlp
+
     data, (x_fit, y_fit), (x_stop, y_stop) = _data(config)
     keras.utils.set_random_seed(config["seed"])
     model = build_mlp(
@@ -307,6 +315,8 @@ def _history(client, run_id: str, metric: str, transform=lambda v: v) -> tuple[l
 
 def test(config: dict, guard) -> dict[str, float]:
     """Retrains the configuration selected on validation (same data, stopping rule and seed) and scores the test split once."""
+    from ablations.engine.keras_trials import score_split
+
     data, model, _, _ = _train(config)
     scores = guard.evaluate(lambda: score_split(model, data.x_test, data.y_test))
     return {f"test_{name}": value for name, value in scores.items()}

@@ -53,19 +53,22 @@ reaches 0.16; L1 is best at λ = 0.04 and crushed from λ = 5.12).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ablations.engine.data import load_dataset
-from ablations.engine.penalized_stack import dense_layers, fit_stack, member_statistics, penalty_coefficients, stack_models
 from ablations.engine.protocol import kfold_indices
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
-from models.activations import ACTIVATIONS
-from models.mlp import build_mlp
+from models.names import ACTIVATIONS
+
+# Keras and the models are imported in the functions that train: they load only when a
+# trial runs, so `ablate` validates a typo in about a second.
+if TYPE_CHECKING:
+    import keras
 
 LAMBDA_GRID = (0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.0)
 """The lecture's 12 values of λ."""
@@ -130,6 +133,8 @@ def keras_lambda(config: dict, n_fit: int) -> float:
 
 def build_member(config: dict, input_dim: int, num_classes: int, n_fit: int) -> keras.Model:
     """The trial's `build_mlp` net with its kernel penalty (λ = 0: no regularizer at all)."""
+    from models.mlp import build_mlp
+
     coefficient = keras_lambda(config, n_fit)
     return build_mlp(
         (input_dim,),
@@ -165,6 +170,10 @@ def fold_masks(folds: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.n
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """k-fold CV of every (penalty, λ) of the pack, all folds of all λ in one stack."""
+    import keras
+
+    from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
+
     data = _dataset(configs[0])
     n, num_classes = len(data.y_train), data.num_classes
     folds = cv_folds(configs[0])
@@ -239,6 +248,8 @@ def _relative(value: float, reference: float) -> float:
 
 def penalty_by_hand(model: keras.Model) -> float:
     """λ₁·Σ|w| + λ₂·Σw² over the model's kernels, in float64 NumPy (biases excluded)."""
+    from ablations.engine.penalized_stack import dense_layers, penalty_coefficients
+
     total = 0.0
     for layer in dense_layers(model):
         l1, l2 = penalty_coefficients(layer.kernel_regularizer)
@@ -249,6 +260,10 @@ def penalty_by_hand(model: keras.Model) -> float:
 
 def test(config: dict, guard) -> dict[str, float]:
     """Trains the selected (penalty, λ) on all the training data, then scores the test split once."""
+    import keras
+
+    from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
+
     data = _dataset(config)
     n = len(data.y_train)
     model = build_member(config, data.x_train.shape[1], data.num_classes, n)

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ablations.engine.data import load_dataset
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
-from ablations.engine.stacked_training import train_pack
 from ablations.engine.stats import summarize
+
+# Keras and the models are imported in the functions that train: they load only when a
+# trial runs, so `ablate` validates a typo in about a second.
+if TYPE_CHECKING:
+    import keras
 
 MODELS = ("deep_linear", "logistic", "relu_net")
 TASKS = ("moons", "circles", "xor")
@@ -69,6 +73,8 @@ def _data(config: dict):
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """Trains the pack (deep linear and ReLU nets share a depth) and checks the collapse identity."""
+    from ablations.engine.stacked_training import train_pack
+
     data = _data(configs[0])
     pack = train_pack(
         [_as_stack_config(c) for c in configs],
@@ -107,6 +113,8 @@ def composed_affine_map(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
 
     Composes the Dense layers in order: (x W1 + b1) W2 + b2 = x (W1 W2) + (b1 W2 + b2).
     """
+    import keras
+
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     kernel, bias = dense[0].get_weights()
     for layer in dense[1:]:
@@ -121,6 +129,8 @@ def collapse_deviation(model: keras.Model, x: np.ndarray) -> tuple[float, float]
     For a linear-activation net both are float round-off; for a ReLU net they
     are large, which is the point of the contrast.
     """
+    import keras
+
     kernel, bias = composed_affine_map(model)
     network = keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float64)
     affine = x.astype(np.float64) @ kernel.astype(np.float64) + bias
@@ -179,6 +189,8 @@ def verdict(trials: pd.DataFrame) -> Verdict:
 
 def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     """Decision boundaries of deep linear, logistic and ReLU nets, from the models kept in MLflow."""
+    import keras
+
     tasks = sorted(trials["data"].unique())
     fig, axes = plt.subplots(len(tasks), len(MODELS), figsize=(3.4 * len(MODELS), 3.2 * len(tasks)), squeeze=False, constrained_layout=True)
     for row, task in enumerate(tasks):

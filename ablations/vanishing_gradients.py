@@ -30,10 +30,11 @@ import pandas as pd
 
 from ablations.engine.data import load_dataset
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
-from ablations.engine.stacked_training import train_pack
 from ablations.engine.stats import summarize
-from models.activations import ACTIVATIONS
-from models.initializers import INITIALIZERS
+from models.names import ACTIVATIONS, INITIALIZERS
+
+# Keras and the models are imported in the functions that train: they load only when a
+# trial runs, so `ablate` validates a typo in about a second.
 
 RELU_FAMILY = ("relu", "leaky_relu", "prelu", "relu6")
 SIGMOID = "sigmoid"
@@ -87,6 +88,8 @@ def _dataset(config: dict):
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """Trains one pack (same everything, different activations) as a stacked model."""
+    from ablations.engine.stacked_training import train_pack
+
     data = _dataset(configs[0])
     pack = train_pack(configs, context.loggers, data.x_train, data.y_train, data.x_val, data.y_val, data.num_classes)
     return [_final_metrics(history, config["depth"]) for history, config in zip(pack.histories, configs)]

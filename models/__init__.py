@@ -1,18 +1,42 @@
-"""Model builders, custom layers and name registries (what is trained)."""
+"""Model builders, custom layers and name registries (what is trained).
 
-from models.activations import (
-    ACTIVATIONS,
-    LEAKY_RELU_SLOPE,
-    activation_function,
-    activation_layer,
-)
-from models.augmentation import AugmentationPipeline, SignalAugmentation, image_augmentation
-from models.cnn import build_cnn
-from models.dropout import InvertedDropout
-from models.initializers import INITIALIZERS, GlorotBengioStandard, get_initializer
-from models.mlp import OUTPUT_ACTIVATIONS, build_mlp
+The names below load on first use (PEP 562), so that ``models.names`` and
+``models.registry`` can be imported without Keras: the ``ablate`` command checks
+a configuration against them before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from models.activations import LEAKY_RELU_SLOPE, activation_function, activation_layer
+    from models.augmentation import AugmentationPipeline, SignalAugmentation, image_augmentation
+    from models.cnn import build_cnn
+    from models.dropout import InvertedDropout
+    from models.initializers import GlorotBengioStandard, get_initializer
+    from models.mlp import OUTPUT_ACTIVATIONS, build_mlp
+    from models.regularizers import make_regularizer
+
+from models.names import ACTIVATIONS, INITIALIZERS
 from models.registry import UnknownNameError, resolve
-from models.regularizers import make_regularizer
+
+_LAZY = {
+    "LEAKY_RELU_SLOPE": "models.activations",
+    "activation_function": "models.activations",
+    "activation_layer": "models.activations",
+    "AugmentationPipeline": "models.augmentation",
+    "SignalAugmentation": "models.augmentation",
+    "image_augmentation": "models.augmentation",
+    "build_cnn": "models.cnn",
+    "InvertedDropout": "models.dropout",
+    "GlorotBengioStandard": "models.initializers",
+    "get_initializer": "models.initializers",
+    "OUTPUT_ACTIVATIONS": "models.mlp",
+    "build_mlp": "models.mlp",
+    "make_regularizer": "models.regularizers",
+}
 
 __all__ = [
     "ACTIVATIONS",
@@ -33,3 +57,15 @@ __all__ = [
     "make_regularizer",
     "resolve",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

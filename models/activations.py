@@ -12,21 +12,8 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from models.names import ACTIVATIONS
 from models.registry import check_name
-
-ACTIVATIONS: tuple[str, ...] = (
-    "linear",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "leaky_relu",
-    "prelu",
-    "elu",
-    "relu6",
-    "selu",
-    "gelu",
-    "swish",
-)
 
 # The lecture's (and Maas et al. 2013's) Leaky ReLU uses 0.01; Keras' LeakyReLU
 # layer defaults to 0.3 and keras.activations.leaky_relu to 0.2, neither of which

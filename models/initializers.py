@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import keras
 
+from models.names import INITIALIZERS
 from models.registry import resolve
 
 
@@ -72,7 +73,9 @@ _FACTORIES: dict[str, Callable[..., keras.initializers.Initializer]] = {
     "standard": GlorotBengioStandard,
 }
 
-INITIALIZERS: tuple[str, ...] = tuple(_FACTORIES)
+# The names are listed without Keras in models.names, for the command line's checks.
+if tuple(_FACTORIES) != INITIALIZERS:
+    raise ImportError(f"models.names.INITIALIZERS {INITIALIZERS} differs from the factories {tuple(_FACTORIES)}.")
 
 
 def get_initializer(name: str, seed: int | None = None) -> keras.initializers.Initializer:

@@ -1,7 +1,10 @@
 """The ``ablate`` command: list, run and report the ablations; run hyperparameter studies.
 
 Errors users can cause end with one line naming the valid choices and exit
-code 2, before anything is written.
+code 2, before anything is written. Everything is checked before TensorFlow is
+imported, so a typo is answered in about a second; TensorFlow then loads
+through `tensorflow_quiet.import_tensorflow`, which keeps its start-up lines
+off the terminal.
 """
 
 from __future__ import annotations
@@ -9,19 +12,43 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
+if TYPE_CHECKING:
+    from ablations.engine.spec import ResolvedConfig
+
+# Set before TensorFlow or MLflow load (MLflow may load before `tracking`, which sets
+# the same); worker processes inherit them.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 EXIT_USAGE = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command's error form: one ``ablate: error: ...`` line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"ablate: error: {message}\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        # Rejected here rather than by the top-level parser, which cannot name a
+        # command's options.
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            self.error(f"unrecognized arguments: {' '.join(extras)}. Valid options of {self.prog}: {', '.join(options)}.")
+        return namespace, extras
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ablate",
         description="Ablations of a lecture on activation functions and regularization, logged to MLflow.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
 
     commands.add_parser("list", help="the ablations and the claims they test")
 
@@ -72,15 +99,24 @@ def _overrides(pairs: Sequence[str]) -> dict[str, str]:
     result = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"--set takes KEY=VALUE; received {pair!r}.")
-        result[key.strip()] = value
+        if key in result:
+            raise ConfigError(f"--set {key} is given twice ({result[key]!r} and {value!r}); give it once, a comma list for a grid axis.")
+        result[key] = value
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ablate`` and ``python -m ablations``."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.error("a command is required. Valid choices: list, run, report, study.")
+    except SystemExit as stop:  # argparse's errors (one line, see _Parser) and --help
+        return stop.code if isinstance(stop.code, int) else 0
     from ablations.engine.data import DataError
     from ablations.engine.spec import ConfigError
     from models.registry import UnknownNameError
@@ -88,12 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except (ConfigError, UnknownNameError, DataError) as error:
-        print(f"ablate: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).splitlines())  # one line, even if a library's message had several
+        print(f"ablate: error: {message}", file=sys.stderr)
         return EXIT_USAGE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from ablations.engine.registry import all_ablations, get_ablation
+    from ablations.engine.registry import ablation_names, all_ablations, get_ablation
 
     if args.command == "list":
         for name, ablation in all_ablations().items():
@@ -102,20 +139,27 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "study":
         from ablations.engine.study import study_command
 
+        _quiet_tensorflow_for([args.data])
         return study_command(args)
     if args.command == "report":
+        output = _report_path(args.output)
         from ablations.engine.report import write_report
 
-        print(write_report(args.output))
+        print(write_report(output))
         return 0
 
-    from ablations.engine.runner import open_storage, run_ablation
+    from ablations.engine.storage import open_storage
+    from ablations.engine.tensorflow_quiet import import_tensorflow
 
-    names = args.names or list(all_ablations())
+    names = args.names or ablation_names()
     overrides = _overrides(args.overrides)
     # Everything is validated before the first trial so a typo costs nothing.
     plans = [(get_ablation(n), get_ablation(n).resolve(args.profile, overrides, args.seeds)) for n in names]
+    _load_data([config for _, config in plans])
     open_storage(args.storage)
+    import_tensorflow()
+    from ablations.engine.runner import run_ablation
+
     for ablation, config in plans:
         result = run_ablation(ablation, config, storage=args.storage, progress=not args.quiet)
         verdict = result.verdict
@@ -126,6 +170,48 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(f"report: {write_report()}")
     return 0
+
+
+def _load_data(configs: Iterable[ResolvedConfig]) -> None:
+    """Loads every data set the configurations train on, once each (bundled sets stay cached for the trials).
+
+    Raises:
+        UnknownNameError, DataError: a set that is missing or holds NaN or infinite values.
+    """
+    from ablations.engine.data import load_dataset
+
+    names = []
+    for config in configs:
+        values = config.grid.get("data", [config.fixed["data"]] if "data" in config.fixed else [])
+        names += [value for value in values if value not in names]
+    _quiet_tensorflow_for(names)
+    for name in names:
+        load_dataset(name)
+
+
+def _quiet_tensorflow_for(data_names: Iterable[str]) -> None:
+    """Starts TensorFlow quietly first when a data set comes from TFDS, which imports TensorFlow."""
+    from ablations.engine.data import TFDS_PREFIX
+    from ablations.engine.tensorflow_quiet import import_tensorflow
+
+    if any(str(name).startswith(TFDS_PREFIX) for name in data_names):
+        import_tensorflow()
+
+
+def _report_path(output: str | None) -> Path | None:
+    """``--output`` checked: an .html file in an existing folder (None: the default under the results folder)."""
+    from ablations.engine.spec import ConfigError
+
+    if output is None:
+        return None
+    path = Path(output)
+    if path.suffix.lower() != ".html":
+        raise ConfigError(f"--output must name an .html file; received {output!r}.")
+    if path.is_dir():
+        raise ConfigError(f"--output {output!r} is a folder; name an .html file in it.")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--output {output!r}: folder {path.parent} does not exist; name an .html file in an existing folder.")
+    return path
 
 
 if __name__ == "__main__":

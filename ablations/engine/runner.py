@@ -9,11 +9,9 @@ back from MLflow -> aggregates over seeds, verdict, figures on the parent run.
 from __future__ import annotations
 
 import resource
-import warnings
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -28,11 +26,10 @@ from optuna.trial import TrialState  # noqa: E402
 
 from ablations.engine.progress import Progress  # noqa: E402
 from ablations.engine.protocol import REMEDIES, TestSplitGuard, trial_diagnosis  # noqa: E402
-from ablations.engine.spec import Ablation, ConfigError, ResolvedConfig, TrialContext, Verdict  # noqa: E402
+from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext, Verdict  # noqa: E402
 from ablations.engine.stats import aggregate  # noqa: E402
-from ablations.engine.tracking import Tracker, results_dir  # noqa: E402
-
-STORAGE_FORMS = "sqlite:///PATH.db, postgresql://USER:PASSWORD@HOST/DB, mysql://..., journal:PATH.log"
+from ablations.engine.storage import open_storage  # noqa: E402
+from ablations.engine.tracking import Tracker  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -60,51 +57,6 @@ class BatchGridSampler(optuna.samplers.GridSampler):
 
     def after_trial(self, study, trial, state, values) -> None:
         pass
-
-
-def open_storage(
-    url: str | None,
-    *,
-    heartbeat_interval: int | None = None,
-    grace_period: int | None = None,
-) -> optuna.storages.BaseStorage:
-    """Opens Optuna storage; raises ConfigError naming the valid forms when it cannot.
-
-    Args:
-        url: An RDB URL (sqlite, postgresql, mysql), ``journal:PATH`` for a
-            journal file (safe for many processes on one machine), or None for
-            the journal file ``optuna.journal`` under `results_dir`.
-        heartbeat_interval: RDB storages only: seconds between a running
-            trial's heartbeats, so `optuna.storages.fail_stale_trials` can fail
-            the trials of dead workers.
-        grace_period: RDB storages only: heartbeat age after which a trial is stale.
-    """
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-    if url is None or url.startswith("journal:"):
-        path = Path(url.removeprefix("journal:")) if url else results_dir() / "optuna.journal"
-        if not path.parent.is_dir():
-            raise ConfigError(f"Cannot open storage {url!r}: folder {path.parent} does not exist. Valid forms: {STORAGE_FORMS}.")
-        # The open-lock works on any file system, unlike the default symlink lock.
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
-    try:
-        with warnings.catch_warnings():
-            # Heartbeats are marked experimental but are Optuna's one way to fail a dead worker's trials.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot open"
-        shown = _hide_password(url)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"Cannot open storage {shown!r}: {reason.replace(url, shown)}. Valid forms: {STORAGE_FORMS}.") from None
-
-
-def _hide_password(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not even a URL: nothing to hide
-        return url
 
 
 def peak_rss_mb() -> float:

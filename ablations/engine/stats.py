@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -26,6 +25,9 @@ class Summary:
 
 def summarize(values: Sequence[float]) -> Summary:
     """Summarizes finite values; with one value the interval is that value (no spread known)."""
+    # Imported here: SciPy's stats take half a second that `ablate`'s checks need not wait for.
+    from scipy import stats
+
     array = np.asarray(values, dtype=float)
     array = array[np.isfinite(array)]
     n = len(array)

@@ -23,18 +23,17 @@ heartbeat, so trials of a dead machine fail once their heartbeat is older than
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
 import zlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import tensorflow as tf
 from optuna.trial import TrialState
 
-from ablations.engine.runner import BatchGridSampler, open_storage
 from ablations.engine.spec import ConfigError
 from ablations.engine.study_space import SearchSpace, load_space, parse_space
 from ablations.engine.study_stale import (
@@ -44,8 +43,13 @@ from ablations.engine.study_stale import (
     fail_stale_trials,
     worker_identity,
 )
-from ablations.engine.study_trial import OBJECTIVES, study_dataset
-from ablations.engine.tracking import Tracker
+from ablations.engine.storage import open_storage
+from ablations.engine.study_data import OBJECTIVES, study_dataset
+
+# Keras, TensorFlow and MLflow load when a study opens, not when its options are
+# checked, so `ablate study` answers a typo in about a second.
+if TYPE_CHECKING:
+    from ablations.engine.tracking import Tracker
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -139,8 +143,8 @@ def study_options(
     _check_int("seed", seed, 0, 2**31 - 1)
     if cv != 0:
         _check_int("cv", cv, 2, 100)
-    if timeout is not None and not timeout > 0:
-        raise ConfigError(f"--timeout must be a number of seconds > 0; received {timeout!r}.")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout < math.inf):
+        raise ConfigError(f"--timeout must be a finite number of seconds > 0; received {timeout!r}.")
     search_space = load_space(space)
     if sampler == "grid":
         grid = search_space.grid()
@@ -248,6 +252,10 @@ def run_study(options: StudyOptions, *, tracker: Tracker | None = None) -> Study
 
 def open_session(options: StudyOptions, *, tracker: Tracker | None = None, worker: str = "") -> StudySession:
     """Opens (or creates) the study and its MLflow parent run; fails stale trials of dead workers."""
+    import tensorflow as tf
+
+    from ablations.engine.tracking import Tracker
+
     storage = open_storage(options.storage, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = ["minimize"] * len(OBJECTIVES[options.objective])
@@ -288,6 +296,8 @@ def _sampler(options: StudyOptions, *, n_existing: int, worker: str) -> optuna.s
     # A rerun or another worker with the sampler's seed would replay its random
     # draws; folding in the trials so far and the worker keeps fresh runs reproducible.
     import numpy as np
+
+    from ablations.engine.runner import BatchGridSampler
 
     seed = int(np.random.SeedSequence([options.seed, n_existing, zlib.crc32(worker.encode())]).generate_state(1)[0])
     if n_existing == 0 and not worker:
@@ -366,6 +376,8 @@ def _redacted(url: str | None) -> str:
 
 def study_command(args) -> int:
     """``ablate study``: validates, runs, prints where the study stands; 1 if trials kept failing."""
+    from ablations.engine.tensorflow_quiet import import_tensorflow
+
     options = study_options(
         space=args.space,
         trials=args.trials,
@@ -381,6 +393,8 @@ def study_command(args) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
+    open_storage(options.storage)  # a bad URL fails here, before TensorFlow starts
+    import_tensorflow()
     try:
         report = run_study(options)
     except KeyboardInterrupt:

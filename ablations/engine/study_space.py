@@ -28,8 +28,7 @@ from typing import Any
 import yaml
 
 from ablations.engine.spec import ConfigError, Param
-from models.activations import ACTIVATIONS
-from models.initializers import INITIALIZERS
+from models.names import ACTIVATIONS, INITIALIZERS
 
 AUGMENTATIONS = ("none", "light", "strong")
 

@@ -14,7 +14,6 @@ the mean over folds (to the pruner and to MLflow). The test split is never read.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +21,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from ablations.engine.data import DataError, Dataset, load_dataset
+from ablations.engine.data import Dataset
 from ablations.engine.protocol import kfold_indices
+from ablations.engine.study_data import OBJECTIVES, study_dataset  # noqa: F401 (re-exported)
 from models import SignalAugmentation, build_mlp, image_augmentation
-
-OBJECTIVES = {"val_error": ("val_error",), "gap": ("gap",), "both": ("val_error", "gap")}
-"""``--objective`` -> the metrics minimized (``both`` is a two-objective study)."""
 
 _AUGMENTATION_STRENGTH = {"light": 0.5, "strong": 1.0}
 
@@ -83,20 +80,6 @@ class FoldMean(keras.callbacks.Callback):
                 values = [self.store[f].get(key, math.nan) for f in range(self.folds)]
                 logs[key] = float(np.mean(values))
                 logs[f"fold_std/{key}"] = float(np.std(values))
-
-
-@functools.lru_cache(maxsize=4)
-def study_dataset(name: str, n_train: int = 0) -> Dataset:
-    """The data set a study trains on, loaded once per process (images keep their shape for augmentation).
-
-    Raises:
-        UnknownNameError: an unknown data set name.
-        DataError: a regression set (studies classify) or a bad ``n_train``.
-    """
-    data = load_dataset(name, n_train=n_train or None, image_shape=True)
-    if data.num_classes < 2:
-        raise DataError(f"ablate study needs a classification data set; {name!r} has regression targets.")
-    return data
 
 
 def augmentation_layer(strength: str, input_shape: tuple[int, ...], seed: int | None) -> keras.layers.Layer | None:

@@ -71,8 +71,9 @@ def run_workers(session) -> bool:
 def configure_threads(threads: int) -> None:
     """Sizes TensorFlow's thread pools; must run before TensorFlow's first op in this process."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    import tensorflow as tf
+    from ablations.engine.tensorflow_quiet import import_tensorflow
 
+    tf = import_tensorflow()  # finds the devices but runs no op, so the pools can still be sized
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 

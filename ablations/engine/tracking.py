@@ -21,14 +21,9 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Param as MlflowParam  # noqa: E402
 from mlflow.entities import RunTag  # noqa: E402
 
-from callbacks.mlflow_logger import metrics_batch  # noqa: E402
+from ablations.engine.storage import results_dir  # noqa: E402
 
 PARENT_TAG = "mlflow.parentRunId"
-
-
-def results_dir() -> Path:
-    """Where results go: ``$ABLATE_RESULTS_DIR``, else ``mlruns/`` in the working directory."""
-    return Path(os.environ.get("ABLATE_RESULTS_DIR", "mlruns")).resolve()
 
 
 def tracking_uri() -> str:
@@ -119,6 +114,9 @@ class Tracker:
         synchronous: bool = True,
     ) -> None:
         """Logs one step's metrics (and tags) in one call; asynchronous writes complete by `flush`."""
+        # Imported here: the callbacks package loads Keras, which `ablate report` does not need.
+        from callbacks.mlflow_logger import metrics_batch
+
         if values or tags:
             operation = self.client.log_batch(
                 run_id,
