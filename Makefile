@@ -30,7 +30,8 @@ smoke: $(STAMP) ## every ablation on the seconds-long smoke profile
 full: $(STAMP) ## the full grids (meant for a GPU: pip install -e '.[gpu]')
 	$(BIN)/ablate run --profile full
 
-test: $(STAMP) ## run the fast test suite
+test: $(STAMP) ## check the import contracts, then run the test suite
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q -n 2
 
 test-process: $(STAMP) ## only the tests that start, race or kill processes (.ci/run repeats them)
@@ -46,7 +47,7 @@ ui: $(STAMP) ## MLflow UI on http://127.0.0.1:5000
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
 bench: $(STAMP) ## suite vs plain model.fit loop on the vanishing_gradients grid; prints the time ratio
-	$(BIN)/python -m ablations.engine.bench
+	$(BIN)/python -m benchmarks.bench
 
 clean: ## remove results (mlruns/ content) and caches; keeps .venv
 	find mlruns -mindepth 1 ! -name .gitkeep ! -name README.md -exec rm -rf {} +
@@ -57,4 +58,4 @@ dashboard: $(STAMP) ## Optuna dashboard on http://127.0.0.1:8080 for the default
 	$(BIN)/optuna-dashboard $(or $(ABLATE_RESULTS_DIR),mlruns)/optuna.journal --host 127.0.0.1 --port 8080
 
 bench-study: $(STAMP) ## ablate study: 1 vs 2 workers, pruning vs none, ours vs keras-tuner; prints the numbers
-	$(BIN)/python -m ablations.engine.bench_study
+	$(BIN)/python -m benchmarks.bench_study

@@ -24,7 +24,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
+from ablations.engine.plots import metric_history
+from ablations.engine.spec import Ablation, Param, Verdict, one_by_one
 from models.names import ACTIVATIONS
 
 # TensorFlow and the activations are imported in the functions that use them: they load
@@ -90,27 +91,23 @@ def idempotence_error(name: str, x_range: float, points: int) -> float:
     return float(tf.reduce_max(tf.abs(compose(name, 2, x) - compose(name, 1, x))).numpy())
 
 
-def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
-    results = []
-    for config, log in zip(configs, context.loggers):
-        rows = composition_profile(config["activation"], config["max_k"], config["x_range"], config["points"])
-        for k, row in enumerate(rows, start=1):
-            log(row, k)
-        first, last = rows[0], rows[-1]
-        results.append(
-            {
-                "idempotence_error": idempotence_error(config["activation"], config["x_range"], config["points"]),
-                "range_width_k1": first["range_width"],
-                "range_width_kmax": last["range_width"],
-                "max_derivative_k1": first["max_derivative"],
-                "max_derivative_kmax": last["max_derivative"],
-                "mean_derivative_k1": first["mean_derivative"],
-                "mean_derivative_kmax": last["mean_derivative"],
-                "range_ratio": last["range_width"] / first["range_width"] if first["range_width"] else float("nan"),
-                "max_derivative_ratio": last["max_derivative"] / first["max_derivative"] if first["max_derivative"] else float("nan"),
-            }
-        )
-    return results
+def trial(config: dict, log) -> dict[str, float]:
+    """Composes one activation k = 1..max_k times; logs each k's profile, returns the first and last and their ratios."""
+    rows = composition_profile(config["activation"], config["max_k"], config["x_range"], config["points"])
+    for k, row in enumerate(rows, start=1):
+        log(row, k)
+    first, last = rows[0], rows[-1]
+    return {
+        "idempotence_error": idempotence_error(config["activation"], config["x_range"], config["points"]),
+        "range_width_k1": first["range_width"],
+        "range_width_kmax": last["range_width"],
+        "max_derivative_k1": first["max_derivative"],
+        "max_derivative_kmax": last["max_derivative"],
+        "mean_derivative_k1": first["mean_derivative"],
+        "mean_derivative_kmax": last["mean_derivative"],
+        "range_ratio": last["range_width"] / first["range_width"] if first["range_width"] else float("nan"),
+        "max_derivative_ratio": last["max_derivative"] / first["max_derivative"] if first["max_derivative"] else float("nan"),
+    }
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
@@ -179,8 +176,8 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
         ax.legend(fontsize=8)
     fig_decay, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     for _, row in trials.iterrows():
-        history = sorted(client.get_metric_history(row["run_id"], "max_derivative"), key=lambda m: m.step)
-        ax.plot([m.step for m in history], [max(m.value, 1e-12) for m in history], marker="o", label=row["activation"])
+        steps, slopes = metric_history(client, row["run_id"], "max_derivative")
+        ax.plot(steps, [max(slope, 1e-12) for slope in slopes], marker="o", label=row["activation"])
     ax.set_yscale("log")
     ax.set_xlabel("k (compositions)")
     ax.set_ylabel("max |d f^k / dx| on the grid")
@@ -197,7 +194,7 @@ ABLATION = Ablation(
     ),
     params=PARAMS,
     profiles=PROFILES,
-    run=run,
+    run=one_by_one(trial),
     verdict=verdict,
     figures=figures,
     objective="range_ratio",

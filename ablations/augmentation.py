@@ -52,8 +52,12 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ablations.engine import params
 from ablations.engine.data import load_dataset
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, combine_outcomes, pack_all_but
+from ablations.engine.effects import effect_status, mean_ci, mean_sd
+from ablations.engine.plots import mean_std_panels
+from ablations.engine.protocol import score_test_split, with_gaps
+from ablations.engine.spec import Ablation, Param, Verdict, combine_outcomes, one_by_one, pack_all_but
 from ablations.engine.stats import summarize
 
 # Keras and the models are imported in the functions that train: they load only when a
@@ -66,12 +70,12 @@ SCORES_PER_TRIAL = 10
 """Held-out scoring (and MLflow logging) points per trial; runs of small sets have hundreds of short epochs."""
 
 PARAMS = {
-    "data": Param("mnist1d", "data set: images (digits, mnist5k) or 1-D signals (mnist1d)", choices=("mnist1d", "digits", "mnist5k")),
+    "data": params.data("mnist1d", help="data set: images (digits, mnist5k) or 1-D signals (mnist1d)"),
     "augment": Param(True, "put the random augmentation layers first in the model"),
-    "n_train": Param(300, "training examples", low=20, high=1_000_000),
+    "n_train": params.n_train(300, low=20),
     "train_steps": Param(400, "optimizer steps per trial, whatever the training-set size", low=1, high=10_000_000),
-    "batch_size": Param(64, "examples per step", low=1, high=65536),
-    "learning_rate": Param(1e-3, "Adam learning rate", low=1e-6, high=1.0),
+    "batch_size": params.batch_size(64),
+    "learning_rate": params.learning_rate(1e-3),
     "conv_blocks": Param(2, "convolution + pooling blocks", low=0, high=6),
     "filters": Param(16, "filters of the first block (doubling per block)", low=1, high=1024),
     "dense_width": Param(64, "units of the dense layer", low=1, high=8192),
@@ -124,12 +128,13 @@ def epochs_for(config: dict) -> int:
     return max(1, math.ceil(config["train_steps"] / steps_per_epoch))
 
 
-def _train(config: dict, data, logger=None):
+def _train(config: dict, logger=None):
     import keras
 
-    from ablations.engine.keras_trials import fit_trial
+    from ablations.engine.train import fit_trial
     from models import build_cnn
 
+    data = _dataset(config)
     keras.utils.set_random_seed(config["seed"])
     model = build_cnn(
         data.input_shape,
@@ -141,33 +146,17 @@ def _train(config: dict, data, logger=None):
         seed=config["seed"],
     )
     epochs = epochs_for(config)
+    score_every = max(1, epochs // SCORES_PER_TRIAL)
     fit = fit_trial(
-        model,
-        data.x_train,
-        data.y_train,
-        data.x_val,
-        data.y_val,
-        epochs=epochs,
-        batch_size=config["batch_size"],
-        learning_rate=config["learning_rate"],
-        seed=config["seed"],
-        logger=logger,
-        score_every=max(1, epochs // SCORES_PER_TRIAL),
+        model, data.x_train, data.y_train, data.x_val, data.y_val, **params.fit_options(config, epochs=epochs), logger=logger, score_every=score_every
     )
-    return model, fit
+    return model, fit, data
 
 
-def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+def trial(config: dict, log) -> dict[str, float]:
     """Trains one CNN with or without augmentation; reports training and held-out error and their gap."""
-    results = []
-    for config, logger in zip(configs, context.loggers):
-        data = _dataset(config)
-        _, fit = _train(config, data, logger)
-        metrics = dict(fit.final)
-        metrics["final_gap"] = metrics["final_val_error"] - metrics["final_train_error"]
-        metrics["final_loss_gap"] = metrics["final_val_loss"] - metrics["final_train_loss"]
-        results.append(metrics)
-    return results
+    _, fit, _ = _train(config, log)
+    return with_gaps(fit.final)
 
 
 def paired_gains(trials: pd.DataFrame) -> pd.DataFrame:
@@ -181,15 +170,6 @@ def paired_gains(trials: pd.DataFrame) -> pd.DataFrame:
     pairs["gap_gain"] = pairs["final_gap_plain"] - pairs["final_gap_augmented"]
     pairs["loss_gain"] = pairs["final_val_loss_plain"] - pairs["final_val_loss_augmented"]
     return pairs
-
-
-def effect_status(summary) -> str:
-    """reproduced: 95% interval above 0 (one value: above 0); not reproduced: mean <= 0; else inconclusive."""
-    if summary.n == 0:
-        return "inconclusive"
-    if summary.mean <= 0:
-        return "not reproduced"
-    return "reproduced" if summary.n == 1 or summary.low > 0 else "inconclusive"
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
@@ -213,8 +193,8 @@ def verdict(trials: pd.DataFrame) -> Verdict:
                 f"n_train={largest} ({'largest at the smallest size' if most_small else 'not largest at the smallest size'})"
             )
         parts.append(
-            f"{data_name}: {status}, augmentation changes the held-out (validation) error by {-gain.mean:+.3f} "
-            f"(95% CI {-gain.high:+.3f} to {-gain.low:+.3f}) and the gap by {-gap.mean:+.3f}{trend}"
+            f"{data_name}: {status}, augmentation changes the held-out (validation) error by {mean_ci(-gain, '+.3f', label='95% CI')} "
+            f"and the gap by {-gap.mean:+.3f}{trend}"
         )
         for n_train, sub in group.groupby("n_train"):
             g = summarize(sub["error_gain"])
@@ -224,7 +204,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
                     "n_train": int(n_train),
                     "held-out error plain": f"{sub['final_val_error_plain'].mean():.3f}",
                     "held-out error augmented": f"{sub['final_val_error_augmented'].mean():.3f}",
-                    "error reduction": f"{g.mean:+.3f} ± {g.std:.3f}",
+                    "error reduction": mean_sd(g, "+.3f", ".3f"),
                     "gap plain": f"{sub['final_gap_plain'].mean():.3f}",
                     "gap augmented": f"{sub['final_gap_augmented'].mean():.3f}",
                     "held-out loss reduction": f"{sub['loss_gain'].mean():+.3f}",
@@ -241,23 +221,18 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
 
 
 def _size_plot(trials: pd.DataFrame) -> plt.Figure:
-    sets = sorted(trials["data"].unique())
-    fig, axes = plt.subplots(2, len(sets), figsize=(5 * len(sets), 7), squeeze=False, sharex=True, constrained_layout=True)
-    for column, data_name in enumerate(sets):
-        for augment, group in trials[trials["data"] == data_name].groupby("augment"):
-            for row, metric in enumerate(("final_val_error", "final_gap")):
-                stats = group.groupby("n_train")[metric].agg(["mean", "std"])
-                axes[row][column].errorbar(
-                    stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label="augmented" if augment else "plain"
-                )
-        axes[0][column].set_title(data_name)
-        axes[0][column].set_ylabel("held-out (validation) error")
-        axes[1][column].set_ylabel("gap (validation − training error)")
-        axes[1][column].set_xlabel("training examples")
-        for ax in axes[:, column]:
-            ax.set_xscale("log")
-        axes[0][column].legend(fontsize=8)
-    fig.suptitle("Augmentation against training-set size (mean ± std over seeds)")
+    fig, _ = mean_std_panels(
+        trials,
+        panels="data",
+        lines="augment",
+        x="n_train",
+        metrics=[("final_val_error", "held-out (validation) error"), ("final_gap", "gap (validation − training error)")],
+        xlabel="training examples",
+        title=str,
+        label=lambda augment: "augmented" if augment else "plain",
+        suptitle="Augmentation against training-set size (mean ± std over seeds)",
+        log_x=True,
+    )
     return fig
 
 
@@ -288,13 +263,9 @@ def _examples(trials: pd.DataFrame) -> plt.Figure:
 
 
 def test(config: dict, guard) -> dict[str, float]:
-    """Retrains the configuration selected on validation and scores the test split once."""
-    from ablations.engine.keras_trials import score_split
-
-    data = _dataset(config)
-    model, _ = _train(config, data)
-    scores = guard.evaluate(lambda: score_split(model, data.x_test, data.y_test))
-    return {f"test_{name}": value for name, value in scores.items()}
+    """Retrains the choice (augmentation on or off) selected on validation for one data set and size; scores the test split once."""
+    model, _, data = _train(config)
+    return score_test_split(guard, model, data.x_test, data.y_test)
 
 
 ABLATION = Ablation(
@@ -302,11 +273,9 @@ ABLATION = Ablation(
     claim="Augmenting the training data (random translations, rotations, zooms; shifts, scalings, noise) regularizes: a smaller gap and a lower held-out error, most at small training sizes.",
     params=PARAMS,
     profiles=PROFILES,
-    run=run,
+    run=one_by_one(trial),
     verdict=verdict,
     figures=figures,
-    # One call of `run` trains a pack's trials one after another: the runner clears the
-    # Keras session (about 0.7 s) once per pack instead of once per trial.
     pack_key=pack_all_but("augment", "n_train"),
     objective="final_val_loss",
     test=test,

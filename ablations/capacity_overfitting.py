@@ -13,7 +13,7 @@ Three tasks, one capacity axis:
 
 - ``rbf_1d`` / ``rbf_2d``: least squares on p Gaussian RBF features plus an
   intercept, fitted to 50 noisy samples of a smooth 1-D or 2-D function
-  (`ablations.engine.synthetic`); p from 1 to 256. The centers μ_i are the
+  (`ablations.engine.data.synthetic`); p from 1 to 256. The centers μ_i are the
   first p points of the Halton sequence on [-1, 1]^d (well spread, and the
   centers of p features are among those of 2p); the width λ shrinks with p,
   λ = (bandwidth · 2 / p^(1/d))², so neighbouring bumps overlap alike at every
@@ -51,10 +51,12 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from scipy.stats import qmc
 
-import ablations.engine.synthetic as synthetic
+from ablations.engine.data import synthetic
 from ablations.engine.data import load_dataset
+from ablations.engine import params
+from ablations.engine.effects import direction, judge_checks, mean_sd, per_seed, significant
 from ablations.engine.protocol import trial_diagnosis
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
+from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, one_by_one, pack_all_but
 from ablations.engine.stats import summarize
 
 # Keras and the models are imported in the functions that train: they load only when a
@@ -77,8 +79,8 @@ PARAMS = {
     "noise": Param(0.3, "noise standard deviation of the RBF tasks' targets", low=0.0, high=10.0),
     "bandwidth": Param(1.0, "RBF width in units of the center spacing 2/p^(1/d): λ = (bandwidth·spacing)²", low=1e-3, high=100.0),
     "n_train_digits": Param(300, "training digits of the MLP task", low=10, high=1000),
-    "epochs": Param(300, "full-batch Adam steps of the MLP", low=1, high=100_000),
-    "learning_rate": Param(1e-2, "Adam learning rate of the MLP", low=1e-6, high=1.0),
+    "epochs": params.epochs(300, high=100_000, help="full-batch Adam steps of the MLP"),
+    "learning_rate": params.learning_rate(1e-2, help="Adam learning rate of the MLP"),
 }
 
 PROFILES = {
@@ -150,28 +152,24 @@ def _rbf_dataset(config: dict):
     )
 
 
-def _run_rbf(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
-    results = []
-    for config, log in zip(configs, context.loggers):
-        data = _rbf_dataset(config)
-        scale = float(np.var(data.y_train))
-        p = config["capacity"]
-        coefficients, centers, width = fit_rbf(data.x_train, data.y_train, p, config["bandwidth"])
-        design = rbf_design(data.x_train.astype(np.float64), centers, width)
-        train = normalized_mse(design @ coefficients, data.y_train, scale)
-        val = normalized_mse(rbf_predict(data.x_val, coefficients, centers, width), data.y_val, scale)
-        metrics = {
-            "final_train_error": train,
-            "final_val_error": val,
-            "final_train_mse": train * scale,
-            "final_val_mse": val * scale,
-            "coefficient_norm": float(np.linalg.norm(coefficients[1:])),
-            "design_rank": float(np.linalg.matrix_rank(design)),
-            "rbf_width": width,
-        }
-        log({"train_error": train, "val_error": val}, p)
-        results.append(metrics)
-    return results
+def _rbf_trial(config: dict, log) -> dict[str, float]:
+    data = _rbf_dataset(config)
+    scale = float(np.var(data.y_train))
+    p = config["capacity"]
+    coefficients, centers, width = fit_rbf(data.x_train, data.y_train, p, config["bandwidth"])
+    design = rbf_design(data.x_train.astype(np.float64), centers, width)
+    train = normalized_mse(design @ coefficients, data.y_train, scale)
+    val = normalized_mse(rbf_predict(data.x_val, coefficients, centers, width), data.y_val, scale)
+    log({"train_error": train, "val_error": val}, p)
+    return {
+        "final_train_error": train,
+        "final_val_error": val,
+        "final_train_mse": train * scale,
+        "final_val_mse": val * scale,
+        "coefficient_norm": float(np.linalg.norm(coefficients[1:])),
+        "design_rank": float(np.linalg.matrix_rank(design)),
+        "rbf_width": width,
+    }
 
 
 # ------------------------------------------------------------------ MLP widths
@@ -188,7 +186,8 @@ def _mlp(config: dict, input_dim: int, num_classes: int):
 
 
 def _run_mlp(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
-    from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
+    from ablations.engine.train import fit_stack, member_statistics
+    from models.stacked import stack_models
 
     # Seeds change the initial weights only: every member shares the split.
     data = _digits(configs[0])
@@ -219,13 +218,14 @@ def _run_mlp(configs: list[dict], context: TrialContext) -> list[dict[str, float
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """One task per pack: every capacity and seed of it."""
     if configs[0]["task"] in RBF_DATA:
-        return _run_rbf(configs, context)
+        return one_by_one(_rbf_trial)(configs, context)
     return _run_mlp(configs, context)
 
 
 def test(config: dict, guard) -> dict[str, float]:
     """Refits the configuration selected on validation error and scores the test split once."""
-    from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
+    from ablations.engine.train import fit_stack, member_statistics
+    from models.stacked import stack_models
 
     if config["task"] in RBF_DATA:
         data = _rbf_dataset(config)
@@ -250,28 +250,15 @@ def test(config: dict, guard) -> dict[str, float]:
 # ------------------------------------------------------------------ verdict
 
 
-def _direction(summary, sign: int) -> bool | None:
-    """True when significant in direction ``sign``, False when the mean points the other way, None when the CI straddles 0."""
-    if summary.n == 0 or summary.mean * sign <= 0:
-        return False
-    if summary.n == 1:
-        return True
-    return True if (summary.low > 0 if sign > 0 else summary.high < 0) else None
-
-
-def _per_seed(group: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return group.pivot_table(index="seed", columns="capacity", values=metric)
-
-
 def _task_evidence(group: pd.DataFrame) -> dict:
-    train, held_out = _per_seed(group, "final_train_error"), _per_seed(group, "final_val_error")
+    train, held_out = per_seed(group, "capacity", "final_train_error"), per_seed(group, "capacity", "final_val_error")
     capacities = sorted(train.columns)
     falls = summarize((train[capacities[-1]] - train[capacities[0]]).dropna())
     steps = {(a, b): summarize((train[b] - train[a]).dropna()) for a, b in zip(capacities, capacities[1:])}
     # A rise counts against the claim when the seeds agree on it; one seed, or
     # seeds that disagree, only make it unclear.
     real = {step: change for step, change in steps.items() if change.mean > ROUND_OFF}
-    rises = [step for step, change in real.items() if _direction(change, +1) is True and change.n > 1]
+    rises = [step for step, change in real.items() if significant(change) and change.n > 1]
     maybe_rises = [step for step in real if step not in rises]
     below = int((group["final_train_error"] < group["final_val_error"]).sum())
     above = int((group["final_train_error"] > group["final_val_error"]).sum())
@@ -282,7 +269,7 @@ def _task_evidence(group: pd.DataFrame) -> dict:
     return {
         "capacities": capacities,
         "rises": rises,
-        "falls": False if rises else (None if maybe_rises else _direction(falls, -1)),
+        "falls": False if rises else (None if maybe_rises else direction(falls, -1)),
         "maybe_rises": maybe_rises,
         "falls_summary": falls,
         "below": below,
@@ -348,7 +335,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
                 {
                     "task": task,
                     "capacity": capacity,
-                    "training error": f"{train.mean:.3g} ± {train.std:.2g}",
+                    "training error": mean_sd(train),
                     "held-out error (median)": f"{held_out.median():.3g}",
                     "held-out error (range)": f"{held_out.min():.3g} to {held_out.max():.3g}",
                     "training < held-out": f"{int((rows['final_train_error'] < held_out).sum())}/{len(rows)}",
@@ -358,13 +345,8 @@ def verdict(trials: pd.DataFrame) -> Verdict:
     per_seed = trials.assign(below=trials["final_train_error"] < trials["final_val_error"]).groupby("seed")["below"].mean()
     effect = summarize(per_seed.to_numpy())
     pooled = float((trials["final_train_error"] < trials["final_val_error"]).mean())
-    if failures:
-        outcome, summary = "not reproduced", "Not everywhere: " + "; ".join(failures) + ". "
-    elif unsure:
-        outcome, summary = "inconclusive", "Too few trials to tell: " + "; ".join(unsure) + ". "
-    else:
-        outcome = "reproduced"
-        summary = "Training error falls as capacity grows and underestimates held-out error on every task. "
+    reproduced = "Training error falls as capacity grows and underestimates held-out error on every task. "
+    outcome, summary = judge_checks(failures, unsure, reproduced, too_few="trials")
     summary += "; ".join(notes) + "."
     return Verdict(outcome, summary, "fraction of trials with training error below held-out error", pooled, effect.std, table)
 
@@ -386,7 +368,7 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
             ("final_train_error", "training error", "tab:blue"),
             ("final_val_error", "held-out (validation) error", "tab:red"),
         ):
-            table = _per_seed(group, metric)
+            table = per_seed(group, "capacity", metric)
             values = table.clip(lower=_FLOOR) if rbf else table
             for seed in values.index:
                 ax.plot(values.columns, values.loc[seed], color=color, alpha=0.25, lw=0.8, marker=".", ms=3)

@@ -10,7 +10,7 @@ Run it:
 
     ablate run collinearity --profile quick
 
-Data (`ablations.engine.synthetic`, set "collinear"): 2 or 6 standard normal
+Data (`ablations.engine.data.synthetic`, set "collinear"): 2 or 6 standard normal
 features whose every pair has correlation ρ = 0, 0.9, 0.99, 0.999, and
 y = x_1 + ... + x_n + N(0, 1): every true coefficient is 1. Each trial draws
 120 training examples, fits ordinary least squares on B = 200 bootstrap
@@ -59,6 +59,8 @@ import pandas as pd
 from sklearn.linear_model import LinearRegression, lars_path
 
 from ablations.engine.data import load_dataset
+from ablations.engine.effects import judge_checks, mean_ci, mean_sd_cells, per_seed, significant
+from ablations.engine.plots import metric_history
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
 
@@ -68,6 +70,16 @@ PATH_LAMBDAS = tuple(float(v) for v in np.logspace(-2, 4, 25))
 TRUE_COEFFICIENT = 1.0
 PREDICTIONS_STABLE = 1.25
 """Predictions are "stable" when their spread changes by less than this factor (25%) over the ρ grid."""
+TABLE_COLUMNS = {
+    "OLS coef sd": "ols_coef_std",
+    "OLS prediction sd": "ols_pred_std",
+    "ridge coef sd": "ridge_coef_std",
+    "ridge prediction sd": "ridge_pred_std",
+    "LASSO coef sd": "lasso_coef_std",
+    "LASSO zero fraction": "lasso_zero_fraction",
+    "validation error": "final_val_error",
+}
+"""The verdict table's columns (mean ± sd over seeds per number of features and ρ)."""
 
 PARAMS = {
     "n_features": Param(2, "number of equicorrelated features", low=2, high=50),
@@ -272,14 +284,6 @@ def _save_cloud(ols_coef: np.ndarray, ridge: np.ndarray, lasso: np.ndarray, log_
 # ------------------------------------------------------------------ verdict
 
 
-def _significant(summary, sign: int) -> bool:
-    if summary.n == 0:
-        return False
-    if summary.n == 1:
-        return summary.mean * sign > 0
-    return summary.low > 0 if sign > 0 else summary.high < 0
-
-
 def _within(summary, low: float, high: float) -> bool | None:
     """True if the 95% CI lies inside [low, high], False if it lies outside, None if it straddles a bound."""
     if summary.n == 0:
@@ -293,11 +297,7 @@ def _within(summary, low: float, high: float) -> bool | None:
 
 
 def _by_seed(group: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return group.pivot_table(index="seed", columns="correlation", values=metric)
-
-
-def _ci(summary) -> str:
-    return f"{summary.mean:.3g}" + (f" (CI {summary.low:.3g} to {summary.high:.3g})" if summary.n > 1 else " (one seed)")
+    return per_seed(group, "correlation", metric)
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
@@ -315,16 +315,17 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         coef, pred = _by_seed(group, "ols_coef_std"), _by_seed(group, "ols_pred_std")
         coef_growth = summarize(np.log10(coef[high] / coef[low]).dropna())
         pred_growth = summarize((pred[high] / pred[low]).dropna())
+        pred_ratio = mean_ci(pred_growth, ".3g", one_seed="one seed")
         coef_high = summarize(coef[high].dropna())
         ridge_cut = summarize(np.log10(_by_seed(group, "ridge_coef_std")[high] / coef[high]).dropna())
         zeros = _by_seed(group, "lasso_zero_fraction")
         more_zeros = summarize((zeros[high] - zeros[low]).dropna())
         effects.extend((np.log10(coef[high] / coef[low]) - np.log10(pred[high] / pred[low])).dropna())
 
-        unstable = _significant(coef_growth, +1) and (coef_high.low if coef_high.n > 1 else coef_high.mean) > TRUE_COEFFICIENT
+        unstable = significant(coef_growth, +1) and (coef_high.low if coef_high.n > 1 else coef_high.mean) > TRUE_COEFFICIENT
         stable = _within(pred_growth, 1 / PREDICTIONS_STABLE, PREDICTIONS_STABLE)
-        shrinks = _significant(ridge_cut, -1)
-        drops = _significant(more_zeros, +1)
+        shrinks = significant(ridge_cut, -1)
+        drops = significant(more_zeros, +1)
         label = f"{n_features} features, ρ {low:g} → {high:g}"
         if not unstable:
             failures.append(
@@ -332,12 +333,12 @@ def verdict(trials: pd.DataFrame) -> Verdict:
             )
         if stable is None:
             unsure.append(
-                f"{label}: the prediction-spread ratio ×{_ci(pred_growth)} is neither inside nor outside "
+                f"{label}: the prediction-spread ratio ×{pred_ratio} is neither inside nor outside "
                 f"×{1 / PREDICTIONS_STABLE:g} to ×{PREDICTIONS_STABLE:g} (more seeds)"
             )
         elif not stable:
             failures.append(
-                f"{label}: prediction spread changes ×{_ci(pred_growth)} (beyond ×{1 / PREDICTIONS_STABLE:g} to ×{PREDICTIONS_STABLE:g})"
+                f"{label}: prediction spread changes ×{pred_ratio} (beyond ×{1 / PREDICTIONS_STABLE:g} to ×{PREDICTIONS_STABLE:g})"
             )
         if not shrinks:
             failures.append(f"{label}: ridge does not shrink the coefficient spread at ρ = {high:g}")
@@ -348,36 +349,20 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         notes.append(
             f"{label}: OLS coefficient sd {coef[low].mean():.3g} → {coef_high.mean:.3g} (×{10 ** coef_growth.mean:.3g}; "
             f"{at_high['ols_sign_flip_fraction'].mean():.0%} of bootstrap coefficients have the wrong sign), prediction sd "
-            f"{pred[low].mean():.3g} → {pred[high].mean():.3g} (×{_ci(pred_growth)}); at λ = {lam:g} ridge's coefficient sd is "
+            f"{pred[low].mean():.3g} → {pred[high].mean():.3g} (×{pred_ratio}); at λ = {lam:g} ridge's coefficient sd is "
             f"{at_high['ridge_coef_std'].mean():.3g} (×{10 ** ridge_cut.mean:.2g} of OLS) and LASSO zeroes "
             f"{zeros[low].mean():.0%} → {zeros[high].mean():.0%} of the coefficients (some feature dropped in "
             f"{at_high['lasso_drops_any_fraction'].mean():.0%} of resamples)"
         )
         for correlation, rows in group.groupby("correlation"):
-            row = {"features": n_features, "ρ": correlation}
-            for name, metric in (
-                ("OLS coef sd", "ols_coef_std"),
-                ("OLS prediction sd", "ols_pred_std"),
-                ("ridge coef sd", "ridge_coef_std"),
-                ("ridge prediction sd", "ridge_pred_std"),
-                ("LASSO coef sd", "lasso_coef_std"),
-                ("LASSO zero fraction", "lasso_zero_fraction"),
-                ("validation error", "final_val_error"),
-            ):
-                s = summarize(rows[metric])
-                row[name] = f"{s.mean:.3g} ± {s.std:.2g}"
-            table.append(row)
+            table.append({"features": n_features, "ρ": correlation, **mean_sd_cells(rows, TABLE_COLUMNS)})
     effect = summarize(effects)
-    if failures:
-        outcome, head = "not reproduced", "Not everywhere: " + "; ".join(failures) + ". "
-    elif unsure:
-        outcome, head = "inconclusive", "Too few seeds to tell: " + "; ".join(unsure) + ". "
-    else:
-        outcome = "reproduced"
-        head = (
-            "Nearly collinear features make the OLS coefficients unstable while the predictions stay stable; ridge "
-            "shrinks the coefficient spread and LASSO drops features. "
-        )
+    outcome, head = judge_checks(
+        failures,
+        unsure,
+        "Nearly collinear features make the OLS coefficients unstable while the predictions stay stable; ridge "
+        "shrinks the coefficient spread and LASSO drops features. ",
+    )
     summary = head + "; ".join(notes) + f". OLS matches numpy.linalg.lstsq to {solver:.0e}."
     effect_name = "log10 growth of coefficient sd minus that of prediction sd (largest vs smallest ρ)"
     return Verdict(outcome, summary, effect_name, effect.mean, effect.std, table)
@@ -490,7 +475,7 @@ def _paths(trials: pd.DataFrame, client) -> plt.Figure:
 
 
 def _history(client, run_id: str, metric: str) -> list[float]:
-    return [m.value for m in sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+    return metric_history(client, run_id, metric)[1]
 
 
 ABLATION = Ablation(

@@ -58,8 +58,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ablations.engine import params
 from ablations.engine.data import load_dataset
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
+from ablations.engine.effects import effect_status, interval, mean_ci, mean_sd, outcome_of_parts
+from ablations.engine.plots import mean_std_panels, plot_history
+from ablations.engine.protocol import score_test_split, with_gaps
+from ablations.engine.spec import Ablation, Param, Verdict, one_by_one, pack_all_but
 from ablations.engine.stats import summarize
 
 # Keras and the models are imported in the functions that train: they load only when a
@@ -77,15 +81,15 @@ EXPECTATION_TOLERANCE = 1.5
 """RMS deviation of the mask-averaged z, in Monte Carlo standard errors, still read as "unchanged"."""
 
 PARAMS = {
-    "data": Param("mnist1d", "data set (flat features)", choices=("mnist1d", "digits", "mnist5k")),
+    "data": params.data("mnist1d"),
     "keep_prob": Param(0.5, "keep probability of every hidden unit (1 = no dropout)", low=0.05, high=1.0),
     "input_keep_prob": Param(1.0, "keep probability of every input feature (1 = no input dropout)", low=0.05, high=1.0),
-    "n_train": Param(1000, "training examples", low=50, high=1_000_000),
-    "depth": Param(2, "hidden layers", low=1, high=50),
-    "width": Param(256, "units per hidden layer", low=1, high=8192),
-    "epochs": Param(100, "training epochs", low=1, high=10_000),
-    "batch_size": Param(100, "examples per step", low=1, high=65536),
-    "learning_rate": Param(1e-3, "Adam learning rate", low=1e-6, high=1.0),
+    "n_train": params.n_train(1000),
+    "depth": params.depth(2),
+    "width": params.width(256),
+    "epochs": params.epochs(100),
+    "batch_size": params.batch_size(100),
+    "learning_rate": params.learning_rate(1e-3),
     "target_loss": Param(1.0, "training loss (masks on, as optimized) that counts as converged", low=0.0, high=100.0),
     "mask_samples": Param(100, "dropout masks averaged in the expectation check", low=2, high=100_000),
 }
@@ -125,59 +129,42 @@ def _dataset(config: dict):
     return load_dataset(config["data"], n_train=config["n_train"], **options)
 
 
-def _train(config: dict, data, logger=None):
+def _train(config: dict, logger=None):
     import keras
 
-    from ablations.engine.keras_trials import fit_trial
+    from ablations.engine.train import fit_trial
     from models import build_mlp
 
+    data = _dataset(config)
     keras.utils.set_random_seed(config["seed"])
     model = build_mlp(
         data.input_shape,
         data.num_classes,
-        depth=config["depth"],
-        width=config["width"],
+        **params.mlp_options(config),
         activation="relu",
         kernel_initializer="he_normal",
         keep_prob=config["keep_prob"],
         input_keep_prob=config["input_keep_prob"],
-        seed=config["seed"],
     )
+    # Every epoch's running loss is kept for epochs_to_target; scoring the
+    # splits (and writing to MLflow) every few epochs saves a third of the time.
     fit = fit_trial(
-        model,
-        data.x_train,
-        data.y_train,
-        data.x_val,
-        data.y_val,
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        learning_rate=config["learning_rate"],
-        seed=config["seed"],
-        logger=logger,
-        # Every epoch's running loss is kept for epochs_to_target; scoring the
-        # splits (and writing to MLflow) every few epochs saves a third of the time.
-        score_every=SCORE_EVERY,
+        model, data.x_train, data.y_train, data.x_val, data.y_val, **params.fit_options(config), logger=logger, score_every=SCORE_EVERY
     )
-    return model, fit
+    return model, fit, data
 
 
-def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+def trial(config: dict, log) -> dict[str, float]:
     """Trains one MLP with the configuration's keep probabilities and measures gap, speed and E[z]."""
-    from ablations.engine.keras_trials import epochs_to_reach
+    from ablations.engine.train import epochs_to_reach
 
-    results = []
-    for config, logger in zip(configs, context.loggers):
-        data = _dataset(config)
-        model, fit = _train(config, data, logger)
-        metrics = dict(fit.final)
-        metrics["final_gap"] = metrics["final_val_error"] - metrics["final_train_error"]
-        metrics["final_loss_gap"] = metrics["final_val_loss"] - metrics["final_train_loss"]
-        metrics["epochs_to_target"] = epochs_to_reach(fit.history["loss"], config["target_loss"])
-        # The training split is scored every SCORE_EVERY epochs, so this one is a multiple of it.
-        metrics["epochs_to_target_clean"] = epochs_to_reach(fit.history["train_loss"], config["target_loss"])
-        metrics.update(expectation_check(model, data.x_val[:64], config["mask_samples"]))
-        results.append(metrics)
-    return results
+    model, fit, data = _train(config, log)
+    metrics = with_gaps(fit.final)
+    metrics["epochs_to_target"] = epochs_to_reach(fit.history["loss"], config["target_loss"])
+    # The training split is scored every SCORE_EVERY epochs, so this one is a multiple of it.
+    metrics["epochs_to_target_clean"] = epochs_to_reach(fit.history["train_loss"], config["target_loss"])
+    metrics.update(expectation_check(model, data.x_val[:64], config["mask_samples"]))
+    return metrics
 
 
 def expectation_check(model: keras.Model, x: np.ndarray, samples: int) -> dict[str, float]:
@@ -240,19 +227,6 @@ def paired(trials: pd.DataFrame, treated: tuple[float, float], control: tuple[fl
     merged = a[["n_train", "seed", "value"]].merge(b[["n_train", "seed", "value"]], on=["n_train", "seed"], suffixes=("_treated", "_control"))
     merged["difference"] = merged["value_control"] - merged["value_treated"]
     return merged
-
-
-def effect_status(summary) -> str:
-    """Status of "the effect is positive" from a `Summary` of paired differences.
-
-    reproduced: the 95% interval lies above 0 (with one seed: the mean is above
-    0); not reproduced: the mean is 0 or below; inconclusive otherwise.
-    """
-    if summary.n == 0:
-        return "inconclusive"
-    if summary.mean <= 0:
-        return "not reproduced"
-    return "reproduced" if summary.n == 1 or summary.low > 0 else "inconclusive"
 
 
 def iterations_status(ratio, lower_bound: bool) -> str:
@@ -322,7 +296,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
                 "n_train": int(n_train),
                 "held-out error, no dropout": f"{summarize(error.loc[error['n_train'] == n_train, 'value_control']).mean:.3f}",
                 f"held-out error, keep {LECTURE_HIDDEN_KEEP:g}": f"{summarize(error.loc[error['n_train'] == n_train, 'value_treated']).mean:.3f}",
-                "error reduction": f"{e.mean:+.3f} (CI {e.low:+.3f} to {e.high:+.3f})",
+                "error reduction": mean_ci(e, "+.3f"),
                 "gap reduction": f"{g.mean:+.3f}",
                 f"epochs ratio, keep {LECTURE_HIDDEN_KEEP:g}": _ratio_text(r["ratio"], r["censored"]),
                 "epochs ratio, keep 0.8": _ratio_text(m["ratio"], m["censored"]),
@@ -342,7 +316,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
     if ratio.n:
         iterations_text = (
             f"epochs to reach training loss {target} grow {'at least ' if lower_bound else ''}x{ratio.mean:.2f} "
-            f"(CI {ratio.low:.2f} to {ratio.high:.2f}; 'about doubles' is {ABOUT_DOUBLE[0]:g} to {ABOUT_DOUBLE[1]:g})"
+            f"(CI {interval(ratio, '.2f')}; 'about doubles' is {ABOUT_DOUBLE[0]:g} to {ABOUT_DOUBLE[1]:g})"
         )
         if len(mild):
             iterations_text += f"; at keep 0.8 {'at least ' if mild['censored'].any() else ''}x{mild['ratio'].mean():.2f}"
@@ -352,10 +326,11 @@ def verdict(trials: pd.DataFrame) -> Verdict:
 
     lecture_input = paired(trials, (LECTURE_HIDDEN_KEEP, LECTURE_INPUT_KEEP), dropout, "final_val_error")
     input_change = summarize(-lecture_input["difference"]) if len(lecture_input) else None
+    error_change = -pooled_error
     summary = (
         f"Expectation: {parts['expectation']} ({expectation_text}). "
         f"Overfitting: {parts['overfitting']}: hidden keep 0.5 changes the held-out (validation) error by "
-        f"{-pooled_error.mean:+.3f} (95% CI {-pooled_error.high:+.3f} to {-pooled_error.low:+.3f}, pooled over sizes"
+        f"{error_change.mean:+.3f} (95% CI {interval(error_change, '+.3f')}, pooled over sizes"
         + (f"; it does not help at n_train={', '.join(map(str, fails))}" if fails else "")
         + f") and the generalization gap by {-pooled_gap.mean:+.3f}. Iterations: {parts['iterations']}: {iterations_text}."
         + (
@@ -364,15 +339,8 @@ def verdict(trials: pd.DataFrame) -> Verdict:
             else ""
         )
     )
-    statuses = set(parts.values())
-    if "not reproduced" in statuses:
-        outcome = "not reproduced"
-    elif statuses == {"reproduced"}:
-        outcome = "reproduced"
-    else:
-        outcome = "inconclusive"
     return Verdict(
-        outcome,
+        outcome_of_parts(parts.values()),
         summary,
         "held-out error reduction, keep 0.5 vs none (pooled over n_train)",
         pooled_error.mean,
@@ -384,8 +352,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
 def _ratio_text(ratios: pd.Series, censored: pd.Series) -> str:
     if ratios.empty:
         return "n/a"
-    s = summarize(ratios)
-    return f"{'≥' if censored.any() else ''}x{s.mean:.2f} ± {s.std:.2f}"
+    return f"{'≥' if censored.any() else ''}x{mean_sd(summarize(ratios), '.2f', '.2f')}"
 
 
 def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
@@ -394,21 +361,20 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
 
 
 def _error_plot(trials: pd.DataFrame) -> plt.Figure:
-    input_keeps = sorted(trials["input_keep_prob"].unique(), reverse=True)
-    fig, axes = plt.subplots(2, len(input_keeps), figsize=(5 * len(input_keeps), 7), squeeze=False, sharex=True, constrained_layout=True)
-    for column, input_keep in enumerate(input_keeps):
-        sub = trials[np.isclose(trials["input_keep_prob"], input_keep)]
-        for n_train, group in sub.groupby("n_train"):
-            for row, (metric, label) in enumerate((("final_val_error", "held-out (validation) error"), ("final_gap", "generalization gap (val − train error)"))):
-                stats = group.groupby("keep_prob")[metric].agg(["mean", "std"]).fillna(0)
-                axes[row][column].errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=f"n_train={n_train}")
-                axes[row][column].set_ylabel(label)
-        axes[0][column].set_title(f"input keep {input_keep:g}")
-        axes[1][column].set_xlabel("hidden keep probability")
-        axes[0][column].axvline(LECTURE_HIDDEN_KEEP, color="gray", ls=":", lw=1)
-        axes[1][column].axvline(LECTURE_HIDDEN_KEEP, color="gray", ls=":", lw=1)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle("Dropout: held-out error and generalization gap (mean ± std over seeds)")
+    fig, _ = mean_std_panels(
+        trials,
+        panels="input_keep_prob",
+        panel_values=sorted(trials["input_keep_prob"].unique(), reverse=True),
+        lines="n_train",
+        x="keep_prob",
+        metrics=[("final_val_error", "held-out (validation) error"), ("final_gap", "generalization gap (val − train error)")],
+        xlabel="hidden keep probability",
+        title=lambda input_keep: f"input keep {input_keep:g}",
+        label=lambda n_train: f"n_train={n_train}",
+        suptitle="Dropout: held-out error and generalization gap (mean ± std over seeds)",
+        x_marks=[LECTURE_HIDDEN_KEEP],
+        one_legend=True,
+    )
     return fig
 
 
@@ -417,14 +383,12 @@ def _curves(trials: pd.DataFrame, client) -> plt.Figure:
     sub = trials[(trials["n_train"] == n_train) & (trials["seed"] == trials["seed"].min())]
     target = float(trials["target_loss"].iloc[0])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, constrained_layout=True)
-    for _, trial in sub.sort_values(["input_keep_prob", "keep_prob"], ascending=False).iterrows():
-        label = f"keep {trial['keep_prob']:g} / input {trial['input_keep_prob']:g}"
+    for _, arm in sub.sort_values(["input_keep_prob", "keep_prob"], ascending=False).iterrows():
+        label = f"keep {arm['keep_prob']:g} / input {arm['input_keep_prob']:g}"
         for ax, metric in zip(axes, ("loss", "val_loss")):
-            history = sorted(client.get_metric_history(trial["run_id"], metric), key=lambda m: m.step)
-            points = [(m.step, m.value) for m in history if math.isfinite(m.value)]
-            (line,) = ax.plot(*zip(*points), label=label) if points else ax.plot([], [], label=label)
-            if metric == "loss" and math.isfinite(trial["epochs_to_target"]):
-                ax.axvline(trial["epochs_to_target"], color=line.get_color(), ls=":", lw=1)
+            line = plot_history(ax, client, arm["run_id"], metric, finite_only=True, label=label)
+            if metric == "loss" and math.isfinite(arm["epochs_to_target"]):
+                ax.axvline(arm["epochs_to_target"], color=line.get_color(), ls=":", lw=1)
     axes[0].axhline(target, color="black", ls="--", lw=1, label=f"target {target:g}")
     axes[0].set_title("training loss (masks on); dotted: epoch it reaches the target")
     axes[1].set_title("held-out (validation) loss")
@@ -438,13 +402,9 @@ def _curves(trials: pd.DataFrame, client) -> plt.Figure:
 
 
 def test(config: dict, guard) -> dict[str, float]:
-    """Retrains the configuration selected on validation and scores the test split once."""
-    from ablations.engine.keras_trials import score_split
-
-    data = _dataset(config)
-    model, _ = _train(config, data)
-    scores = guard.evaluate(lambda: score_split(model, data.x_test, data.y_test))
-    return {f"test_{name}": value for name, value in scores.items()}
+    """Retrains the keep probabilities selected on validation at one training-set size; scores the test split once."""
+    model, _, data = _train(config)
+    return score_test_split(guard, model, data.x_test, data.y_test)
 
 
 ABLATION = Ablation(
@@ -455,11 +415,9 @@ ABLATION = Ablation(
     ),
     params=PARAMS,
     profiles=PROFILES,
-    run=run,
+    run=one_by_one(trial),
     verdict=verdict,
     figures=figures,
-    # One call of `run` trains a pack's trials one after another: the runner clears the
-    # Keras session (about 0.7 s) once per pack instead of once per trial.
     pack_key=pack_all_but("keep_prob", "input_keep_prob"),
     objective="final_val_loss",
     test=test,

@@ -50,8 +50,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ablations.engine import params
 from ablations.engine.data import load_dataset
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, combine_outcomes, pack_all_but
+from ablations.engine.effects import effect_status, interval, mean_sd
+from ablations.engine.plots import metric_history, plot_history
+from ablations.engine.protocol import score_test_split
+from ablations.engine.spec import Ablation, Param, Verdict, combine_outcomes, one_by_one, pack_all_but
 from ablations.engine.stats import summarize
 
 # Keras and the models are imported in the functions that train: they load only when a
@@ -60,21 +64,23 @@ if TYPE_CHECKING:
     import keras
 
 NO_STOPPING = 0
+CONDITIONS = ("data", "label_noise", "monitor")
+"""Settings whose values are separate problems: each stopping rule is judged against overlong training per condition."""
 LABEL_NOISE_SEED = 12345
 """Fixed, so every trial of a study sees the same corrupted labels."""
 
 PARAMS = {
-    "data": Param("digits", "data set (flat features)", choices=("digits", "mnist1d", "mnist5k")),
+    "data": params.data("digits"),
     "patience": Param(5, "epochs without improvement before stopping; 0 = no early stopping (train every epoch)", low=0, high=10_000),
     "monitor": Param("val_loss", "what EarlyStopping watches on the stopping split", choices=("val_loss", "val_accuracy")),
     "label_noise": Param(0.0, "fraction of training labels replaced by a random class", low=0.0, high=0.9),
-    "n_train": Param(500, "training examples, stopping split included", low=20, high=1_000_000),
+    "n_train": params.n_train(500, low=20, help="training examples, stopping split included"),
     "stop_fraction": Param(0.2, "fraction of the training examples held out as the stopping split", low=0.05, high=0.5),
-    "depth": Param(3, "hidden layers", low=1, high=50),
-    "width": Param(256, "units per hidden layer", low=1, high=8192),
+    "depth": params.depth(3),
+    "width": params.width(256),
     "epochs": Param(150, "epochs of the overlong run (the most any trial trains)", low=2, high=100_000),
-    "batch_size": Param(50, "examples per step", low=1, high=65536),
-    "learning_rate": Param(1e-3, "Adam learning rate", low=1e-6, high=1.0),
+    "batch_size": params.batch_size(50),
+    "learning_rate": params.learning_rate(1e-3),
 }
 
 PROFILES = {
@@ -116,20 +122,12 @@ def _data(config: dict):
 def _train(config: dict, logger=None):
     import keras
 
-    from ablations.engine.keras_trials import fit_trial
+    from ablations.engine.train import fit_trial
     from models import build_mlp
 
     data, (x_fit, y_fit), (x_stop, y_stop) = _data(config)
     keras.utils.set_random_seed(config["seed"])
-    model = build_mlp(
-        data.input_shape,
-        data.num_classes,
-        depth=config["depth"],
-        width=config["width"],
-        activation="relu",
-        kernel_initializer="he_normal",
-        seed=config["seed"],
-    )
+    model = build_mlp(data.input_shape, data.num_classes, **params.mlp_options(config), activation="relu", kernel_initializer="he_normal")
     stopper = None
     if config["patience"] != NO_STOPPING:
         stopper = keras.callbacks.EarlyStopping(
@@ -138,30 +136,20 @@ def _train(config: dict, logger=None):
             patience=config["patience"],
             restore_best_weights=True,
         )
+    # The stopping split plays Keras' validation data; the suite's validation split, which
+    # neither arm sees, is scored alongside as "heldout".
+    heldout = {"heldout": (data.x_val, data.y_val)}
+    callbacks = [stopper] if stopper else []
     fit = fit_trial(
-        model,
-        x_fit,
-        y_fit,
-        x_stop,
-        y_stop,
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        learning_rate=config["learning_rate"],
-        seed=config["seed"],
-        callbacks=[stopper] if stopper else [],
-        logger=logger,
-        extra_eval={"heldout": (data.x_val, data.y_val)},
+        model, x_fit, y_fit, x_stop, y_stop, **params.fit_options(config), callbacks=callbacks, logger=logger, extra_eval=heldout
     )
     return data, model, fit, stopper
 
 
-def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+def trial(config: dict, log) -> dict[str, float]:
     """Trains with or without early stopping; scores the held-out split at the stop and at the restored epoch."""
-    results = []
-    for config, logger in zip(configs, context.loggers):
-        _, _, fit, stopper = _train(config, logger)
-        results.append(stop_metrics(fit, stopper, config["epochs"]))
-    return results
+    _, _, fit, stopper = _train(config, log)
+    return stop_metrics(fit, stopper, config["epochs"])
 
 
 def stop_metrics(fit, stopper: keras.callbacks.EarlyStopping | None, epochs: int) -> dict[str, float]:
@@ -200,15 +188,6 @@ def stop_metrics(fit, stopper: keras.callbacks.EarlyStopping | None, epochs: int
     return metrics
 
 
-def effect_status(summary) -> str:
-    """reproduced: 95% interval above 0 (one value: above 0); not reproduced: mean <= 0; else inconclusive."""
-    if summary.n == 0:
-        return "inconclusive"
-    if summary.mean <= 0:
-        return "not reproduced"
-    return "reproduced" if summary.n == 1 or summary.low > 0 else "inconclusive"
-
-
 def paired_with_no_stopping(trials: pd.DataFrame) -> pd.DataFrame:
     """Every stopped trial next to the no-stopping trial of the same condition and seed.
 
@@ -216,7 +195,7 @@ def paired_with_no_stopping(trials: pd.DataFrame) -> pd.DataFrame:
     (the same for held-out loss) and ``restore_gain`` (error at the stop −
     restored).
     """
-    conditions = [c for c in ("data", "label_noise", "monitor") if c in trials]
+    conditions = [c for c in CONDITIONS if c in trials]
     base = trials[trials["patience"] == NO_STOPPING][[*conditions, "seed", "final_val_error", "final_val_loss", "min_heldout_error"]]
     base = base.rename(columns={"final_val_error": "overlong_error", "final_val_loss": "overlong_loss", "min_heldout_error": "overlong_min_error"})
     stopped = trials[trials["patience"] != NO_STOPPING].merge(base, on=[*conditions, "seed"])
@@ -231,7 +210,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
     pairs = paired_with_no_stopping(trials)
     if pairs.empty:
         return Verdict("inconclusive", "The grid needs patience 0 (no stopping) and at least one patience > 0.", "held-out error gain", math.nan, math.nan)
-    conditions = [c for c in ("data", "label_noise", "monitor") if c in pairs and pairs[c].nunique() > 1] or ["label_noise"]
+    conditions = [c for c in CONDITIONS if c in pairs and pairs[c].nunique() > 1] or ["label_noise"]
     epochs = int(trials["epochs"].max())
     table, statuses, parts = [], [], []
     for key, group in pairs.groupby(conditions):
@@ -246,7 +225,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         restore = summarize(group["restore_gain"])
         parts.append(
             f"{label}: {status}, held-out error {summarize(group['overlong_error']).mean:.3f} overlong vs "
-            f"{summarize(group['heldout_error_restored']).mean:.3f} restored (gain {gain.mean:+.3f}, 95% CI {gain.low:+.3f} to {gain.high:+.3f}); "
+            f"{summarize(group['heldout_error_restored']).mean:.3f} restored (gain {gain.mean:+.3f}, 95% CI {interval(gain, '+.3f')}); "
             f"the overlong arm's held-out error rose {rise.mean:+.3f} above its minimum; {saved.mean:.0f} of {epochs} epochs saved; "
             f"restoring adds {restore.mean:+.3f} over the weights at the stop"
         )
@@ -261,7 +240,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
                     "held-out error at stop": f"{summarize(sub['heldout_error_at_stop']).mean:.3f}",
                     "held-out error restored": f"{summarize(sub['heldout_error_restored']).mean:.3f}",
                     "held-out error overlong": f"{summarize(sub['overlong_error']).mean:.3f}",
-                    "error gain": f"{g.mean:+.3f} ± {g.std:.3f}",
+                    "error gain": mean_sd(g, "+.3f", ".3f"),
                     "held-out loss gain": f"{lg.mean:+.3f}",
                     "epochs saved": f"{summarize(sub['epochs_saved']).mean:.0f}",
                 }
@@ -274,7 +253,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
 
 def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     """Learning curves of the overlong arm with each patience's stop (x) and restored (o) epoch marked."""
-    conditions = [c for c in ("data", "label_noise", "monitor") if trials[c].nunique() > 1] or ["label_noise"]
+    conditions = [c for c in CONDITIONS if trials[c].nunique() > 1] or ["label_noise"]
     groups = list(trials.groupby(conditions))
     fig, axes = plt.subplots(2, len(groups), figsize=(5.5 * len(groups), 7), squeeze=False, sharex=True, constrained_layout=True)
     seed = trials["seed"].min()
@@ -285,17 +264,16 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
         top, bottom = axes[0][column], axes[1][column]
         if not overlong.empty:
             run_id = overlong["run_id"].iloc[0]
-            error = _history(client, run_id, "heldout_accuracy", transform=lambda v: 1 - v)
-            stop_loss, train_loss = _history(client, run_id, "val_loss"), _history(client, run_id, "train_loss")
-            top.plot(*error, color="black", label="held-out error, no stopping")
-            bottom.plot(*stop_loss, color="black", label="stopping-split loss (val_loss)")
-            bottom.plot(*train_loss, color="gray", ls="--", label="training loss")
-        for index, (_, trial) in enumerate(first[first["patience"] != NO_STOPPING].sort_values("patience").iterrows()):
+            epochs, accuracy = metric_history(client, run_id, "heldout_accuracy", start=1, finite_only=True)
+            top.plot(epochs, [1 - value for value in accuracy], color="black", label="held-out error, no stopping")
+            plot_history(bottom, client, run_id, "val_loss", start=1, finite_only=True, color="black", label="stopping-split loss (val_loss)")
+            plot_history(bottom, client, run_id, "train_loss", start=1, finite_only=True, color="gray", ls="--", label="training loss")
+        for index, (_, stopped) in enumerate(first[first["patience"] != NO_STOPPING].sort_values("patience").iterrows()):
             color = f"C{index}"
-            top.plot(trial["stop_epoch"], trial["heldout_error_at_stop"], "x", color=color, ms=9, mew=2, label=f"patience {trial['patience']}: stop")
-            top.plot(trial["restored_epoch"], trial["heldout_error_restored"], "o", color=color, mfc="none", ms=9, mew=2, label=f"patience {trial['patience']}: restored")
+            top.plot(stopped["stop_epoch"], stopped["heldout_error_at_stop"], "x", color=color, ms=9, mew=2, label=f"patience {stopped['patience']}: stop")
+            top.plot(stopped["restored_epoch"], stopped["heldout_error_restored"], "o", color=color, mfc="none", ms=9, mew=2, label=f"patience {stopped['patience']}: restored")
             for ax in (top, bottom):
-                ax.axvline(trial["stop_epoch"], color=color, ls=":", lw=1)
+                ax.axvline(stopped["stop_epoch"], color=color, ls=":", lw=1)
         top.set_title(", ".join(f"{c}={v}" for c, v in zip(conditions, key)))
         top.set_ylabel("held-out (validation) error")
         bottom.set_ylabel("cross-entropy")
@@ -307,19 +285,10 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     return {"learning_curves_with_stops": fig}
 
 
-def _history(client, run_id: str, metric: str, transform=lambda v: v) -> tuple[list[int], list[float]]:
-    points = sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)
-    points = [(m.step, transform(m.value)) for m in points if m.step > 0 and math.isfinite(m.value)]
-    return ([p[0] for p in points], [p[1] for p in points]) if points else ([], [])
-
-
 def test(config: dict, guard) -> dict[str, float]:
     """Retrains the configuration selected on validation (same data, stopping rule and seed) and scores the test split once."""
-    from ablations.engine.keras_trials import score_split
-
     data, model, _, _ = _train(config)
-    scores = guard.evaluate(lambda: score_split(model, data.x_test, data.y_test))
-    return {f"test_{name}": value for name, value in scores.items()}
+    return score_test_split(guard, model, data.x_test, data.y_test)
 
 
 ABLATION = Ablation(
@@ -330,11 +299,9 @@ ABLATION = Ablation(
     ),
     params=PARAMS,
     profiles=PROFILES,
-    run=run,
+    run=one_by_one(trial),
     verdict=verdict,
     figures=figures,
-    # One call of `run` trains a pack's trials one after another: the runner clears the
-    # Keras session (about 0.7 s) once per pack instead of once per trial.
     pack_key=pack_all_but("patience"),
     objective="final_val_loss",
     test=test,

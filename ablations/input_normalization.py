@@ -53,8 +53,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ablations.engine import params
 from ablations.engine.data import load_dataset
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
+from ablations.engine.effects import effect_status, interval, mean_ci, outcome_of_parts
+from ablations.engine.plots import mean_std_panels, metric_history
+from ablations.engine.protocol import score_test_split
+from ablations.engine.spec import Ablation, Param, Verdict, one_by_one, pack_all_but
 from ablations.engine.stats import summarize
 
 # Keras and the models are imported in the functions that train: they load only when a
@@ -64,16 +68,16 @@ SCALE_SEED = 0
 """Fixed, so that every trial scales the same feature by the same factor."""
 
 PARAMS = {
-    "data": Param("mnist1d", "data set (flat features)", choices=("mnist1d", "digits")),
+    "data": params.data("mnist1d", choices=("mnist1d", "digits")),
     "normalize": Param(True, "start the model with a Normalization layer adapted on the training split"),
     "decades": Param(4.0, "feature scales span 10^(-decades/2) to 10^(decades/2)", low=0.0, high=12.0),
     "optimizer": Param("sgd", "optimizer", choices=("sgd", "adam", "rmsprop")),
-    "learning_rate": Param(0.03, "learning rate", low=1e-6, high=10.0),
-    "n_train": Param(1000, "training examples", low=50, high=1_000_000),
-    "depth": Param(2, "hidden layers", low=1, high=50),
-    "width": Param(64, "units per hidden layer", low=1, high=8192),
-    "epochs": Param(30, "training epochs", low=1, high=10_000),
-    "batch_size": Param(50, "examples per step", low=1, high=65536),
+    "learning_rate": params.learning_rate(0.03, high=10.0, help="learning rate"),
+    "n_train": params.n_train(1000),
+    "depth": params.depth(2),
+    "width": params.width(64),
+    "epochs": params.epochs(30),
+    "batch_size": params.batch_size(50),
     "target_loss": Param(1.0, "training loss that counts as trained", low=0.0, high=100.0),
 }
 
@@ -112,20 +116,12 @@ def badly_scaled(config: dict):
 def _train(config: dict, logger=None):
     import keras
 
-    from ablations.engine.keras_trials import fit_trial
+    from ablations.engine.train import fit_trial
     from models import build_mlp
 
     data, x_train, x_val, x_test = badly_scaled(config)
     keras.utils.set_random_seed(config["seed"])
-    mlp = build_mlp(
-        data.input_shape,
-        data.num_classes,
-        depth=config["depth"],
-        width=config["width"],
-        activation="relu",
-        kernel_initializer="he_normal",
-        seed=config["seed"],
-    )
+    mlp = build_mlp(data.input_shape, data.num_classes, **params.mlp_options(config), activation="relu", kernel_initializer="he_normal")
     inputs = keras.Input(data.input_shape, name="inputs")
     features = inputs
     if config["normalize"]:
@@ -134,36 +130,20 @@ def _train(config: dict, logger=None):
         normalization.adapt(x_train)
         features = normalization(features)
     model = keras.Model(inputs, mlp(features), name="normalized_mlp" if config["normalize"] else "raw_mlp")
-    fit = fit_trial(
-        model,
-        x_train,
-        data.y_train,
-        x_val,
-        data.y_val,
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        optimizer=config["optimizer"],
-        learning_rate=config["learning_rate"],
-        seed=config["seed"],
-        logger=logger,
-    )
+    fit = fit_trial(model, x_train, data.y_train, x_val, data.y_val, **params.fit_options(config), optimizer=config["optimizer"], logger=logger)
     return model, fit, (x_test, data.y_test)
 
 
-def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+def trial(config: dict, log) -> dict[str, float]:
     """Trains one arm (raw or normalized) at one learning rate; measures speed and stability."""
-    from ablations.engine.keras_trials import epochs_to_reach
+    from ablations.engine.train import epochs_to_reach
 
-    results = []
-    for config, logger in zip(configs, context.loggers):
-        _, fit, _ = _train(config, logger)
-        metrics = dict(fit.final)
-        losses = fit.history["loss"][1:]
-        metrics["epochs_to_target"] = epochs_to_reach(fit.history["loss"], config["target_loss"])
-        metrics["loss_rise_fraction"] = loss_rise_fraction(losses)
-        metrics["reached_target"] = float(math.isfinite(metrics["epochs_to_target"]))
-        results.append(metrics)
-    return results
+    _, fit, _ = _train(config, log)
+    metrics = dict(fit.final)
+    metrics["epochs_to_target"] = epochs_to_reach(fit.history["loss"], config["target_loss"])
+    metrics["loss_rise_fraction"] = loss_rise_fraction(fit.history["loss"][1:])
+    metrics["reached_target"] = float(math.isfinite(metrics["epochs_to_target"]))
+    return metrics
 
 
 def loss_rise_fraction(losses) -> float:
@@ -207,15 +187,6 @@ def best_learning_rates(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def effect_status(summary) -> str:
-    """reproduced: 95% interval above 0 (one value: above 0); not reproduced: mean <= 0; else inconclusive."""
-    if summary.n == 0:
-        return "inconclusive"
-    if summary.mean <= 0:
-        return "not reproduced"
-    return "reproduced" if summary.n == 1 or summary.low > 0 else "inconclusive"
-
-
 def verdict(trials: pd.DataFrame) -> Verdict:
     """Each arm at its best learning rate: epochs to the target; usable learning rates."""
     best = best_learning_rates(trials)
@@ -246,10 +217,10 @@ def verdict(trials: pd.DataFrame) -> Verdict:
                 "best lr normalized": ", ".join(f"{v:g}" for v in group["best_learning_rate_norm"]),
                 "epochs to target raw": f"{summarize(group['best_epochs_raw']).mean:.1f}",
                 "epochs to target normalized": f"{summarize(group['best_epochs_norm']).mean:.1f}",
-                "epochs saved": f"{saved.mean:+.1f} (CI {saved.low:+.1f} to {saved.high:+.1f})",
+                "epochs saved": mean_ci(saved, "+.1f"),
                 "final loss raw": f"{summarize(group['best_final_loss_raw']).mean:.3f}",
                 "final loss normalized": f"{summarize(group['best_final_loss_norm']).mean:.3f}",
-                "final loss reduction": f"{loss.mean:+.3f} (CI {loss.low:+.3f} to {loss.high:+.3f})",
+                "final loss reduction": mean_ci(loss, "+.3f"),
                 "usable lrs raw / normalized": f"{summarize(group['usable_rates_raw']).mean:.1f} / {summarize(group['usable_rates_norm']).mean:.1f} of {int(group['rates_raw'].iloc[0])}",
                 "diverged lrs raw / normalized": f"{summarize(group['diverged_rates_raw']).mean:.1f} / {summarize(group['diverged_rates_norm']).mean:.1f}",
             }
@@ -257,7 +228,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         label = ", ".join(f"{k}={v}" for k, v in condition.items())
         text = (
             f"{label}: at its best learning rate the normalized arm reaches training loss {trials['target_loss'].iloc[0]:g} "
-            f"{saved.mean:+.1f} epochs sooner (95% CI {saved.low:+.1f} to {saved.high:+.1f}){never}, final training loss "
+            f"{saved.mean:+.1f} epochs sooner (95% CI {interval(saved, '+.1f')}){never}, final training loss "
             f"{summarize(group['best_final_loss_norm']).mean:.3f} vs {summarize(group['best_final_loss_raw']).mean:.3f} raw; "
             f"{summarize(group['usable_rates_norm']).mean:.1f} vs {summarize(group['usable_rates_raw']).mean:.1f} of "
             f"{int(group['rates_raw'].iloc[0])} learning rates reach it without diverging"
@@ -270,15 +241,9 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         judged.append(group)
     if not judged:
         return Verdict("inconclusive", "No badly scaled condition (decades > 0) in the grid. " + "; ".join(parts) + ".", "epochs saved by normalizing", math.nan, math.nan, table)
-    if "not reproduced" in statuses:
-        outcome = "not reproduced"
-    elif all(s == "reproduced" for s in statuses):
-        outcome = "reproduced"
-    else:
-        outcome = "inconclusive"
     headline = summarize(pd.concat(judged)["epochs_saved"])
     summary = f"Epochs each arm needs at its best learning rate (of {epochs}): " + "; ".join(parts) + "."
-    return Verdict(outcome, summary, "epochs to target saved by normalizing (badly scaled, best lr per arm)", headline.mean, headline.std, table)
+    return Verdict(outcome_of_parts(statuses), summary, "epochs to target saved by normalizing (badly scaled, best lr per arm)", headline.mean, headline.std, table)
 
 
 def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
@@ -286,32 +251,37 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     return {"speed_vs_learning_rate": _speed_plot(trials), "learning_curves_best_rate": _curves(trials, client)}
 
 
+def _arm_name(normalize: bool) -> str:
+    return "normalized" if normalize else "raw"
+
+
 def _speed_plot(trials: pd.DataFrame) -> plt.Figure:
-    decades = sorted(trials["decades"].unique())
-    fig, axes = plt.subplots(2, len(decades), figsize=(5 * len(decades), 7), squeeze=False, sharex=True, constrained_layout=True)
     frame = trials.copy()
     frame["censored_epochs"] = frame["epochs_to_target"].fillna(frame["epochs"] + 1)
     frame["plotted_loss"] = frame["final_loss"].where(np.isfinite(frame["final_loss"]), np.nan)
     epochs = int(trials["epochs"].max())
-    for column, decade in enumerate(decades):
-        for normalize, group in frame[frame["decades"] == decade].groupby("normalize"):
-            label = "normalized" if normalize else "raw"
-            for row, metric in enumerate(("censored_epochs", "plotted_loss")):
-                stats = group.groupby("learning_rate")[metric].agg(["mean", "std"])
-                axes[row][column].errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=label)
-            diverged = group[group["diverged"] > 0]
-            if len(diverged):
-                axes[1][column].plot(diverged["learning_rate"], np.full(len(diverged), np.nanmax(frame["plotted_loss"])), "rx", label=f"{label}: diverged")
-        axes[0][column].axhline(epochs + 1, color="gray", ls=":", lw=1)
-        axes[0][column].set_title(f"feature scales over {decade:g} decades")
-        axes[0][column].set_ylabel(f"epochs to training loss {trials['target_loss'].iloc[0]:g} ({epochs + 1} = never)")
-        axes[1][column].set_ylabel("final training loss")
-        axes[1][column].set_yscale("log")
-        axes[1][column].set_xlabel("learning rate")
-        for ax in axes[:, column]:
-            ax.set_xscale("log")
-        axes[0][column].legend(fontsize=8)
-    fig.suptitle("Raw vs normalized inputs across learning rates (mean ± std over seeds)")
+    fig, axes = mean_std_panels(
+        frame,
+        panels="decades",
+        lines="normalize",
+        x="learning_rate",
+        metrics=[
+            ("censored_epochs", f"epochs to training loss {trials['target_loss'].iloc[0]:g} ({epochs + 1} = never)"),
+            ("plotted_loss", "final training loss"),
+        ],
+        xlabel="learning rate",
+        title=lambda decades: f"feature scales over {decades:g} decades",
+        label=_arm_name,
+        suptitle="Raw vs normalized inputs across learning rates (mean ± std over seeds)",
+        log_x=True,
+    )
+    # A diverged run's loss is not plotted: a red x at the top of the panel marks its learning rate.
+    top_loss = np.nanmax(frame["plotted_loss"])
+    for (top, bottom), decades in zip(axes.T, sorted(frame["decades"].unique())):
+        top.axhline(epochs + 1, color="gray", ls=":", lw=1)
+        bottom.set_yscale("log")
+        for normalize, group in frame[(frame["decades"] == decades) & (frame["diverged"] > 0)].groupby("normalize"):
+            bottom.plot(group["learning_rate"], np.full(len(group), top_loss), "rx", label=f"{_arm_name(normalize)}: diverged")
     return fig
 
 
@@ -331,11 +301,9 @@ def _curves(trials: pd.DataFrame, client) -> plt.Figure:
             ]
             if match.empty:
                 continue
-            points = sorted(client.get_metric_history(match["run_id"].iloc[0], "loss"), key=lambda m: m.step)
-            points = [(m.step, m.value) for m in points if math.isfinite(m.value)]
-            name = "normalized" if row["normalize"] else "raw"
-            if points:
-                ax.plot(*zip(*points), marker=".", label=f"{name}, lr {row['best_learning_rate']:g}")
+            steps, losses = metric_history(client, match["run_id"].iloc[0], "loss", finite_only=True)
+            if steps:
+                ax.plot(steps, losses, marker=".", label=f"{_arm_name(row['normalize'])}, lr {row['best_learning_rate']:g}")
         ax.axhline(trials["target_loss"].iloc[0], color="black", ls="--", lw=1, label="target")
         ax.set_title(f"{decade:g} decades: each arm at its best learning rate")
         ax.set_xlabel("epoch")
@@ -347,12 +315,9 @@ def _curves(trials: pd.DataFrame, client) -> plt.Figure:
 
 
 def test(config: dict, guard) -> dict[str, float]:
-    """Retrains the configuration selected on validation and scores the test split once."""
-    from ablations.engine.keras_trials import score_split
-
+    """Retrains the arm and learning rate selected on validation for one scaling; scores its (scaled) test split once."""
     model, _, (x_test, y_test) = _train(config)
-    scores = guard.evaluate(lambda: score_split(model, x_test, y_test))
-    return {f"test_{name}": value for name, value in scores.items()}
+    return score_test_split(guard, model, x_test, y_test)
 
 
 ABLATION = Ablation(
@@ -360,11 +325,9 @@ ABLATION = Ablation(
     claim="Normalized inputs (training mean and standard deviation per feature) train faster and more stably than badly scaled ones.",
     params=PARAMS,
     profiles=PROFILES,
-    run=run,
+    run=one_by_one(trial),
     verdict=verdict,
     figures=figures,
-    # One call of `run` trains a pack's trials one after another: the runner clears the
-    # Keras session (about 0.7 s) once per pack instead of once per trial.
     pack_key=pack_all_but("learning_rate", "normalize"),
     # A diverged run has a NaN loss but still a (poor) error, so it stays in the study.
     objective="final_val_error",

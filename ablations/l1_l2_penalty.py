@@ -59,7 +59,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ablations.engine import params
 from ablations.engine.data import load_dataset
+from ablations.engine.effects import direction, interval, judge_checks, mean_sd_cells, seed_differences
+from ablations.engine.plots import plot_history
 from ablations.engine.protocol import kfold_indices
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
@@ -77,9 +80,17 @@ DATA_LOSSES = ("mean", "sum")
 STACKABLE_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "prelu")
 PENALTY_TOLERANCE = 1e-5
 """Relative float32 round-off allowed between the Keras penalty and λ·Σ computed by hand."""
+TABLE_COLUMNS = {
+    "CV cost": "final_val_loss",
+    "CV error": "final_val_error",
+    "train error": "final_train_error",
+    "‖θ‖₂": "final_weight_l2_norm",
+    "near-zero weights": "final_near_zero_fraction",
+}
+"""The verdict table's columns (mean ± sd over seeds per penalty, J and λ)."""
 
 PARAMS = {
-    "data": Param("digits", "classification set (flat features)", choices=("digits", "mnist1d", "mnist5k")),
+    "data": params.data("digits", help="classification set (flat features)"),
     "penalty": Param("l2", "which kernel penalty: l1 (LASSO) or l2 (ridge)", choices=PENALTIES),
     "lambda": Param(0.01, "penalty coefficient λ (the lecture's grid: 0, 0.01, ..., 5.12, 10)", low=0.0, high=1e4),
     "data_loss": Param(
@@ -87,12 +98,12 @@ PARAMS = {
         "J as Keras computes it (mean over examples; λ passed as is) or the lecture's sum (λ/n passed to Keras)",
         choices=DATA_LOSSES,
     ),
-    "depth": Param(2, "hidden layers", low=1, high=50),
-    "width": Param(64, "units per hidden layer", low=1, high=4096),
+    "depth": params.depth(2),
+    "width": params.width(64, high=4096),
     "activation": Param("relu", "hidden activation", choices=STACKABLE_ACTIVATIONS),
-    "epochs": Param(200, "full-batch Adam steps", low=1, high=100_000),
-    "learning_rate": Param(1e-2, "Adam learning rate", low=1e-6, high=1.0),
-    "n_train": Param(150, "training examples (cross-validated; the test split is separate)", low=10, high=1_000_000),
+    "epochs": params.epochs(200, high=100_000, help="full-batch Adam steps"),
+    "learning_rate": params.learning_rate(1e-2),
+    "n_train": params.n_train(150, low=10, help="training examples (cross-validated; the test split is separate)"),
     "folds": Param(3, "k of the k-fold cross-validation", low=2, high=50),
     "zero_tolerance": Param(1e-2, "a weight counts as near zero when |w| < this (keep it >= learning_rate)", low=0.0, high=1.0),
     "record_every": Param(20, "log the CV curves every this many steps", low=1, high=100_000),
@@ -139,12 +150,10 @@ def build_member(config: dict, input_dim: int, num_classes: int, n_fit: int) -> 
     return build_mlp(
         (input_dim,),
         num_classes,
-        depth=config["depth"],
-        width=config["width"],
+        **params.mlp_options(config),
         activation=config["activation"],
         l1=coefficient if config["penalty"] == "l1" else 0.0,
         l2=coefficient if config["penalty"] == "l2" else 0.0,
-        seed=config["seed"],
     )
 
 
@@ -172,7 +181,8 @@ def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """k-fold CV of every (penalty, λ) of the pack, all folds of all λ in one stack."""
     import keras
 
-    from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
+    from ablations.engine.train import fit_stack, member_statistics
+    from models.stacked import stack_models
 
     data = _dataset(configs[0])
     n, num_classes = len(data.y_train), data.num_classes
@@ -248,7 +258,7 @@ def _relative(value: float, reference: float) -> float:
 
 def penalty_by_hand(model: keras.Model) -> float:
     """λ₁·Σ|w| + λ₂·Σw² over the model's kernels, in float64 NumPy (biases excluded)."""
-    from ablations.engine.penalized_stack import dense_layers, penalty_coefficients
+    from models.stacked import dense_layers, penalty_coefficients
 
     total = 0.0
     for layer in dense_layers(model):
@@ -262,7 +272,8 @@ def test(config: dict, guard) -> dict[str, float]:
     """Trains the selected (penalty, λ) on all the training data, then scores the test split once."""
     import keras
 
-    from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
+    from ablations.engine.train import fit_stack, member_statistics
+    from models.stacked import stack_models
 
     data = _dataset(config)
     n = len(data.y_train)
@@ -293,28 +304,11 @@ def _curve(trials: pd.DataFrame, metric: str) -> pd.Series:
 
 def _paired(trials: pd.DataFrame, metric: str, lam_a: float, lam_b: float) -> np.ndarray:
     """Per seed: metric at λ = lam_a minus metric at λ = lam_b."""
-    table = trials.pivot_table(index="seed", columns="lambda", values=metric)
-    if lam_a not in table or lam_b not in table:
-        return np.array([])
-    return (table[lam_a] - table[lam_b]).dropna().to_numpy()
-
-
-def _direction(summary, sign: int) -> bool | None:
-    """Whether the mean has sign ``sign`` (+1 or -1): True when the 95% CI excludes 0 (or one seed
-    points that way), False when the mean points the other way, None when the CI straddles 0."""
-    if summary.n == 0:
-        return False
-    if summary.mean * sign <= 0:
-        return False
-    if summary.n == 1:
-        return True
-    return True if (summary.low > 0 if sign > 0 else summary.high < 0) else None
+    return seed_differences(trials, "lambda", lam_a, lam_b, metric)
 
 
 def _ci(summary) -> str:
-    if summary.n > 1:
-        return f"{summary.mean:+.2f}, CI {summary.low:+.2f} to {summary.high:+.2f}"
-    return f"{summary.mean:+.2f}, one seed"
+    return f"{summary.mean:+.2f}, " + (f"CI {interval(summary, '+.2f')}" if summary.n > 1 else "one seed")
 
 
 def _convention(data_loss: str) -> str:
@@ -341,10 +335,10 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         crushed = [lam for lam in lambdas if _curve(group, "final_distinct_predictions")[lam] <= 1.5]
         label = f"{penalty} ({data_loss} J)"
         for holds, text in (
-            (_direction(bias, +1), f"training error rises from λ = 0 to λ = {largest:g} ({_ci(bias)})"),
-            (_direction(gap, -1), f"the CV − training cost gap shrinks from λ = 0 to λ = {largest:g} ({_ci(gap)})"),
+            (direction(bias, +1), f"training error rises from λ = 0 to λ = {largest:g} ({_ci(bias)})"),
+            (direction(gap, -1), f"the CV − training cost gap shrinks from λ = 0 to λ = {largest:g} ({_ci(gap)})"),
             (
-                _direction(gain, -1) if best > 0 else False,
+                direction(gain, -1) if best > 0 else False,
                 f"a λ > 0 beats λ = 0 on the CV cost ({f'best λ = {best:g}: {_ci(gain)}' if best > 0 else 'λ = 0 is best'})",
             ),
         ):
@@ -364,16 +358,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         )
         for lam in lambdas:
             rows = group[group["lambda"] == lam]
-            row = {"penalty": penalty, "J": data_loss, "λ": lam}
-            for name, metric in (
-                ("CV cost", "final_val_loss"),
-                ("CV error", "final_val_error"),
-                ("train error", "final_train_error"),
-                ("‖θ‖₂", "final_weight_l2_norm"),
-                ("near-zero weights", "final_near_zero_fraction"),
-            ):
-                s = summarize(rows[metric])
-                row[name] = f"{s.mean:.3g} ± {s.std:.2g}"
+            row = {"penalty": penalty, "J": data_loss, "λ": lam, **mean_sd_cells(rows, TABLE_COLUMNS)}
             row["classes predicted"] = f"{rows['final_distinct_predictions'].mean():.1f}"
             row["selected by CV"] = lam == best
             table.append(row)
@@ -386,7 +371,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         lam = positive[0]
         at = group[group["lambda"] == lam].pivot_table(index="seed", columns="penalty", values="final_near_zero_fraction")
         difference = summarize((at["l1"] - at["l2"]).dropna().to_numpy())
-        sparse = _direction(difference, +1)
+        sparse = direction(difference, +1)
         tolerance = float(group["zero_tolerance"].iloc[0])
         sparsity_text += (
             f" At λ = {lam:g} ({data_loss} J) {at['l1'].mean():.0%} of L1's weights are within {tolerance:g} of 0 vs "
@@ -405,13 +390,8 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         f"λ multiplies Σ|w| or Σw² summed over every kernel (biases unpenalized: Keras's penalty matched λ·Σ by hand to "
         f"{trials['penalty_mismatch'].max():.0e}); {conventions}; the L2 gradient is 2λθ as in the lecture."
     )
-    if failures:
-        outcome, summary = "not reproduced", "Not everywhere: " + "; ".join(failures) + ". "
-    elif unsure:
-        outcome, summary = "inconclusive", "Too few seeds to tell: " + "; ".join(unsure) + ". "
-    else:
-        outcome = "reproduced"
-        summary = "Raising λ trades variance for bias and a λ > 0 beats λ = 0 on k-fold CV; L1 gives sparse weights. "
+    reproduced = "Raising λ trades variance for bias and a λ > 0 beats λ = 0 on k-fold CV; L1 gives sparse weights. "
+    outcome, summary = judge_checks(failures, unsure, reproduced)
     summary += "; ".join(notes) + "." + sparsity_text + " " + meaning
     return Verdict(outcome, summary, "CV cost at the selected λ minus at λ = 0 (per seed)", effect.mean, effect.std, table)
 
@@ -479,8 +459,7 @@ def _weight_histograms(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
                 continue
             run_id = rows["run_id"].iloc[0]
             for ax, metric in zip(axes, ("val_loss", "near_zero_fraction")):
-                history = sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)
-                ax.plot([m.step for m in history], [m.value for m in history], ls=style, color=color, label=f"{penalty} λ={lam_shown:g}")
+                plot_history(ax, client, run_id, metric, ls=style, color=color, label=f"{penalty} λ={lam_shown:g}")
     axes[0].set_ylabel("CV cost")
     axes[1].set_ylabel("fraction of near-zero weights")
     for ax in axes:

@@ -26,7 +26,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ablations.engine import params
 from ablations.engine.data import load_dataset
+from ablations.engine.effects import mean_ci, mean_sd, seed_differences, significant
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict
 from ablations.engine.stats import summarize
 
@@ -45,11 +47,11 @@ NO_BETTER = 0.03
 PARAMS = {
     "data": Param("moons", "nonlinear 2-D task", choices=TASKS),
     "model": Param("deep_linear", "deep_linear | logistic (depth 0) | relu_net", choices=MODELS),
-    "depth": Param(5, "hidden layers of the deep nets", low=1, high=100),
-    "width": Param(32, "units per hidden layer", low=1, high=4096),
-    "epochs": Param(40, "training epochs", low=1, high=10_000),
-    "batch_size": Param(32, "examples per step", low=1, high=65536),
-    "learning_rate": Param(1e-2, "Adam learning rate", low=1e-6, high=1.0),
+    "depth": params.depth(5, high=100, help="hidden layers of the deep nets"),
+    "width": params.width(32, high=4096),
+    "epochs": params.epochs(40),
+    "batch_size": params.batch_size(32),
+    "learning_rate": params.learning_rate(1e-2),
     "n_samples": Param(1000, "examples generated (train, validation and test)", low=30, high=1_000_000),
     "noise": Param(0.15, "label-preserving noise of the generator", low=0.0, high=2.0),
 }
@@ -73,7 +75,7 @@ def _data(config: dict):
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """Trains the pack (deep linear and ReLU nets share a depth) and checks the collapse identity."""
-    from ablations.engine.stacked_training import train_pack
+    from ablations.engine.train import train_pack
 
     data = _data(configs[0])
     pack = train_pack(
@@ -139,10 +141,8 @@ def collapse_deviation(model: keras.Model, x: np.ndarray) -> tuple[float, float]
 
 
 def _paired_difference(trials: pd.DataFrame, a: str, b: str, task: str) -> np.ndarray:
-    table = trials[trials["data"] == task].pivot_table(index="seed", columns="model", values="final_val_accuracy")
-    if a not in table or b not in table:
-        return np.array([])
-    return (table[a] - table[b]).dropna().to_numpy()
+    """Per seed: validation accuracy of model ``a`` minus that of model ``b`` on ``task``."""
+    return seed_differences(trials[trials["data"] == task], "model", a, b, "final_val_accuracy")
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
@@ -154,7 +154,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         same = summarize(_paired_difference(trials, "deep_linear", "logistic", task))
         gain = summarize(_paired_difference(trials, "relu_net", "deep_linear", task))
         no_better = same.n > 0 and same.mean <= NO_BETTER
-        relu_wins = gain.n > 0 and (gain.low > 0 if gain.n > 1 else gain.mean > 0)
+        relu_wins = significant(gain)
         if gain.n:
             gaps.extend(_paired_difference(trials, "relu_net", "deep_linear", task))
         if not (no_better and relu_wins):
@@ -162,9 +162,9 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         row = {"data": task}
         for model in MODELS:
             acc = summarize(trials[(trials["data"] == task) & (trials["model"] == model)]["final_val_accuracy"])
-            row[f"{model} val acc"] = f"{acc.mean:.3f} ± {acc.std:.3f}"
+            row[f"{model} val acc"] = mean_sd(acc, ".3f", ".3f")
         row["deep_linear − logistic"] = f"{same.mean:+.3f}"
-        row["relu_net − deep_linear"] = f"{gain.mean:+.3f} (CI {gain.low:+.3f} to {gain.high:+.3f})"
+        row["relu_net − deep_linear"] = mean_ci(gain, "+.3f")
         table.append(row)
     deviation = float(linear["collapse_relative_deviation"].max()) if len(linear) else float("nan")
     worst = max((summarize(_paired_difference(trials, "deep_linear", "logistic", t)).mean for t in trials["data"].unique()), default=float("nan"))

@@ -28,7 +28,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ablations.engine import params
 from ablations.engine.data import load_dataset
+from ablations.engine.effects import mean_sd, significant
+from ablations.engine.plots import plot_history
 from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
 from ablations.engine.stats import summarize
 from models.names import ACTIVATIONS, INITIALIZERS
@@ -42,15 +45,15 @@ KEEPS_THRESHOLD = 0.1
 """ReLU "keeps" the gradient if the first/last ratio at the deepest net stays above this (one decade)."""
 
 PARAMS = {
-    "data": Param("mnist1d", "data set (flat features)", choices=("mnist1d", "digits", "mnist5k")),
+    "data": params.data("mnist1d"),
     "activation": Param("relu", "hidden activation", choices=ACTIVATIONS),
-    "depth": Param(5, "hidden layers", low=1, high=200),
+    "depth": params.depth(5, high=200),
     "initializer": Param("glorot_uniform", "kernel initializer", choices=INITIALIZERS),
-    "width": Param(100, "units per hidden layer", low=1, high=4096),
-    "epochs": Param(5, "training epochs", low=1, high=1000),
-    "batch_size": Param(100, "examples per step", low=1, high=65536),
-    "learning_rate": Param(1e-3, "Adam learning rate", low=1e-6, high=1.0),
-    "n_train": Param(4000, "training examples", low=50, high=1_000_000),
+    "width": params.width(100, high=4096),
+    "epochs": params.epochs(5, high=1000),
+    "batch_size": params.batch_size(100),
+    "learning_rate": params.learning_rate(1e-3),
+    "n_train": params.n_train(4000),
     "probe_size": Param(256, "examples in the fixed probe batch", low=8, high=10_000),
 }
 
@@ -88,7 +91,7 @@ def _dataset(config: dict):
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """Trains one pack (same everything, different activations) as a stacked model."""
-    from ablations.engine.stacked_training import train_pack
+    from ablations.engine.train import train_pack
 
     data = _dataset(configs[0])
     pack = train_pack(configs, context.loggers, data.x_train, data.y_train, data.x_val, data.y_val, data.num_classes)
@@ -138,7 +141,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
     for initializer, group in slopes.groupby("initializer"):
         sig = summarize(group.loc[group["activation"] == SIGMOID, "slope"])
         relu_deep = summarize(group.loc[group["activation"] == "relu", "deepest_ratio"])
-        vanishes = sig.high < 0 if sig.n > 1 else sig.mean < 0
+        vanishes = significant(sig, -1)
         keeps = relu_deep.mean >= KEEPS_THRESHOLD
         (holds if vanishes and keeps else fails).append(initializer)
         for activation, sub in group.groupby("activation"):
@@ -149,7 +152,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
                 {
                     "initializer": initializer,
                     "activation": activation,
-                    "log10 ratio per layer": f"{s.mean:+.3f} ± {s.std:.3f}",
+                    "log10 ratio per layer": mean_sd(s, "+.3f", ".3f"),
                     "ratio at deepest": f"{d.mean:.2e}",
                     "dead units at deepest (init → end)": f"{deep['init_dead_fraction'].mean():.1%} → {deep['final_dead_fraction'].mean():.1%}",
                     "sigmoid vanishes here": bool(vanishes),
@@ -253,8 +256,7 @@ def _learning_curves(trials: pd.DataFrame, activations: list[str], client) -> pl
         run = sub[sub["activation"] == activation]
         if run.empty:
             continue
-        history = sorted(client.get_metric_history(run["run_id"].iloc[0], "val_loss"), key=lambda m: m.step)
-        ax.plot([m.step for m in history], [m.value for m in history], marker=".", label=activation)
+        plot_history(ax, client, run["run_id"].iloc[0], "val_loss", marker=".", label=activation)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss")
     ax.set_title(f"Learning curves at depth {deepest} ({initializer}, first seed)")

@@ -53,13 +53,14 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs:
-            self._log({key: value for key, value in logs.items() if _is_number(value)}, step=epoch + 1)
+            self._log({key: value for key, value in logs.items() if is_number(value)}, step=epoch + 1)
 
     def _log(self, values: dict[str, float], step: int) -> None:
         self.client.log_batch(self.run_id, metrics=metrics_batch(values, step), synchronous=self.synchronous)
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """Whether ``value`` converts to a float: a Keras log entry that can be logged as a metric."""
     try:
         float(value)
     except (TypeError, ValueError):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from models.initializers import GlorotBengioStandard, get_initializer
     from models.mlp import OUTPUT_ACTIVATIONS, build_mlp
     from models.regularizers import make_regularizer
+    from models.stacked import StackedMLP, stack_models
 
 from models.names import ACTIVATIONS, INITIALIZERS
 from models.registry import UnknownNameError, resolve
@@ -36,6 +37,8 @@ _LAZY = {
     "OUTPUT_ACTIVATIONS": "models.mlp",
     "build_mlp": "models.mlp",
     "make_regularizer": "models.regularizers",
+    "StackedMLP": "models.stacked",
+    "stack_models": "models.stacked",
 }
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "GlorotBengioStandard",
     "InvertedDropout",
     "SignalAugmentation",
+    "StackedMLP",
     "UnknownNameError",
     "activation_function",
     "activation_layer",
@@ -56,6 +60,7 @@ __all__ = [
     "image_augmentation",
     "make_regularizer",
     "resolve",
+    "stack_models",
 ]
 
 

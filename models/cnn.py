@@ -11,19 +11,19 @@ from collections.abc import Sequence
 
 import keras
 
-from models.activations import ACTIVATIONS, activation_layer
+from models.activations import activation_layer
 from models.dropout import check_keep_prob
-from models.initializers import INITIALIZERS, get_initializer
+from models.initializers import get_initializer
 from models.mlp import (
-    OUTPUT_ACTIVATIONS,
+    augmented_inputs,
     check_input_shape,
     check_int,
+    check_layer_names,
     check_seed,
     dense_block,
     derive_seed,
     output_dense,
 )
-from models.registry import check_name
 from models.regularizers import check_penalty, make_regularizer
 
 # Seeds: conv_i uses seed + i, the dense head seed + _HEAD_SEED_OFFSET (+1 for
@@ -83,10 +83,10 @@ def build_cnn(
         name: Name of the model. Defaults to "cnn".
 
     Returns:
-        An uncompiled `keras.Model`.
+        An uncompiled `keras.Model`: convolutions, then the dense head.
 
     Raises:
-        ValueError: for an out-of-range argument, naming what was received.
+        ValueError: for an out-of-range argument (as `build_mlp`), naming what was received.
         UnknownNameError: for an unknown activation or initializer name.
 
     Example:
@@ -104,22 +104,12 @@ def build_cnn(
     filters = check_int(filters, "filters", 1)
     kernel_size = check_int(kernel_size, "kernel_size", 1)
     dense_width = check_int(dense_width, "dense_width", 1)
-    check_name("activation", activation, ACTIVATIONS)
-    check_name("initializer", kernel_initializer, INITIALIZERS)
-    if output_activation is not None:
-        check_name("output activation", output_activation, OUTPUT_ACTIVATIONS)
+    check_layer_names(activation, kernel_initializer, output_activation)
     l1, l2 = check_penalty(l1, "l1"), check_penalty(l2, "l2")
     keep_prob = check_keep_prob(keep_prob, "keep_prob")
     seed = check_seed(seed)
-    if augmentation is not None and not isinstance(augmentation, keras.layers.Layer):
-        raise ValueError(
-            f"`augmentation` must be a keras.layers.Layer or None. Received: {augmentation!r}"
-        )
 
-    inputs = keras.Input(shape=input_shape, name="inputs")
-    x = inputs
-    if augmentation is not None:
-        x = augmentation(x)
+    inputs, x = augmented_inputs(input_shape, augmentation)
     if len(input_shape) == 1:
         x = keras.layers.Reshape((input_shape[0], 1), name="reshape")(x)
     images = len(input_shape) == 3

@@ -46,6 +46,28 @@ def check_seed(seed: object) -> int | None:
     return seed
 
 
+def check_layer_names(activation: str, kernel_initializer: str, output_activation: str | None) -> None:
+    """Raises UnknownNameError naming the valid choices for an unknown activation or initializer."""
+    check_name("activation", activation, ACTIVATIONS)
+    check_name("initializer", kernel_initializer, INITIALIZERS)
+    if output_activation is not None:
+        check_name("output activation", output_activation, OUTPUT_ACTIVATIONS)
+
+
+def augmented_inputs(input_shape: tuple[int, ...], augmentation: keras.layers.Layer | None) -> tuple:
+    """The model's `inputs` tensor and the tensor after `augmentation` (the same one without it).
+
+    Raises:
+        ValueError: `augmentation` is neither a Keras layer nor None.
+    """
+    if augmentation is not None and not isinstance(augmentation, keras.layers.Layer):
+        raise ValueError(
+            f"`augmentation` must be a keras.layers.Layer or None. Received: {augmentation!r}"
+        )
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    return inputs, inputs if augmentation is None else augmentation(inputs)
+
+
 def check_input_shape(input_shape: object) -> tuple[int, ...]:
     """Returns `input_shape` as a tuple of positive integers, else raises ValueError."""
     try:
@@ -198,24 +220,14 @@ def build_mlp(
     num_classes = check_int(num_classes, "num_classes", 1)
     depth = check_int(depth, "depth", 0)
     width = check_int(width, "width", 1)
-    check_name("activation", activation, ACTIVATIONS)
-    check_name("initializer", kernel_initializer, INITIALIZERS)
-    if output_activation is not None:
-        check_name("output activation", output_activation, OUTPUT_ACTIVATIONS)
+    check_layer_names(activation, kernel_initializer, output_activation)
     l1, l2 = check_penalty(l1, "l1"), check_penalty(l2, "l2")
     bias_l1, bias_l2 = check_penalty(bias_l1, "bias_l1"), check_penalty(bias_l2, "bias_l2")
     keep_prob = check_keep_prob(keep_prob, "keep_prob")
     input_keep_prob = check_keep_prob(input_keep_prob, "input_keep_prob")
     seed = check_seed(seed)
-    if augmentation is not None and not isinstance(augmentation, keras.layers.Layer):
-        raise ValueError(
-            f"`augmentation` must be a keras.layers.Layer or None. Received: {augmentation!r}"
-        )
 
-    inputs = keras.Input(shape=input_shape, name="inputs")
-    x = inputs
-    if augmentation is not None:
-        x = augmentation(x)
+    inputs, x = augmented_inputs(input_shape, augmentation)
     if len(input_shape) > 1:
         x = keras.layers.Flatten(name="flatten")(x)
     if input_keep_prob < 1.0:

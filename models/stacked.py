@@ -1,18 +1,21 @@
-"""Many MLPs of one shape held as stacked weights, so a grid trains as one model.
+"""Many MLPs held as stacked weights, so a grid of small nets trains as one model.
 
-A grid over activations (or initializers) at a fixed depth is many small MLPs of
-the same shape. Trained one by one, each pays Keras's model build and graph
+A grid over activations, initializers, widths or penalties at a fixed depth is
+many small MLPs. Trained one by one, each pays Keras's model build and graph
 tracing, which dominates their run time on a CPU. Stacking the kernels of the
 ``M`` members into one ``(M, fan_in, fan_out)`` tensor runs all of them in one
 batched matmul per layer and one traced graph. The members stay independent:
 no weight is shared, each member's loss only reaches its own slice, and Adam's
-update is elementwise, so training the sum of the member losses gives every
-member exactly the update it would get alone (``tests/models/test_stacked.py``
+update is elementwise, so training the sum of the member objectives gives every
+member exactly the update it would get alone (``tests/engine/train/test_stacked.py``
 checks this against separate ``keras.Model.fit`` runs).
+
+The training loop is `ablations.engine.train.fit_stack`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from itertools import groupby
 
@@ -26,20 +29,30 @@ from models.mlp import build_mlp
 
 
 class StackedMLP(keras.layers.Layer):
-    """``M`` independent MLPs with one shape, trained and evaluated in one pass.
+    """``M`` independent MLPs of one depth, trained and evaluated in one pass.
+
+    Members may differ in activation, kernel initializer, hidden width and
+    L1/L2 kernel penalty. A narrower member's kernels are zero-padded to the
+    widest member and its extra hidden units are masked out, so they never
+    change (their gradients are exactly 0).
 
     Args:
         input_dim: Number of input features.
         num_classes: Number of output logits of each member.
         depth: Hidden layers of each member (0 gives multinomial logistic regression).
-        width: Units of each hidden layer.
+        width: Units of each hidden layer: one for every member, or one per member.
         activations: One activation name per member (see `models.activations`).
             "prelu" members get a learnable slope per unit, starting at
             `PRELU_INITIAL_SLOPE` as `models.activations.activation_layer` does.
         initializers: One kernel initializer name per member (biases start at 0).
+        l1: L1 coefficient of every kernel of a member (Keras's ``L1L2``: the
+            plain sum, biases not penalized): one for every member, one per
+            member, or an array ``(depth + 1, M)`` per layer and member.
+            Defaults to None: no penalty term at all.
+        l2: The same for the L2 coefficient.
         seed: Seeds the initializers. Layer ``l`` of every member is drawn from
-            ``seed + l``, so members that share an initializer start from the same
-            weights and differ only in what is being compared.
+            ``seed + l``, so members that share an initializer and a width
+            start from the same weights and differ only in what is compared.
 
     Example:
 
@@ -56,28 +69,42 @@ class StackedMLP(keras.layers.Layer):
         num_classes: int,
         *,
         depth: int,
-        width: int,
+        width: int | Sequence[int],
         activations: Sequence[str],
-        initializers: Sequence[str],
+        initializers: Sequence[str] | None = None,
+        l1: float | Sequence[float] | np.ndarray | None = None,
+        l2: float | Sequence[float] | np.ndarray | None = None,
         seed: int = 0,
+        initial_weights: Sequence[Sequence[np.ndarray]] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if len(activations) != len(initializers) or not activations:
+        members = len(activations)
+        if (initializers is None) == (initial_weights is None):
+            raise ValueError("StackedMLP needs either initializers or initial_weights, not both.")
+        if members == 0 or len(initializers if initial_weights is None else initial_weights) != members:
+            what = "initializer" if initial_weights is None else "list of initial weights"
+            received = len(initializers if initial_weights is None else initial_weights)
             raise ValueError(
-                "StackedMLP needs one activation and one initializer per member; "
-                f"received {len(activations)} activations and {len(initializers)} initializers."
+                f"StackedMLP needs one activation and one {what} per member; "
+                f"received {members} activations and {received} {what}s."
             )
-        if depth < 0 or width < 1:
-            raise ValueError(f"depth must be >= 0 and width >= 1; received depth={depth}, width={width}.")
+        widths = [width] * members if np.ndim(width) == 0 else list(width)
+        if len(widths) != members:
+            raise ValueError(f"StackedMLP needs one width, or one per member ({members}); received {len(widths)} widths.")
+        if depth < 0 or min(widths) < 1:
+            raise ValueError(f"depth must be >= 0 and every width >= 1; received depth={depth}, width={width}.")
         self.input_dim = int(input_dim)
         self.num_classes = int(num_classes)
         self.depth = int(depth)
-        self.width = int(width)
+        self.widths = [int(w) for w in widths]
         self.activations = list(activations)
-        self.initializers = list(initializers)
+        self.initializers = None if initializers is None else list(initializers)
         self.seed = int(seed)
-        self.members = len(self.activations)
+        self.members = members
+        # Penalty coefficients per layer and member; None: no penalty term.
+        self.l1 = None if l1 is None and l2 is None else _coefficients(l1, "l1", self.depth + 1, members)
+        self.l2 = None if self.l1 is None else _coefficients(l2, "l2", self.depth + 1, members)
         # Members with the same activation are applied in one op; keeping runs
         # contiguous keeps that to one op per distinct activation.
         self._groups = [(name, len(list(run))) for name, run in groupby(self.activations)]
@@ -85,17 +112,27 @@ class StackedMLP(keras.layers.Layer):
             name: _prelu_placeholder if name == "prelu" else activation_function(name)
             for name, _ in self._groups
         }
-        dims = [self.input_dim] + [self.width] * self.depth + [self.num_classes]
+        width = max(self.widths)
+        # Only narrower members need masking; with one width nothing is padded.
+        self.unit_masks = (
+            None
+            if len(set(self.widths)) == 1
+            else tf.constant((np.arange(width)[None, None, :] < np.array(self.widths)[:, None, None]).astype(np.float32))
+        )
+        dims = [self.input_dim] + [width] * self.depth + [self.num_classes]
         self.kernels = []
         self.biases = []
         self.slopes = []
         for layer, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
-            kernel = np.stack(
-                [
-                    _draw(name, self.seed + layer, (fan_in, fan_out))
-                    for name in self.initializers
-                ]
-            )
+            kernel = np.zeros((members, fan_in, fan_out), np.float32)
+            bias = np.zeros((members, 1, fan_out), np.float32)
+            for member in range(members):
+                rows, columns = self._member_shape(member, layer)
+                if initial_weights is None:
+                    kernel[member, :rows, :columns] = _draw(self.initializers[member], self.seed + layer, (rows, columns))
+                else:
+                    kernel[member, :rows, :columns] = initial_weights[member][2 * layer]
+                    bias[member, 0, :columns] = initial_weights[member][2 * layer + 1]
             self.kernels.append(
                 self.add_weight(
                     shape=kernel.shape,
@@ -104,38 +141,59 @@ class StackedMLP(keras.layers.Layer):
                 )
             )
             self.biases.append(
-                self.add_weight(shape=(self.members, 1, fan_out), initializer="zeros", name=f"bias_{layer}")
+                self.add_weight(shape=bias.shape, initializer=keras.initializers.Constant(bias), name=f"bias_{layer}")
             )
             if layer < self.depth and "prelu" in self._functions:
                 self.slopes.append(
                     self.add_weight(
-                        shape=(self.members, 1, fan_out),
+                        shape=(members, 1, fan_out),
                         initializer=keras.initializers.Constant(PRELU_INITIAL_SLOPE),
                         name=f"slope_{layer}",
                     )
                 )
 
+    @property
+    def penalized(self) -> bool:
+        """Whether the members' objectives include their kernel penalties (coefficients were given)."""
+        return self.l1 is not None
+
+    def _member_shape(self, member: int, layer: int) -> tuple[int, int]:
+        width = self.widths[member]
+        fan_in = self.input_dim if layer == 0 else width
+        fan_out = self.num_classes if layer == self.depth else width
+        return fan_in, fan_out
+
     def _activate(self, z: tf.Tensor, layer: int) -> tf.Tensor:
-        parts = tf.split(z, [size for _, size in self._groups], axis=0)
-        outputs = []
-        start = 0
-        for (name, size), part in zip(self._groups, parts):
-            if name == "prelu":
-                slope = self.slopes[layer][start : start + size]
-                outputs.append(tf.nn.relu(part) - slope * tf.nn.relu(-part))
-            else:
-                outputs.append(self._functions[name](part))
-            start += size
-        return outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=0)
+        if len(self._groups) == 1 and self.activations[0] != "prelu":
+            hidden = self._functions[self.activations[0]](z)
+        else:
+            parts = tf.split(z, [size for _, size in self._groups], axis=0)
+            outputs = []
+            start = 0
+            for (name, size), part in zip(self._groups, parts):
+                if name == "prelu":
+                    slope = self.slopes[layer][start : start + size]
+                    outputs.append(tf.nn.relu(part) - slope * tf.nn.relu(-part))
+                else:
+                    outputs.append(self._functions[name](part))
+                start += size
+            hidden = outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=0)
+        return hidden if self.unit_masks is None else hidden * self.unit_masks
 
     def preactivations(self, inputs: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
-        """Runs every member on ``inputs`` of shape ``(batch, input_dim)``.
+        """Runs every member on ``inputs``.
+
+        Args:
+            inputs: ``(batch, input_dim)``, shared by the members, or
+                ``(M, batch, input_dim)``, one batch per member.
 
         Returns:
             The hidden pre-activations, one ``(M, batch, width)`` tensor per
             hidden layer, and the logits of shape ``(M, batch, num_classes)``.
         """
-        hidden = tf.broadcast_to(inputs, [self.members, tf.shape(inputs)[0], self.input_dim])
+        if len(inputs.shape) == 2:
+            inputs = tf.broadcast_to(inputs, [self.members, tf.shape(inputs)[0], self.input_dim])
+        hidden = inputs
         preacts = []
         for layer, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
             z = tf.matmul(hidden, kernel) + bias
@@ -145,8 +203,12 @@ class StackedMLP(keras.layers.Layer):
             hidden = self._activate(z, layer)
         raise AssertionError("unreachable")
 
+    def logits(self, inputs: tf.Tensor) -> tf.Tensor:
+        """``(M, batch, num_classes)`` logits of every member (see `preactivations` for ``inputs``)."""
+        return self.preactivations(inputs)[1]
+
     def activation_derivatives(self, preacts: Sequence[tf.Tensor]) -> list[tf.Tensor]:
-        """Elementwise f'(z) of each member's activation at the given pre-activations."""
+        """Elementwise f'(z) of each member's activation at the given pre-activations (0 on padded units)."""
         # Detached copies make each layer's term depend on its own z alone, so a
         # single gradient call yields every layer's derivative.
         detached = [tf.stop_gradient(z) for z in preacts]
@@ -156,30 +218,56 @@ class StackedMLP(keras.layers.Layer):
         # f is elementwise, so d(sum f(z))/dz is f'(z) at every entry.
         return tape.gradient(total, detached)
 
+    def penalties(self) -> tf.Tensor:
+        """``(M,)``: each member's Keras penalty Σ_layers (l1·Σ|K| + l2·ΣK²); biases are not penalized."""
+        if self.l1 is None:
+            return tf.zeros([self.members])
+        l1_sums = tf.stack([tf.reduce_sum(tf.abs(k), axis=[1, 2]) for k in self.kernels])
+        l2_sums = tf.stack([tf.reduce_sum(tf.square(k), axis=[1, 2]) for k in self.kernels])
+        return tf.reduce_sum(self.l1 * l1_sums + self.l2 * l2_sums, axis=0)
+
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        return self.preactivations(inputs)[1]
+        return self.logits(inputs)
+
+    def member_weights(self, member: int) -> list[np.ndarray]:
+        """Member ``member``'s kernels and biases, unpadded, in `build_mlp` order: dense_0, ..., output."""
+        return self.all_member_weights()[member]
+
+    def all_member_weights(self) -> list[list[np.ndarray]]:
+        """Every member's kernels and biases, unpadded, in `build_mlp` order (one read of the variables)."""
+        kernels = [keras.ops.convert_to_numpy(k) for k in self.kernels]
+        biases = [keras.ops.convert_to_numpy(b) for b in self.biases]
+        result = []
+        for member in range(self.members):
+            weights = []
+            for layer, (kernel, bias) in enumerate(zip(kernels, biases)):
+                fan_in, fan_out = self._member_shape(member, layer)
+                weights += [kernel[member, :fan_in, :fan_out], bias[member, 0, :fan_out]]
+            result.append(weights)
+        return result
 
     def member_model(self, member: int) -> keras.Model:
-        """A plain `models.build_mlp` model holding member ``member``'s current weights."""
+        """A plain `models.build_mlp` model (logits out) holding member ``member``'s current weights and penalty."""
+        l1, l2 = (np.zeros(1), np.zeros(1)) if self.l1 is None else (self.l1.numpy()[:, member], self.l2.numpy()[:, member])
+        if np.ptp(l1) or np.ptp(l2):
+            raise ValueError(f"Member {member} has per-layer penalties; build_mlp takes one l1 and l2 for every kernel.")
         model = build_mlp(
             (self.input_dim,),
             self.num_classes,
             depth=self.depth,
-            width=self.width,
+            width=self.widths[member],
             activation=self.activations[member],
-            kernel_initializer=self.initializers[member],
+            kernel_initializer="glorot_uniform" if self.initializers is None else self.initializers[member],
+            l1=float(l1[0]),
+            l2=float(l2[0]),
             output_activation="linear",
         )
+        weights = self.member_weights(member)
         for layer in range(self.depth + 1):
             dense = model.get_layer("output" if layer == self.depth else f"dense_{layer}")
-            dense.set_weights(
-                [
-                    keras.ops.convert_to_numpy(self.kernels[layer][member]),
-                    keras.ops.convert_to_numpy(self.biases[layer][member, 0]),
-                ]
-            )
+            dense.set_weights(weights[2 * layer : 2 * layer + 2])
             if layer < self.depth and self.activations[member] == "prelu":
-                slope = keras.ops.convert_to_numpy(self.slopes[layer][member, 0])
+                slope = keras.ops.convert_to_numpy(self.slopes[layer][member, 0, : self.widths[member]])
                 model.get_layer(f"act_{layer}").set_weights([slope])
         return model
 
@@ -189,12 +277,95 @@ class StackedMLP(keras.layers.Layer):
             input_dim=self.input_dim,
             num_classes=self.num_classes,
             depth=self.depth,
-            width=self.width,
+            width=self.widths,
             activations=self.activations,
             initializers=self.initializers,
+            l1=None if self.l1 is None else self.l1.numpy().tolist(),
+            l2=None if self.l2 is None else self.l2.numpy().tolist(),
             seed=self.seed,
         )
         return config
+
+
+# build_mlp's layer names without batch norm, dropout or augmentation.
+_STACKABLE_LAYER = re.compile(r"inputs|dense_\d+|act_\d+|output")
+
+
+def dense_layers(model: keras.Model) -> list[keras.layers.Dense]:
+    """A `build_mlp` model's Dense layers in order: dense_0, ..., output."""
+    depth = sum(1 for layer in model.layers if layer.name.startswith("dense_"))
+    return [model.get_layer(f"dense_{i}") for i in range(depth)] + [model.get_layer("output")]
+
+
+def penalty_coefficients(regularizer) -> tuple[float, float]:
+    """(l1, l2) of a kernel regularizer: (0, 0) for None; only Keras's ``L1L2`` is understood."""
+    if regularizer is None:
+        return 0.0, 0.0
+    if not isinstance(regularizer, keras.regularizers.L1L2):
+        raise ValueError(f"Stacked training handles L1L2 kernel penalties only; received {regularizer!r}.")
+    return float(regularizer.l1), float(regularizer.l2)
+
+
+def stack_models(models: Sequence[keras.Model], activation: str) -> StackedMLP:
+    """Stacks `build_mlp` models of one depth (widths and penalties may differ) with their current weights.
+
+    The stack's objective includes every member's kernel penalty, read from its
+    regularizers (0 where it has none).
+
+    Args:
+        models: Models from `models.build_mlp` with the same input size, depth
+            and number of classes; no batch norm, dropout or bias penalty.
+        activation: Their hidden activation (any but "prelu").
+
+    Raises:
+        ValueError: for models the stack cannot represent.
+
+    Example:
+
+    >>> stack = stack_models([build_mlp((4,), 3, depth=1, width=w, l2=0.01) for w in (2, 8)], "relu")
+    >>> stack.widths
+    [2, 8]
+    """
+    if not models:
+        raise ValueError("stack_models needs at least one model.")
+    if activation == "prelu":
+        raise ValueError("stack_models does not stack prelu models (their slopes are not read).")
+    layers = [dense_layers(model) for model in models]
+    depths = {len(member) - 1 for member in layers}
+    if len(depths) != 1:
+        raise ValueError(f"Stacked members need one depth; received depths {sorted(depths)}.")
+    for model in models:
+        extra = [layer.name for layer in model.layers if not _STACKABLE_LAYER.fullmatch(layer.name)]
+        if extra:
+            raise ValueError(f"Model {model.name!r} has layers the stack does not apply: {', '.join(extra)}.")
+        if any(layer.bias_regularizer is not None for layer in dense_layers(model)):
+            raise ValueError(f"Model {model.name!r} penalizes its biases; the lecture (and this stack) does not.")
+    depth = depths.pop()
+    coefficients = [[penalty_coefficients(member[layer].kernel_regularizer) for member in layers] for layer in range(depth + 1)]
+    return StackedMLP(
+        layers[0][0].kernel.shape[0],
+        layers[0][-1].units,
+        depth=depth,
+        width=[member[0].units for member in layers] if depth else 1,
+        activations=[activation] * len(models),
+        l1=[[c[0] for c in row] for row in coefficients],
+        l2=[[c[1] for c in row] for row in coefficients],
+        initial_weights=[[w for layer in member for w in layer.get_weights()] for member in layers],
+    )
+
+
+def _coefficients(values, name: str, layers: int, members: int) -> tf.Tensor:
+    """``(layers, members)`` float32 penalty coefficients from a scalar, one per member, or the full array."""
+    array = np.zeros(()) if values is None else np.asarray(values, np.float64)
+    if array.ndim == 1:
+        array = np.broadcast_to(array, (layers, members)) if len(array) == members else array
+    array = np.broadcast_to(array, (layers, members)) if array.ndim == 0 else array
+    if array.shape != (layers, members) or not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise ValueError(
+            f"{name} must be finite and >= 0: one value, one per member ({members}) or ({layers}, {members}) "
+            f"per layer and member; received {values!r}."
+        )
+    return tf.constant(array, tf.float32)
 
 
 def _draw(initializer: str, seed: int, shape: tuple[int, int]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The ``ablate`` command: list, run and report the ablations; run hyperparameter studies.
+"""The ``ablate`` command: list, run and report the ablations; run hyperparameter studies; compare results.
 
 Errors users can cause end with one line naming the valid choices and exit
 code 2, before anything is written. Everything is checked before TensorFlow is
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -25,15 +25,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+MAX_FAILURES_NOTE = "trials kept failing; their failure_reason tags in MLflow say why"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with the command's error form: one ``ablate: error: ...`` line and exit code 2."""
+    """argparse with the command's error form: one ``ablate: error: ...`` line and exit code 2.
+
+    Args:
+        add_arguments: Adds the command's arguments when it is parsed rather
+            than when the parser is built, so that a command whose options come
+            from a heavier module (``study``) costs the other commands nothing.
+    """
+
+    def __init__(self, *args, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add_arguments = add_arguments
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"ablate: error: {message}\n")
 
     def parse_known_args(self, args=None, namespace=None):
+        if self._add_arguments is not None:
+            add_arguments, self._add_arguments = self._add_arguments, None
+            add_arguments(self)
         # Rejected here rather than by the top-level parser, which cannot name a
         # command's options.
         namespace, extras = super().parse_known_args(args, namespace)
@@ -71,26 +86,38 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write the HTML report from what MLflow holds")
     report.add_argument("--output", default=None, help="where to write it (default: mlruns/report.html)")
 
-    study = commands.add_parser(
+    commands.add_parser(
         "study",
         help="an Optuna hyperparameter study (TPE + pruning) over the model space; resumable and parallel",
         description="Reruns of the same command resume the study; it runs until it has N trials that "
         "finished COMPLETE or PRUNED (failed trials are kept but not counted).",
+        add_arguments=_study_arguments,
     )
-    study.add_argument("--trials", type=int, default=20, metavar="N", help="COMPLETE + PRUNED trials to reach (default: 20)")
-    study.add_argument("--timeout", type=float, default=None, metavar="S", help="start no trial after S seconds")
-    study.add_argument("--sampler", default="tpe", help="tpe | random | grid (default: tpe)")
-    study.add_argument("--pruner", default=None, help="median | hyperband | none (default: median; none for --objective both)")
-    study.add_argument("--objective", default="val_error", help="val_error | gap | both (both: two objectives) (default: val_error)")
-    study.add_argument("--space", default="mlp", help="mlp | small | tiny, or a .yaml/.json file (default: mlp)")
-    study.add_argument("--data", default="digits", help="a classification data set (default: digits)")
-    study.add_argument("--cv", type=int, default=0, metavar="K", help="K-fold CV on the training data (default: 0, the validation split)")
-    study.add_argument("--storage", default=None, help="Optuna storage URL (default: journal file under mlruns/)")
-    study.add_argument("--study-name", default=None, help="default: <data>-<space>-<objective>[-cv<K>]")
-    study.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (default: 1)")
-    study.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
-    study.add_argument("--quiet", action="store_true", help="no line per trial")
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare the results of two stores, ablation by ablation; exit 1 if any number differs",
+        description="Matches, for every ablation in both stores, the newest finished run of each, their "
+        "trials by params and seed, and compares every final metric, the aggregates and the verdict.",
+    )
+    compare.add_argument("before", metavar="BEFORE", help="the reference: a results folder holding mlflow.db, or a tracking URI")
+    compare.add_argument("after", metavar="AFTER", help="the store to check, in the same form")
+    compare.add_argument("--rtol", type=float, default=0.0, metavar="R", help="relative tolerance of a number (default: 0, equality)")
+    compare.add_argument("--atol", type=float, default=0.0, metavar="A", help="absolute tolerance of a number (default: 0)")
     return parser
+
+
+def _study_arguments(study: argparse.ArgumentParser) -> None:
+    """The ``study`` command's arguments, one per field of `StudyOptions`."""
+    from ablations.engine.study.options import option_table
+
+    for name, option in option_table().items():
+        if option.switch:
+            study.add_argument(option.flag_of(name), dest=name, action="store_false", help=option.help)
+        else:
+            how = {"type": option.parse} if option.parse else {}
+            how |= {"metavar": option.metavar} if option.metavar else {}
+            study.add_argument(option.flag_of(name), dest=name, default=option.default, help=option.help, **how)
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -114,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            parser.error("a command is required. Valid choices: list, run, report, study.")
+            parser.error("a command is required. Valid choices: list, run, report, study, compare.")
     except SystemExit as stop:  # argparse's errors (one line, see _Parser) and --help
         return stop.code if isinstance(stop.code, int) else 0
     from ablations.engine.data import DataError
@@ -137,10 +164,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{name}\n    {ablation.claim}")
         return 0
     if args.command == "study":
-        from ablations.engine.study import study_command
-
         _quiet_tensorflow_for([args.data])
-        return study_command(args)
+        return _study(args)
+    if args.command == "compare":
+        return _compare(args.before, args.after, rtol=args.rtol, atol=args.atol)
     if args.command == "report":
         output = _report_path(args.output)
         from ablations.engine.report import write_report
@@ -170,6 +197,64 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(f"report: {write_report()}")
     return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    """``ablate study``: validates, runs, prints where the study stands; 1 if trials kept failing."""
+    from ablations.engine.storage import open_storage
+    from ablations.engine.study.data import OBJECTIVES
+    from ablations.engine.study.options import option_table, study_options
+    from ablations.engine.tensorflow_quiet import import_tensorflow
+
+    options = study_options(**{name: getattr(args, name) for name in option_table()})
+    open_storage(options.storage)  # a bad URL fails here, before TensorFlow starts
+    import_tensorflow()
+    from ablations.engine.study.run import run_study
+
+    try:
+        report = run_study(options)
+    except KeyboardInterrupt:
+        print(f"ablate: interrupted; rerun the same command to resume study {options.study_name!r}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(
+        f"study {report.study_name}: {report.complete + report.pruned}/{options.trials} trials "
+        f"({report.complete} complete, {report.pruned} pruned), {report.failed} failed, {report.running} running"
+    )
+    if report.best_values is not None:
+        names = OBJECTIVES[options.objective]
+        values = ", ".join(f"{name} {value:.4f}" for name, value in zip(names, report.best_values))
+        params = " ".join(f"{k}={v}" for k, v in report.best_params.items())
+        print(f"best: {values}: {params}")
+    print(f"MLflow: experiment study-{report.study_name}, parent run {report.parent_run_id}")
+    if report.stopped_early:
+        print(f"stopped: {MAX_FAILURES_NOTE}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _compare(before: str, after: str, *, rtol: float, atol: float) -> int:
+    """``ablate compare``: one line per ablation found in both stores; 1 if any differs."""
+    import math
+
+    from ablations.engine.spec import ConfigError
+
+    for name, tolerance in (("rtol", rtol), ("atol", atol)):
+        if not (math.isfinite(tolerance) and tolerance >= 0):
+            raise ConfigError(f"--{name} must be a finite number >= 0; received {tolerance!r}.")
+    for location in (before, after):
+        if "://" not in location and not (Path(location) / "mlflow.db").is_file():
+            raise ConfigError(
+                f"No MLflow store in {location!r}: {Path(location) / 'mlflow.db'} does not exist. "
+                "Valid: a results folder holding mlflow.db (e.g. mlruns), or a tracking URI."
+            )
+    from ablations.engine.compare import compare_stores, store_uri
+
+    comparisons = compare_stores(store_uri(before), store_uri(after), rtol=rtol, atol=atol)
+    if not comparisons:
+        raise ConfigError(f"{before!r} and {after!r} have no ablation in common; run the same ablations into both.")
+    for comparison in comparisons:
+        print(comparison.line())
+    return 0 if all(comparison.same for comparison in comparisons) else 1
 
 
 def _load_data(configs: Iterable[ResolvedConfig]) -> None:

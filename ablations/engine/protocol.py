@@ -64,6 +64,25 @@ class TestSplitGuard:
         return score()
 
 
+def score_test_split(guard: TestSplitGuard, model, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+    """A Keras test hook's last step: scores ``model`` on the test split once, through ``guard``.
+
+    Returns ``test_loss`` and, for classes, ``test_accuracy`` and ``test_error``.
+    """
+    from ablations.engine.train import score_split
+
+    scores = guard.evaluate(lambda: score_split(model, x_test, y_test))
+    return {f"test_{name}": value for name, value in scores.items()}
+
+
+def with_gaps(final: dict[str, float]) -> dict[str, float]:
+    """Final metrics plus the generalization gaps: ``final_gap`` (validation − training error) and ``final_loss_gap``."""
+    metrics = dict(final)
+    metrics["final_gap"] = metrics["final_val_error"] - metrics["final_train_error"]
+    metrics["final_loss_gap"] = metrics["final_val_loss"] - metrics["final_train_loss"]
+    return metrics
+
+
 def kfold_indices(n: int, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Shuffled k-fold splits of ``range(n)``: disjoint validation folds that cover every index.
 

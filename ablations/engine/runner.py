@@ -26,6 +26,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from ablations.engine.progress import Progress  # noqa: E402
 from ablations.engine.protocol import REMEDIES, TestSplitGuard, trial_diagnosis  # noqa: E402
+from ablations.engine.samplers import BatchGridSampler  # noqa: E402
 from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext, Verdict  # noqa: E402
 from ablations.engine.stats import aggregate  # noqa: E402
 from ablations.engine.storage import open_storage  # noqa: E402
@@ -45,18 +46,6 @@ class AblationResult:
     failed: int
     peak_rss_mb_first: float
     peak_rss_mb_last: float
-
-
-class BatchGridSampler(optuna.samplers.GridSampler):
-    """GridSampler for ask-and-tell: every grid point is asked up front, then told in packs.
-
-    GridSampler stops `Study.optimize` once the grid is exhausted by calling
-    `Study.stop`, which raises outside `optimize`; here nothing loops, so there
-    is nothing to stop.
-    """
-
-    def after_trial(self, study, trial, state, values) -> None:
-        pass
 
 
 def peak_rss_mb() -> float:

@@ -22,6 +22,10 @@ class Summary:
     def __str__(self) -> str:
         return f"{self.mean:.4g} ± {self.std:.2g} (95% CI {self.low:.4g} to {self.high:.4g}, n={self.n})"
 
+    def __neg__(self) -> Summary:
+        """The summary of the negated values: a gain read as a change, say."""
+        return Summary(-self.mean, self.std, -self.high, -self.low, self.n)
+
 
 def summarize(values: Sequence[float]) -> Summary:
     """Summarizes finite values; with one value the interval is that value (no spread known)."""

@@ -18,7 +18,7 @@ from ablations.collinearity import (
     verdict,
 )
 from ablations.engine.runner import run_ablation
-from ablations.engine.synthetic import load_collinear
+from ablations.engine.data.synthetic import load_collinear
 from tests.ablations.smoke_checks import assert_diagnoses_follow_the_logged_errors, assert_verdict_logged
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ablations import dropout
-from ablations.engine.keras_trials import epochs_to_reach, fit_trial
+from ablations.engine.train import epochs_to_reach, fit_trial
 from ablations.engine.runner import run_ablation
 from ablations.engine.stats import summarize
 from models import build_mlp
@@ -132,13 +132,6 @@ def test_never_reaching_the_target_is_a_lower_bound():
     assert dropout.iterations_status(summarize([2.0, 2.2]), lower_bound=True) == "inconclusive"
     assert dropout.iterations_status(summarize([2.0, 2.2, 2.1]), lower_bound=False) == "reproduced"
     assert dropout.iterations_status(summarize([1.1, 1.2]), lower_bound=False) == "not reproduced"
-
-
-def test_effect_status_needs_an_interval_above_zero():
-    assert dropout.effect_status(summarize([0.05, 0.06, 0.04])) == "reproduced"
-    assert dropout.effect_status(summarize([0.05, -0.02])) == "inconclusive"
-    assert dropout.effect_status(summarize([-0.01, -0.02])) == "not reproduced"
-    assert dropout.effect_status(summarize([])) == "inconclusive"
 
 
 def test_smoke_run_logs_trials_verdict_figures_and_one_test_score(tracker):

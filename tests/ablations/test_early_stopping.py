@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ablations import early_stopping
-from ablations.engine.keras_trials import TrialFit, fit_trial
+from ablations.engine.train import TrialFit, fit_trial
 from ablations.engine.runner import run_ablation
 from models import build_mlp
 from tests.ablations.smoke_checks import (

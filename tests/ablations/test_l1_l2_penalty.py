@@ -5,7 +5,8 @@ import pytest
 
 from ablations import l1_l2_penalty
 from ablations.engine.protocol import TestSetAlreadyUsed, TestSplitGuard
-from ablations.engine.penalized_stack import fit_stack, member_statistics, stack_models
+from ablations.engine.train import fit_stack, member_statistics
+from models.stacked import stack_models
 from ablations.engine.runner import run_ablation
 from ablations.l1_l2_penalty import (
     ABLATION,

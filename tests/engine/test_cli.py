@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from ablations import linear_collapse
-from ablations.engine import data
 from ablations.engine.cli import main
+from ablations.engine.data import RawData, dataset_names, register_dataset, registry
 from ablations.engine.registry import ablation_names, all_ablations
+
 from ablations.engine.storage import STORAGE_FORMS
 from ablations.engine.tensorflow_quiet import _stderr_into, _write_back, is_noise
 
@@ -99,8 +100,8 @@ STUDY = ["study", "--space", "tiny", "--data", "xor"]  # xor is generated in mil
 
 BAD_INPUTS = [
     # the command line itself
-    ([], "a command is required. Valid choices: list, run, report, study."),
-    (["frob"], "argument command: invalid choice: 'frob' (choose from 'list', 'run', 'report', 'study')"),
+    ([], "a command is required. Valid choices: list, run, report, study, compare."),
+    (["frob"], "argument command: invalid choice: 'frob' (choose from 'list', 'run', 'report', 'study', 'compare')"),
     (["run", "--bogus"], "unrecognized arguments: --bogus. Valid options of ablate run: --help, --profile, --seeds, --set, --storage, --quiet, --no-report."),
     (["list", "extra"], "unrecognized arguments: extra. Valid options of ablate list: --help."),
     (["run", "linear_collapse", "--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
@@ -140,7 +141,7 @@ BAD_INPUTS = [
     ([*STUDY, "--timeout", "nan"], "--timeout must be a finite number of seconds > 0; received nan."),
     ([*STUDY, "--timeout", "-1"], "--timeout must be a finite number of seconds > 0; received -1.0."),
     ([*STUDY, "--study-name", " "], "--study-name must not be empty."),
-    (["study", "--space", "tiny", "--data", "cifar"], f"Unknown data set 'cifar'. Valid choices: {', '.join(data.DATASETS)}, tfds:<name>"),
+    (["study", "--space", "tiny", "--data", "cifar"], f"Unknown data set 'cifar'. Valid choices: {', '.join(dataset_names())}, tfds:<name>"),
     (["study", "--space", "small", "--data", "noisy_1d"], "ablate study needs a classification data set; 'noisy_1d' has regression targets."),
     ([*STUDY, "--storage", "foo://x"], f"Cannot open storage 'foo://x': Can't load plugin: sqlalchemy.dialects:foo. Valid forms: {STORAGE_FORMS}."),
     ([*STUDY, "--storage", "journal:{tmp}/missing/o.log"], f"Cannot open storage 'journal:{{tmp}}/missing/o.log': folder {{tmp}}/missing does not exist. Valid forms: {STORAGE_FORMS}."),
@@ -160,6 +161,13 @@ BAD_INPUTS = [
     (["report", "--output", "{tmp}/report.txt"], "--output must name an .html file; received '{tmp}/report.txt'."),
     (["report", "--output", "{tmp}/folder.html"], "--output '{tmp}/folder.html' is a folder; name an .html file in it."),
     (["report", "--bogus"], "unrecognized arguments: --bogus. Valid options of ablate report: --help, --output."),
+    # ablate compare: stores and tolerances
+    (["compare", "{tmp}"], "the following arguments are required: AFTER"),
+    (["compare", "{tmp}/missing", "{tmp}"], "No MLflow store in '{tmp}/missing': {tmp}/missing/mlflow.db does not exist. Valid: a results folder holding mlflow.db (e.g. mlruns), or a tracking URI."),
+    (["compare", "{tmp}", "{tmp}", "--rtol", "x"], "argument --rtol: invalid float value: 'x'"),
+    (["compare", "{tmp}", "{tmp}", "--atol", "-1"], "--atol must be a finite number >= 0; received -1.0."),
+    (["compare", "{tmp}", "{tmp}", "--rtol", "nan"], "--rtol must be a finite number >= 0; received nan."),
+    (["compare", "{tmp}", "{tmp}", "--bogus"], "unrecognized arguments: --bogus. Valid options of ablate compare: --help, --rtol, --atol."),
 ]
 
 
@@ -208,21 +216,40 @@ def test_bad_input_is_answered_without_importing_tensorflow(tmp_path):
     assert len(result.stderr.splitlines()) == len(bad)
 
 
+# ------------------------------------------------------------------ ablate compare
+
+
+def test_compare_prints_one_line_per_ablation_and_exits_1_when_a_number_differs(toy_store, capsys):
+    before, same, shifted = toy_store("a"), toy_store("b"), toy_store("c", shift=1e-3)
+    assert _run(["compare", before, same], capsys) == (0, "toy: same (4 trials, every metric, aggregates, verdict reproduced)\n", "")
+    code, out, err = _run(["compare", before, shifted], capsys)
+    assert (code, err) == (1, "")
+    assert out.startswith("toy: DIFFERENT (4 trials matched; 2 metrics differ, most final_val_loss ") and out.count("\n") == 1
+    assert _run(["compare", before, shifted, "--rtol", "1e-3"], capsys)[0] == 0
+
+
+def test_compare_of_stores_without_an_ablation_in_common_is_one_line_exit_2(tmp_path, new_store, capsys):
+    new_store(tmp_path / "a")
+    new_store(tmp_path / "b")
+    code, out, err = _run(["compare", str(tmp_path / "a"), str(tmp_path / "b")], capsys)
+    assert (code, out) == (2, "")
+    assert err == f"ablate: error: '{tmp_path}/a' and '{tmp_path}/b' have no ablation in common; run the same ablations into both.\n"
+
+
 # ------------------------------------------------------------------ data a run or a study would train on
 
 
 @pytest.fixture
 def poisoned(monkeypatch):
     """Registers "poisoned": two moons-like classes with one NaN and one infinite feature."""
-    monkeypatch.setattr(data, "_LOADERS", dict(data._LOADERS))
-    monkeypatch.setattr(data, "DATASETS", data.DATASETS)
+    monkeypatch.setattr(registry, "_LOADERS", dict(registry._LOADERS))
 
-    @data.register_dataset("poisoned")
-    def _poisoned() -> data.RawData:
+    @register_dataset("poisoned")
+    def _poisoned() -> RawData:
         x = np.random.default_rng(0).normal(size=(400, 2))
         y = (x[:, 0] > 0).astype(np.int64)
         x[3, 1], x[7, 0] = np.nan, np.inf
-        return data.RawData(x=x, y=y, num_classes=2)
+        return RawData(x=x, y=y, num_classes=2)
 
     return "poisoned"
 

@@ -5,7 +5,16 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from ablations.engine.protocol import REMEDIES, TestSetAlreadyUsed, TestSplitGuard, diagnose, kfold_indices, trial_diagnosis
+from ablations.engine.protocol import (
+    REMEDIES,
+    TestSetAlreadyUsed,
+    TestSplitGuard,
+    diagnose,
+    kfold_indices,
+    score_test_split,
+    trial_diagnosis,
+    with_gaps,
+)
 from ablations.engine.stats import aggregate, summarize
 
 
@@ -30,6 +39,26 @@ def test_test_split_cannot_be_evaluated_twice():
     assert guard.evaluate(lambda: {"test_error": 0.1}) == {"test_error": 0.1}
     with pytest.raises(TestSetAlreadyUsed):
         guard.evaluate(lambda: {"test_error": 0.0})
+
+
+def test_score_test_split_scores_the_model_once_with_test_names():
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros")])
+    model.compile(loss="sparse_categorical_crossentropy")
+    x, y = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), np.array([0, 1])
+    guard = TestSplitGuard()
+    # Zero weights: both classes at 1/2, so the loss is ln 2 and argmax (class 0) is right once in two.
+    assert score_test_split(guard, model, x, y) == pytest.approx({"test_loss": np.log(2), "test_accuracy": 0.5, "test_error": 0.5})
+    with pytest.raises(TestSetAlreadyUsed):
+        score_test_split(guard, model, x, y)
+
+
+def test_with_gaps_adds_the_generalization_gaps():
+    final = {"final_train_error": 0.1, "final_val_error": 0.25, "final_train_loss": 0.3, "final_val_loss": 0.8}
+    metrics = with_gaps(final)
+    assert metrics == pytest.approx({**final, "final_gap": 0.15, "final_loss_gap": 0.5})
+    assert "final_gap" not in final
 
 
 @pytest.mark.parametrize(
@@ -62,3 +91,12 @@ def test_aggregate_groups_conditions_over_seeds():
     assert table["loss_mean"].tolist() == [2.0, 5.0]
     assert table["loss_std"].tolist() == pytest.approx([np.sqrt(2), 0.0])
     assert table["loss_n"].tolist() == [2, 2]
+
+
+def test_negated_summary_mirrors_the_interval():
+    summary = summarize([0.1, 0.2, 0.4])
+    negated = -summary
+    assert (negated.mean, negated.std, negated.low, negated.high, negated.n) == pytest.approx(
+        (-summary.mean, summary.std, -summary.high, -summary.low, 3)
+    )
+    assert negated == summarize([-0.1, -0.2, -0.4])

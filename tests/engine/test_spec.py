@@ -2,7 +2,7 @@
 
 import pytest
 
-from ablations.engine.spec import Ablation, ConfigError, Param, Verdict
+from ablations.engine.spec import Ablation, ConfigError, Param, TrialContext, Verdict, one_by_one
 
 PARAMS = {
     "activation": Param("relu", choices=("relu", "sigmoid", "tanh")),
@@ -97,3 +97,18 @@ def test_combined_outcome_policy():
     assert combine_outcomes(["not reproduced", "not reproduced"]) == "not reproduced"
     assert combine_outcomes(["not reproduced", "inconclusive"]) == "inconclusive"
     assert combine_outcomes([]) == "inconclusive"
+
+
+def test_one_by_one_runs_each_configuration_with_its_own_logger():
+    logged = []
+
+    def trial(config, log):
+        """Squares x."""
+        log({"x": config["x"]}, 0)
+        return {"square": config["x"] ** 2}
+
+    loggers = [lambda metrics, step, i=i: logged.append((i, metrics, step)) for i in range(3)]
+    run = one_by_one(trial)
+    assert run([{"x": 1}, {"x": 2}, {"x": 3}], TrialContext(loggers, "smoke")) == [{"square": 1}, {"square": 4}, {"square": 9}]
+    assert logged == [(0, {"x": 1}, 0), (1, {"x": 2}, 0), (2, {"x": 3}, 0)]
+    assert run.__doc__ == "Squares x."

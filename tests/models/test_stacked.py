@@ -1,31 +1,42 @@
-"""StackedMLP trains every member exactly as a separate Keras model would."""
+"""StackedMLP holds its members exactly as separate `build_mlp` models (training: tests/engine/train)."""
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from ablations.engine.stacked_training import fit_stacked
-from models.stacked import StackedMLP
+from models.mlp import build_mlp
+from models.stacked import StackedMLP, stack_models
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "prelu"]
 
 
-def _data(n=64, features=6, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, features)).astype("float32")
-    y = rng.integers(0, classes, n).astype("int64")
-    return x, y
+def _data(n=64, features=6, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, features)).astype("float32")
 
 
 def test_forward_matches_member_models():
-    x, _ = _data()
+    x = _data()
     stack = StackedMLP(6, 3, depth=3, width=8, activations=ACTIVATIONS, initializers=["glorot_uniform"] * 4, seed=1)
     logits = stack(x).numpy()
     assert logits.shape == (4, 64, 3)
     for member in range(4):
         expected = stack.member_model(member)(x).numpy()
         np.testing.assert_allclose(logits[member], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_members_of_different_widths_compute_their_own_nets():
+    x = _data()
+    stack = StackedMLP(6, 3, depth=2, width=[2, 8, 5], activations=["prelu", "relu", "tanh"],
+                       initializers=["he_normal"] * 3, seed=1)
+    logits = stack(x).numpy()
+    for member, width in enumerate([2, 8, 5]):
+        model = stack.member_model(member)
+        assert model.get_layer("dense_1").units == width
+        np.testing.assert_allclose(logits[member], model(x).numpy(), rtol=1e-5, atol=1e-6)
+    # A member's own slices are drawn as if it were alone.
+    alone = StackedMLP(6, 3, depth=2, width=5, activations=["tanh"], initializers=["he_normal"], seed=1)
+    for ours, its in zip(stack.member_weights(2), alone.member_weights(0)):
+        np.testing.assert_array_equal(ours, its)
 
 
 def test_members_sharing_an_initializer_start_from_the_same_weights():
@@ -36,33 +47,39 @@ def test_members_sharing_an_initializer_start_from_the_same_weights():
     assert not np.allclose(kernel[0], kernel[2])
 
 
-def test_training_equals_separate_keras_fits():
-    """Summed member losses + elementwise Adam = each member trained alone on the same batches."""
-    x, y = _data(n=40)
-    stack = StackedMLP(6, 3, depth=2, width=8, activations=ACTIVATIONS, initializers=["glorot_uniform"] * 4, seed=2)
-    separate = [stack.member_model(m) for m in range(4)]  # copies of the initial weights
-    fit_stacked(stack, x, y, x, y, epochs=3, batch_size=8, learning_rate=1e-2, seed=0, shuffle=False)
-    for member, model in enumerate(separate):
-        model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
-        trained = stack.member_model(member)
-        for expected, actual in zip(model.get_weights(), trained.get_weights()):
-            np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+def test_penalties_are_keras_kernel_regularizers():
+    stack = StackedMLP(6, 3, depth=2, width=[4, 7, 7], activations=["relu"] * 3, initializers=["he_normal"] * 3,
+                       l1=[0.3, 0.0, 0.0], l2=[0.0, 0.7, 0.0], seed=0)
+    penalties = stack.penalties().numpy()
+    for member in range(3):
+        keras_penalty = sum(float(loss) for loss in stack.member_model(member).losses)
+        np.testing.assert_allclose(penalties[member], keras_penalty, rtol=1e-6)
+    assert penalties[2] == 0.0 and stack.penalized
+    unpenalized = StackedMLP(6, 3, depth=1, width=4, activations=["relu"], initializers=["he_normal"])
+    assert not unpenalized.penalized and unpenalized.penalties().numpy().tolist() == [0.0]
 
 
-def test_probe_statistics_match_gradient_tape_per_member():
-    x, y = _data(n=32)
-    stack = StackedMLP(6, 3, depth=2, width=8, activations=["relu", "sigmoid"], initializers=["he_normal"] * 2, seed=4)
-    result = fit_stacked(stack, x, y, x, y, epochs=1, batch_size=32, learning_rate=0.0, seed=0, probe_size=32)
-    for member in range(2):
-        model = stack.member_model(member)
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, model(x), from_logits=True))
-        layers = [model.get_layer("dense_0"), model.get_layer("dense_1"), model.get_layer("output")]
-        grads = tape.gradient(loss, [layer.kernel for layer in layers])
-        history = result.histories[member]
-        for layer, grad in zip(layers, grads):
-            assert history[f"grad_norm/{layer.name}"][0] == pytest.approx(float(tf.norm(grad)), rel=1e-4)
+def test_stack_models_holds_the_models_weights_and_penalties():
+    x = _data()
+    models = [build_mlp((6,), 3, depth=2, width=w, l2=l2, seed=w) for w, l2 in ((3, 0.0), (9, 0.05))]
+    stack = stack_models(models, "relu")
+    assert stack.widths == [3, 9]
+    np.testing.assert_allclose(stack.l2.numpy(), [[0.0, 0.05]] * 3)
+    for member, model in enumerate(models):
+        for ours, its in zip(stack.member_weights(member), model.get_weights()):
+            np.testing.assert_array_equal(ours, its)
+        probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(stack(x)[member]))
+        np.testing.assert_allclose(probabilities, keras.ops.convert_to_numpy(model(x)), atol=1e-6)
+    np.testing.assert_allclose(stack.penalties().numpy()[1], float(sum(models[1].losses)), rtol=1e-6)
+
+
+def test_stack_models_rejects_what_it_cannot_represent():
+    with pytest.raises(ValueError, match="one depth; received depths \\[1, 2\\]"):
+        stack_models([build_mlp((4,), 2, depth=d, width=3) for d in (1, 2)], "relu")
+    with pytest.raises(ValueError, match="layers the stack does not apply: dropout_0"):
+        stack_models([build_mlp((4,), 2, depth=1, width=3, keep_prob=0.5)], "relu")
+    with pytest.raises(ValueError, match="penalizes its biases"):
+        stack_models([build_mlp((4,), 2, depth=1, width=3, bias_l2=0.1)], "relu")
 
 
 def test_bad_arguments_are_rejected():
@@ -70,3 +87,7 @@ def test_bad_arguments_are_rejected():
         StackedMLP(4, 2, depth=1, width=4, activations=["relu"], initializers=[])
     with pytest.raises(ValueError, match="depth=-1"):
         StackedMLP(4, 2, depth=-1, width=4, activations=["relu"], initializers=["he_normal"])
+    with pytest.raises(ValueError, match="one width, or one per member \\(2\\); received 3 widths"):
+        StackedMLP(4, 2, depth=1, width=[4, 4, 4], activations=["relu"] * 2, initializers=["he_normal"] * 2)
+    with pytest.raises(ValueError, match="l2 must be finite and >= 0"):
+        StackedMLP(4, 2, depth=1, width=4, activations=["relu"], initializers=["he_normal"], l2=-1.0)

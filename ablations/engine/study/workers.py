@@ -1,0 +1,100 @@
+"""``ablate study --workers N``: N fresh processes on one study, sharing this machine's cores.
+
+The parent process has already opened the study and its MLflow parent run
+(`session.open_session`), so the workers only load them. Each worker is a new
+interpreter (``python -m ablations.engine.study.workers INDEX``) whose
+TensorFlow thread pools are sized before TensorFlow runs its first op: with C
+cores, each of N workers gets max(1, C // N) intra-op and inter-op threads, so
+the workers share the cores instead of each spreading over all of them. The
+Optuna storage (journal file, or an RDB) keeps them on one study.
+
+Many machines: run the same ``ablate study`` command on each, with
+``--storage postgresql://...`` and ``MLFLOW_TRACKING_URI`` set to an MLflow
+tracking server; each machine can use ``--workers`` for its own cores.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+OPTIONS_ENV = "ABLATE_STUDY_OPTIONS"
+THREADS_ENV = "ABLATE_STUDY_THREADS"
+EXIT_STOPPED = 3
+"""A worker's exit code when it stopped because trials kept failing."""
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """TensorFlow threads (intra-op and inter-op each) for one of ``workers`` processes."""
+    return max(1, (cores or available_cores()) // workers)
+
+
+def run_workers(session) -> bool:
+    """Runs ``session.options.workers`` worker processes to the study's end; True if one stopped early.
+
+    Raises:
+        RuntimeError: a worker crashed (its own output says why).
+    """
+    options = session.options
+    threads = threads_per_worker(options.workers)
+    env = {**os.environ, OPTIONS_ENV: options.to_json(), THREADS_ENV: str(threads)}
+    session.log(f"{options.workers} workers, {threads} TensorFlow thread(s) each")
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "ablations.engine.study.workers", str(index)], env=env)
+        for index in range(options.workers)
+    ]
+    try:
+        codes = [worker.wait() for worker in workers]
+    except KeyboardInterrupt:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGINT)
+        for worker in workers:
+            worker.wait()
+        raise
+    crashed = [index for index, code in enumerate(codes) if code not in (0, EXIT_STOPPED)]
+    if crashed:
+        raise RuntimeError(f"study worker(s) {', '.join(map(str, crashed))} exited with {[codes[i] for i in crashed]}")
+    return EXIT_STOPPED in codes
+
+
+def configure_threads(threads: int) -> None:
+    """Sizes TensorFlow's thread pools; must run before TensorFlow's first op in this process."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    from ablations.engine.tensorflow_quiet import import_tensorflow
+
+    tf = import_tensorflow()  # finds the devices but runs no op, so the pools can still be sized
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def main(argv: list[str]) -> int:
+    """A worker: ``python -m ablations.engine.study.workers INDEX`` with the options in the environment."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_threads(int(os.environ[THREADS_ENV]))
+    # Imported once the thread pools are sized: the loop loads Keras, and TensorFlow
+    # must not start before then.
+    from ablations.engine.study.loop import work
+    from ablations.engine.study.options import StudyOptions
+    from ablations.engine.study.session import open_session
+
+    options = StudyOptions.from_json(os.environ[OPTIONS_ENV])
+    session = open_session(options, worker=f"/w{argv[0]}")
+    try:
+        return EXIT_STOPPED if work(session) else 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

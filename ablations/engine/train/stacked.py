@@ -1,0 +1,454 @@
+"""The stacked training loop: every member of a `models.stacked.StackedMLP` in one graph.
+
+`fit_stack` trains the members of a stack side by side with Adam, each on its
+own objective: its mean cross-entropy (weighted per example, if asked) plus,
+for a stack with penalty coefficients, its L1/L2 kernel penalty, as Keras's
+``fit`` minimizes for a model with kernel regularizers. Two regimes:
+
+- mini-batches (``batch_size``): each epoch is one `tf.function` over the
+  shuffled index batches, as ``Model.fit`` batches; the activation ablations
+  train their packs this way (`train_pack`);
+- full batch (``batch_size=None``): each epoch is one step on every example,
+  per member weighted by ``example_weights`` (0 leaves an example out: a
+  member's cross-validation folds); the penalty ablations train this way.
+
+It records, per member and under the names `keras.Model.fit` and
+`callbacks.ProbeStatistics` use for a single model, so ablations read the same
+metrics whichever way their trials were trained: ``loss`` and ``accuracy`` (the
+epoch's running objective and accuracy), ``val_loss`` and ``val_accuracy``, and
+on a fixed probe batch, before the first step and after every recorded epoch,
+``grad_norm/<layer>`` for every kernel (``dense_i``, ``output``),
+``dead_fraction/act_i`` and ``saturated_fraction/act_i``.
+
+Example:
+
+>>> stack = StackedMLP(40, 10, depth=3, width=32, activations=["relu", "tanh"],
+...                    initializers=["he_normal"] * 2, seed=0)
+>>> fit = fit_stack(stack, x_train, y_train, epochs=5, learning_rate=1e-3, batch_size=100,
+...                 validation_data=(x_val, y_val), probe_size=256)
+>>> fit.histories[1]["val_accuracy"][-1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ablations.engine.spec import TrialLogger
+from callbacks.statistics import SATURATION_THRESHOLD, dead_fraction, saturated_fraction
+from models.stacked import StackedMLP
+
+OPTIMIZERS = ("adam", "fused_adam")
+"""`fit_stack`'s optimizers: Keras's Adam, or the same update as one fused kernel per variable.
+
+Both follow Keras's Adam (its defaults, its formula), but they round
+differently in the last bits (Keras rounds 1 - β₁ from float64, the kernel
+computes it in float32), so an ablation keeps the one its numbers were made
+with: the activation packs (`train_pack`) the fused kernel, the penalty
+ablations Keras's Adam, the default. ``make bench`` times the two in this loop,
+mini-batch and full batch; the fused kernel is the faster one.
+"""
+
+
+@dataclass(frozen=True)
+class StackedFit:
+    """What `fit_stack` returns: per-member histories, ``histories[m][metric]`` a list over recorded steps.
+
+    Probe statistics start at initialization (step 0, then one per recorded
+    epoch); the other metrics start after the first recorded epoch.
+    """
+
+    histories: list[dict[str, list[float]]]
+
+
+def fit_stack(
+    stack: StackedMLP,
+    x: np.ndarray,
+    y: np.ndarray,
+    example_weights: np.ndarray | None = None,
+    *,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int | None = None,
+    seed: int = 0,
+    shuffle: bool = True,
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    probe_size: int = 0,
+    saturation_threshold: float = SATURATION_THRESHOLD,
+    optimizer: str = "adam",
+    record_every: int = 1,
+    loggers: Sequence[TrialLogger] | None = None,
+    record: Callable[[int], None] | None = None,
+) -> StackedFit:
+    """Trains every member of ``stack`` with Adam on the same examples.
+
+    Member ``m`` minimizes its mean cross-entropy on the batch, or with
+    ``example_weights`` Σᵢ wᵢ·CE(yᵢ, ŷᵢ) with ``w = example_weights[m]``
+    normalized to sum 1 (with 0/1 weights: the mean over the examples it trains
+    on), plus its penalty when the stack has penalty coefficients: what
+    ``model.fit(x, y)`` minimizes for a model with kernel regularizers.
+
+    Args:
+        stack: The members (trained in place).
+        x: ``(n, features)`` float32 inputs, every example any member trains on.
+        y: ``(n,)`` integer labels.
+        example_weights: ``(M, n)`` non-negative, each row with a positive
+            sum; full batch only. Defaults to every example weighing the same.
+        epochs: Passes over the training data (with the full batch: steps).
+        learning_rate: Adam's learning rate (Keras's other Adam defaults).
+        batch_size: Examples per step (the last batch of an epoch may be
+            smaller); None trains on the full batch, one step per epoch.
+        seed: Seeds the per-epoch shuffle of the mini-batches, so members
+            trained in different stacks with the same seed see the same batches.
+        shuffle: Reshuffle the training data every epoch (as `Model.fit` does).
+        validation_data: ``(x_val, y_val)``: ``val_loss`` (mean cross-entropy)
+            and ``val_accuracy`` at every recorded epoch.
+        probe_size: The first ``probe_size`` training examples form a fixed
+            probe batch for gradient norms (of the mean cross-entropy) and unit
+            statistics; 0 records none.
+        saturation_threshold: See `callbacks.statistics.saturated_fraction`.
+        optimizer: One of `OPTIMIZERS`. Defaults to "adam", Keras's Adam.
+        record_every: Record at step 0, every this many epochs and after the
+            last; 0 records nothing.
+        loggers: One ``log(metrics, step)`` per member, given its metrics at
+            every recorded step.
+        record: Called with the step after the loggers, for what the caller
+            reads from the stack itself (`member_statistics`).
+
+    Returns:
+        The members' histories.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; received {optimizer!r}.")
+    if loggers is not None and len(loggers) != stack.members:
+        raise ValueError(f"loggers needs one logger per member ({stack.members}); received {len(loggers)}.")
+    if batch_size is not None and example_weights is not None:
+        raise ValueError("example_weights needs full-batch training (batch_size=None).")
+    x_all = tf.constant(x, tf.float32)
+    y_all = tf.constant(y, tf.int64)
+    n = int(x_all.shape[0])
+    variables = stack.trainable_variables
+    apply_gradients = _optimizer(optimizer, variables, learning_rate)
+
+    if batch_size is None:
+        x_members, y_members, w_members = _member_examples(stack.members, x, y, example_weights)
+
+        # No Python control flow depends on tensors here: skipping AutoGraph's
+        # conversion saves seconds of tracing.
+        @tf.function(autograph=False)
+        def full_batch_step() -> tuple[tf.Tensor, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                losses, correct = _cross_entropy(stack.logits(x_members), y_members)
+                objective = tf.reduce_sum(w_members * losses, axis=1)
+                if stack.penalized:
+                    objective = objective + stack.penalties()
+                total = tf.reduce_sum(objective)
+            apply_gradients(tape.gradient(total, variables))
+            return objective, tf.reduce_sum(w_members * correct, axis=1)
+
+        train_epoch = full_batch_step
+
+    else:
+        steps = -(-n // batch_size)
+
+        @tf.function
+        def minibatch_epoch(order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            loss_sum = tf.zeros([stack.members])
+            correct_sum = tf.zeros([stack.members])
+            for step in tf.range(steps):
+                index = order[step * batch_size : (step + 1) * batch_size]
+                xb, yb = tf.gather(x_all, index), tf.gather(y_all, index)
+                with tf.GradientTape() as tape:
+                    losses, correct = _cross_entropy(stack.logits(xb), yb)
+                    losses, accuracy = tf.reduce_mean(losses, axis=1), tf.reduce_mean(correct, axis=1)
+                    if stack.penalized:
+                        losses = losses + stack.penalties()
+                    # Members share no weight, so each one's gradient is its own.
+                    total = tf.reduce_sum(losses)
+                apply_gradients(tape.gradient(total, variables))
+                size = tf.cast(tf.shape(index)[0], tf.float32)
+                loss_sum += losses * size
+                correct_sum += accuracy * size
+            return loss_sum / n, correct_sum / n
+
+        rng = np.random.default_rng(seed)
+
+        def train_epoch() -> tuple[tf.Tensor, tf.Tensor]:
+            return minibatch_epoch(tf.constant(rng.permutation(n) if shuffle else np.arange(n)))
+
+    measure = _Measures(stack, x_all, y_all, validation_data, probe_size, saturation_threshold)
+    histories: list[dict[str, list[float]]] = [{} for _ in range(stack.members)]
+
+    def record_step(step: int, values: dict[str, np.ndarray]) -> None:
+        values = {**values, **measure.validation(step), **measure.probe()}
+        for m in range(stack.members):
+            row = {name: float(column[m]) for name, column in values.items()}
+            for key, value in row.items():
+                histories[m].setdefault(key, []).append(value)
+            if loggers is not None and row:
+                loggers[m](row, step)
+        if record is not None:
+            record(step)
+
+    if record_every:
+        record_step(0, {})
+    for epoch in range(1, epochs + 1):
+        loss, accuracy = train_epoch()
+        if record_every and (epoch % record_every == 0 or epoch == epochs):
+            record_step(epoch, {"loss": loss.numpy(), "accuracy": accuracy.numpy()})
+    return StackedFit(histories=histories)
+
+
+class _FusedAdam:
+    """Keras's Adam (same defaults and update) as one fused kernel per variable.
+
+    A deep stack has dozens of variables; Keras's Adam builds several ops per
+    variable per step, which dominates tracing and running a small model's
+    step. ``ResourceApplyAdam`` computes the same update,
+    m = β1 m + (1-β1) g, v = β2 v + (1-β2) g², w -= lr √(1-β2^t)/(1-β1^t) m / (√v + ε),
+    in one op (``tests/engine/train/test_stacked.py`` checks it against ``Model.fit``).
+    """
+
+    def __init__(self, variables, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        self.variables = list(variables)
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
+        self.velocities = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def apply(self, gradients) -> None:
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta_1_power, beta_2_power = tf.pow(self.beta_1, step), tf.pow(self.beta_2, step)
+        for variable, m, v, gradient in zip(self.variables, self.moments, self.velocities, gradients):
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle,
+                m=m.handle,
+                v=v.handle,
+                beta1_power=beta_1_power,
+                beta2_power=beta_2_power,
+                lr=self.learning_rate,
+                beta1=self.beta_1,
+                beta2=self.beta_2,
+                epsilon=self.epsilon,
+                grad=gradient,
+            )
+        self.iterations.assign_add(1)
+
+
+def _optimizer(name: str, variables, learning_rate: float) -> Callable[[list[tf.Tensor]], None]:
+    """The update step of optimizer ``name`` for ``variables``: ``apply(gradients)``."""
+    if name == "fused_adam":
+        return _FusedAdam(variables, learning_rate).apply
+    optimizer = keras.optimizers.Adam(learning_rate)
+    # The optimizer's slots are made here, outside the traced step.
+    optimizer.build(variables)
+    return lambda gradients: optimizer.apply_gradients(zip(gradients, variables))
+
+
+def _member_examples(members: int, x: np.ndarray, y: np.ndarray, example_weights: np.ndarray | None):
+    """Per member, its own examples and their normalized weights, ``(M, count, ...)`` padded with weight-0 copies."""
+    weights = np.ones((members, len(x)), np.float32) if example_weights is None else np.asarray(example_weights, np.float32)
+    if weights.shape != (members, len(x)) or np.any(weights < 0) or np.any(weights.sum(axis=1) <= 0):
+        raise ValueError(
+            f"example_weights must be non-negative, shape ({members}, {len(x)}), with a positive row sum; "
+            f"received shape {weights.shape}."
+        )
+    # Padding to a common count with weight 0: no member pays for the
+    # examples it leaves out (its CV fold).
+    used = [np.flatnonzero(row) for row in weights]
+    count = max(len(index) for index in used)
+    index = np.zeros((members, count), np.int64)
+    member_weights = np.zeros((members, count), np.float32)
+    for m, own in enumerate(used):
+        index[m, : len(own)] = own
+        member_weights[m, : len(own)] = weights[m, own] / weights[m, own].sum()
+    return (
+        tf.constant(np.asarray(x, np.float32)[index]),
+        tf.constant(np.asarray(y, np.int64)[index]),
+        tf.constant(member_weights),
+    )
+
+
+def _cross_entropy(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per member and example, ``(M, n)``: the cross-entropy of the logits, and 1.0 where the argmax is right."""
+    labels = tf.broadcast_to(y, tf.shape(logits)[:2])
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=labels.dtype), labels), tf.float32)
+    return losses, correct
+
+
+class _Measures:
+    """What `fit_stack` measures besides the running loss: validation metrics and probe statistics."""
+
+    def __init__(self, stack, x_all, y_all, validation_data, probe_size: int, saturation_threshold: float):
+        self.stack = stack
+        self.kernel_names = [f"dense_{i}" for i in range(stack.depth)] + ["output"]
+        self.has_validation = validation_data is not None
+        self.has_probe = probe_size > 0
+        x_val, y_val = validation_data if self.has_validation else (x_all[:0], y_all[:0])
+        x_v, y_v = tf.constant(x_val, tf.float32), tf.constant(y_val, tf.int64)
+        x_probe, y_probe = x_all[:probe_size], y_all[:probe_size]
+        kernels = stack.kernels
+        widths = tf.constant(stack.widths, tf.float32)
+
+        @tf.function
+        def evaluate() -> tuple[tf.Tensor, tf.Tensor]:
+            losses, correct = _cross_entropy(stack.logits(x_v), y_v)
+            return tf.reduce_mean(losses, axis=1), tf.reduce_mean(correct, axis=1)
+
+        @tf.function
+        def probe() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                preacts, logits = stack.preactivations(x_probe)
+                losses, _ = _cross_entropy(logits, y_probe)
+                total = tf.reduce_sum(tf.reduce_mean(losses, axis=1))
+            grads = tape.gradient(total, kernels)
+            norms = tf.stack([tf.norm(tf.reshape(g, [stack.members, -1]), axis=1) for g in grads])
+            if not preacts:
+                empty = tf.zeros([0, stack.members])
+                return norms, empty, empty
+            derivatives = stack.activation_derivatives(preacts)
+            if stack.unit_masks is None:
+                dead = tf.stack([dead_fraction(d) for d in derivatives])
+                saturated = tf.stack([saturated_fraction(d, saturation_threshold) for d in derivatives])
+            else:
+                # Fractions of each member's own units: padded units count for none.
+                own = stack.unit_masks[:, 0, :]
+                dead = tf.stack(
+                    [tf.reduce_sum(tf.cast(tf.reduce_all(tf.equal(d, 0.0), axis=-2), tf.float32) * own, -1) / widths for d in derivatives]
+                )
+                saturated = tf.stack(
+                    [
+                        tf.reduce_sum(tf.cast(tf.abs(d) < saturation_threshold, tf.float32) * own[:, None, :], [-2, -1])
+                        / (widths * tf.cast(tf.shape(d)[-2], tf.float32))
+                        for d in derivatives
+                    ]
+                )
+            return norms, dead, saturated
+
+        self._evaluate, self._probe = evaluate, probe
+
+    def validation(self, step: int) -> dict[str, np.ndarray]:
+        if not self.has_validation or step == 0:
+            return {}
+        val_loss, val_accuracy = self._evaluate()
+        return {"val_loss": val_loss.numpy(), "val_accuracy": val_accuracy.numpy()}
+
+    def probe(self) -> dict[str, np.ndarray]:
+        if not self.has_probe:
+            return {}
+        norms, dead, saturated = (t.numpy() for t in self._probe())
+        values = {f"grad_norm/{name}": norms[i] for i, name in enumerate(self.kernel_names)}
+        values.update({f"dead_fraction/act_{i}": dead[i] for i in range(self.stack.depth)})
+        values.update({f"saturated_fraction/act_{i}": saturated[i] for i in range(self.stack.depth)})
+        return values
+
+
+def member_statistics(
+    stack: StackedMLP,
+    x: np.ndarray,
+    y: np.ndarray,
+    train_mask: np.ndarray,
+    val_mask: np.ndarray | None,
+    zero_tolerance: float,
+) -> dict[str, np.ndarray]:
+    """Per member ``(M,)``: losses and errors on its train/validation examples, penalty, weight norms, sparsity.
+
+    Args:
+        stack: The members.
+        x, y: The examples the masks index.
+        train_mask: ``(M, n)`` 0/1: the member's training examples.
+        val_mask: ``(M, n)`` 0/1: its held-out examples, or None.
+        zero_tolerance: |w| below this counts as a near-zero weight.
+    """
+    logits = stack.logits(tf.constant(x, tf.float32))
+    losses, correct = (t.numpy() for t in _cross_entropy(logits, tf.constant(y, tf.int64)))
+    wrong = 1.0 - correct
+    predicted = np.argmax(logits.numpy(), axis=-1)
+
+    def mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return (values * mask).sum(axis=1) / mask.sum(axis=1)
+
+    weights = stack.all_member_weights()
+    kernels = [np.concatenate([w.ravel() for w in member[0::2]]).astype(np.float64) for member in weights]
+    biases = [np.concatenate([w.ravel() for w in member[1::2]]).astype(np.float64) for member in weights]
+    penalty = stack.penalties().numpy().astype(np.float64)
+    data_loss = mean(losses, train_mask)
+    stats = {
+        "train_loss": data_loss,
+        "penalty_term": penalty,
+        "objective": data_loss + penalty,
+        "train_error": mean(wrong, train_mask),
+        "weight_l2_norm": np.array([np.sqrt(np.sum(k * k)) for k in kernels]),
+        "weight_l1_norm": np.array([np.sum(np.abs(k)) for k in kernels]),
+        "near_zero_fraction": np.array([np.mean(np.abs(k) < zero_tolerance) for k in kernels]),
+        "bias_l2_norm": np.array([np.sqrt(np.sum(b * b)) for b in biases]),
+        "distinct_predictions": np.array(
+            [len(np.unique(predicted[m][train_mask[m] > 0])) for m in range(stack.members)], dtype=float
+        ),
+    }
+    if val_mask is not None:
+        stats["val_loss"] = mean(losses, val_mask)
+        stats["val_error"] = mean(wrong, val_mask)
+    return stats
+
+
+@dataclass(frozen=True)
+class PackRun:
+    """A trained pack: the stack, and for each configuration its member index and history."""
+
+    stack: StackedMLP
+    members: list[int]
+    histories: list[dict[str, list[float]]]
+
+
+def train_pack(configs: list[dict], loggers: list, x_train, y_train, x_val, y_val, num_classes: int) -> PackRun:
+    """Trains configurations that differ only in ``activation`` and ``initializer`` as one stack.
+
+    Each configuration reads ``depth``, ``width``, ``epochs``, ``batch_size``,
+    ``learning_rate``, ``seed`` and optionally ``probe_size``; ``loggers[i]``
+    receives configuration ``i``'s metrics at every step. Trained with the
+    fused Adam (see `OPTIMIZERS`).
+
+    Args:
+        configs: The pack's trial configurations.
+        loggers: One ``log(metrics, step)`` per configuration.
+        x_train, y_train, x_val, y_val: Flat features and integer labels.
+        num_classes: Output classes.
+
+    Returns:
+        The trained stack and, per configuration, its member and history.
+    """
+    first = configs[0]
+    # Same activations side by side: one activation op per distinct activation.
+    order = sorted(range(len(configs)), key=lambda i: (configs[i]["activation"], configs[i].get("initializer", "")))
+    member_of = {trial: member for member, trial in enumerate(order)}
+    keras.utils.set_random_seed(first["seed"])
+    stack = StackedMLP(
+        x_train.shape[1],
+        num_classes,
+        depth=first["depth"],
+        width=first["width"],
+        activations=[configs[i]["activation"] for i in order],
+        initializers=[configs[i].get("initializer", "glorot_uniform") for i in order],
+        seed=first["seed"],
+    )
+    fit = fit_stack(
+        stack,
+        x_train,
+        y_train,
+        epochs=first["epochs"],
+        learning_rate=first["learning_rate"],
+        batch_size=first["batch_size"],
+        seed=first["seed"],
+        validation_data=(x_val, y_val),
+        probe_size=first.get("probe_size", 256),
+        optimizer="fused_adam",
+        loggers=[loggers[trial] for trial in order],
+    )
+    members = [member_of[i] for i in range(len(configs))]
+    return PackRun(stack, members, [fit.histories[m] for m in members])

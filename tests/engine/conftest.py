@@ -1,0 +1,46 @@
+"""Fixtures of the engine tests: a toy ablation and result stores made from it."""
+
+import matplotlib.pyplot as plt
+import pytest
+
+from ablations.engine.spec import Ablation, Param, Verdict
+
+
+def toy_ablation(shift: float = 0.0, outcome: str = "reproduced") -> Ablation:
+    """A two-point grid over two seeds whose loss at x=2 moves by ``shift``; its verdict is ``outcome``."""
+
+    def run(configs, context):
+        return [{"final_val_loss": float(c["x"] + c["seed"]) + (shift if c["x"] == 2 else 0.0)} for c in configs]
+
+    def verdict(trials):
+        return Verdict(outcome, "toy", "mean loss", float(trials["final_val_loss"].mean()), 0.0)
+
+    return Ablation(
+        name="toy",
+        claim="x is small",
+        params={"x": Param(1, low=0, high=10)},
+        profiles={"smoke": {"x": [1, 2], "seeds": 2}},
+        run=run,
+        verdict=verdict,
+        figures=lambda trials, client: {"toy": plt.figure()},
+        objective="final_val_loss",
+    )
+
+
+@pytest.fixture
+def toy_store(tmp_path, new_store):
+    """Runs a toy ablation into a new results folder ``tmp_path/name``; returns the folder.
+
+    ``toy_store(name, shift=..., outcome=..., overrides=...)`` passes ``shift`` and
+    ``outcome`` to `toy_ablation` and ``overrides`` to `Ablation.resolve`.
+    """
+    from ablations.engine.runner import run_ablation
+    from ablations.engine.tracking import Tracker
+
+    def make(name: str, *, shift: float = 0.0, outcome: str = "reproduced", overrides: dict | None = None) -> str:
+        ablation = toy_ablation(shift, outcome)
+        uri = new_store(tmp_path / name)
+        run_ablation(ablation, ablation.resolve("smoke", overrides), tracker=Tracker(uri), progress=False)
+        return str(tmp_path / name)
+
+    return make

@@ -1,0 +1,111 @@
+"""The figures several ablations draw."""
+
+import math
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from ablations.engine.plots import mean_std_panels, metric_history, plot_history
+
+
+class _Client:
+    """Stands in for the MLflow client: one run's metric histories, logged out of order."""
+
+    def __init__(self, histories):
+        self.histories = histories
+
+    def get_metric_history(self, run_id, metric):
+        return [SimpleNamespace(step=step, value=value) for step, value in self.histories[(run_id, metric)]]
+
+
+CLIENT = _Client({("run", "loss"): [(2, 0.5), (0, math.nan), (1, 1.0), (3, math.inf)]})
+
+
+def test_metric_history_orders_by_step_and_filters_on_request():
+    steps, values = metric_history(CLIENT, "run", "loss")
+    assert steps == [0, 1, 2, 3] and values[1:3] == [1.0, 0.5] and math.isnan(values[0]) and math.isinf(values[3])
+    assert metric_history(CLIENT, "run", "loss", finite_only=True) == ([1, 2], [1.0, 0.5])
+    assert metric_history(CLIENT, "run", "loss", start=2) == ([2, 3], [0.5, math.inf])
+
+
+def test_plot_history_draws_one_line_even_when_empty():
+    fig, ax = plt.subplots()
+    line = plot_history(ax, CLIENT, "run", "loss", finite_only=True, label="loss", color="red")
+    assert list(line.get_xdata()) == [1, 2] and list(line.get_ydata()) == [1.0, 0.5]
+    assert line.get_label() == "loss" and line.get_color() == "red"
+    empty = plot_history(ax, _Client({("run", "loss"): []}), "run", "loss")
+    assert len(empty.get_xdata()) == 0 and len(ax.lines) == 2
+    plt.close(fig)
+
+
+@pytest.fixture
+def trials():
+    rows = []
+    for data in ("a", "b"):
+        for augment in (False, True):
+            for n_train in (10, 100):
+                for seed in (0, 1):
+                    error = 0.5 - 0.1 * augment - 0.001 * n_train + 0.02 * seed + (0.1 if data == "b" else 0.0)
+                    rows.append({"data": data, "augment": augment, "n_train": n_train, "seed": seed, "error": error, "gap": error / 2})
+    return pd.DataFrame(rows)
+
+
+def test_mean_std_panels_plot_the_mean_and_std_over_seeds(trials):
+    fig, axes = mean_std_panels(
+        trials,
+        panels="data",
+        lines="augment",
+        x="n_train",
+        metrics=[("error", "held-out error"), ("gap", "gap")],
+        xlabel="training examples",
+        title=lambda data: f"set {data}",
+        label=lambda augment: "augmented" if augment else "plain",
+        suptitle="against size",
+        log_x=True,
+    )
+    assert axes.shape == (2, 2)
+    top_b = axes[0][1]
+    assert top_b.get_title() == "set b" and axes[1][0].get_xlabel() == "training examples" and axes[1][1].get_ylabel() == "gap"
+    assert top_b.get_xscale() == "log" and fig._suptitle.get_text() == "against size"
+    plain, augmented = top_b.containers  # one errorbar per line, in group order
+    assert [t.get_text() for t in top_b.get_legend().get_texts()] == ["plain", "augmented"]
+    line = plain.lines[0]
+    assert list(line.get_xdata()) == [10, 100]
+    # Mean over the two seeds: 0.5 - 0.001 n + 0.01 + 0.1.
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), [0.6, 0.51])
+    np.testing.assert_allclose(np.asarray(augmented.lines[0].get_ydata(), float), [0.5, 0.41])
+    # Error bars span ± the sample standard deviation over seeds (0.02 / sqrt(2)).
+    segments = plain.lines[2][0].get_segments()
+    np.testing.assert_allclose([high - low for (_, low), (_, high) in segments], 2 * 0.02 / np.sqrt(2) * np.ones(2))
+    plt.close(fig)
+
+
+def _error_panels(trials, **options):
+    """One row of panels, the error against n_train per data set, with ``options`` on top."""
+    settings = {"panels": "data", "lines": "augment", "x": "n_train", "metrics": [("error", "error")], "xlabel": "n", "title": str, "label": str}
+    return mean_std_panels(trials, **settings, suptitle="", **options)
+
+
+def test_mean_std_panels_can_keep_one_legend(trials):
+    fig, axes = _error_panels(trials, one_legend=True, x_marks=[50])
+    assert axes[0][0].get_legend() is not None and axes[0][1].get_legend() is None
+    # The mark is a vertical line at x = 50 in every panel, left out of the legend.
+    marks = [[line for line in ax.lines if list(line.get_xdata()) == [50, 50]] for ax in axes[0]]
+    assert [len(found) for found in marks] == [1, 1] and marks[0][0].get_linestyle() == ":"
+    assert [t.get_text() for t in axes[0][0].get_legend().get_texts()] == ["False", "True"]
+    plt.close(fig)
+
+
+def test_mean_std_panels_follow_the_given_panel_order(trials):
+    fig, axes = _error_panels(trials, panel_values=["b", "a"])
+    assert axes.shape == (1, 2) and [ax.get_title() for ax in axes[0]] == ["b", "a"]
+    assert axes[0][0].get_legend() is not None and axes[0][1].get_legend() is not None
+    assert axes[0][0].get_xscale() == "linear"
+    plt.close(fig)
