@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
+WORKERS ?= 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
@@ -27,8 +28,8 @@ ablate: $(STAMP) ## run every ablation (PROFILE=quick by default) into mlruns/, 
 smoke: $(STAMP) ## every ablation on the seconds-long smoke profile
 	$(BIN)/ablate run --profile smoke
 
-full: $(STAMP) ## the full grids (meant for a GPU: pip install -e '.[gpu]')
-	$(BIN)/ablate run --profile full
+full: $(STAMP) ## the full grids (meant for a GPU: pip install -e '.[gpu]'); WORKERS=N processes share each grid
+	$(BIN)/ablate run --profile full --workers $(WORKERS)
 
 test: $(STAMP) ## check the import contracts, then run the test suite
 	$(BIN)/lint-imports --no-cache

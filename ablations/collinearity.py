@@ -13,43 +13,59 @@ Run it:
 Data (`ablations.engine.data.synthetic`, set "collinear"): 2 or 6 standard normal
 features whose every pair has correlation ρ = 0, 0.9, 0.99, 0.999, and
 y = x_1 + ... + x_n + N(0, 1): every true coefficient is 1. Each trial draws
-120 training examples, fits ordinary least squares on B = 200 bootstrap
-resamples of them, and measures the spread (standard deviation across
-resamples) of each coefficient and of the predictions at the validation
-inputs. OLS is scikit-learn's `LinearRegression`; ridge and LASSO use the
-lecture's convention, J = Σᵢ (yᵢ - ŷᵢ)² (a sum) plus λ‖β‖₂² or λ‖β‖₁ with the
-intercept unpenalized: ridge in closed form through the SVD (scikit-learn's
+200 examples (60% training, 20% validation, 20% test), keeps ``n_train`` of
+the training ones (all 120, or 18: few examples per coefficient, where OLS
+overfits), fits ordinary least squares on B = 200 bootstrap resamples of them,
+and measures the spread (standard deviation across resamples) of each
+coefficient and of the predictions at the validation inputs. OLS is
+scikit-learn's `LinearRegression` (the bootstrap uses the same minimum-norm
+least squares through the SVD); ridge and LASSO use the lecture's convention,
+J = Σᵢ (yᵢ - ŷᵢ)² (a sum) plus λ‖β‖₂² or λ‖β‖₁ with the intercept
+unpenalized: ridge in closed form through the SVD (scikit-learn's
 ``Ridge(alpha=λ)``), LASSO exactly through the LARS path (scikit-learn's
 ``Lasso(alpha=λ / (2n))``). Their spread is compared with OLS's at λ = 1 (a
 value of the lecture's grid), and their whole paths over λ = 0.01 ... 10⁴ are
-logged.
+logged. OLS's training and held-out (validation) errors are logged as MSE
+over the variance of the training targets.
 
-Criteria, fixed before looking: coefficients are "unstable" when their
-bootstrap spread grows with ρ (95% CI over seeds of the ratio at the largest
-vs the smallest ρ above 1) and, at the largest ρ, exceeds the size of the true
-coefficient (1), so that resamples flip their signs; predictions are "stable"
-when their spread changes by less than 25% over the same range (the lecture:
-"quase não muda": the CI of the ratio inside ×0.8 to ×1.25; a CI across a
-bound is inconclusive); L2 "shrinks the variance" when ridge's coefficient spread
-at the largest ρ is below OLS's; L1 "drops redundant features" when LASSO sets
-more coefficients exactly to 0 at the largest ρ than at the smallest.
+The verdict (fixed before any run) makes five checks per number of features
+and training size, comparing the largest ρ with the smallest. Each effect is
+over seeds (n = seeds: a seed draws a new data set, and its bootstrap gives
+that seed one spread per estimator):
+
+1. coefficients unstable: the log10 growth of the OLS coefficient spread, with
+   a 95% interval above 0;
+2. ... so much that resamples flip their signs: the OLS coefficient spread at
+   the largest ρ, with an interval above the true coefficient (1);
+3. predictions stable: the ratio of the OLS prediction spreads, with an
+   interval inside ×0.8 to ×1.25 (the lecture's "quase não muda": less than
+   25% either way);
+4. L2 shrinks the variance: log10 of ridge's coefficient spread over OLS's at
+   the largest ρ, with an interval below 0;
+5. L1 drops redundant features: the fraction of LASSO's coefficients that are
+   exactly 0, largest minus smallest ρ, with an interval above 0.
+
+Each row also reads OLS's regime at the largest ρ (the fit without the
+remedy): training against held-out error, means over seeds. If OLS differs
+from `numpy.linalg.lstsq`, nothing is judged.
 
 There is no test-split score: the claim is about the spread of the estimates,
 and ρ is a property of the data, not a configuration to select.
 
-What to expect (quick profile, 5 seeds): from ρ = 0 to 0.999 the OLS
-coefficient spread grows 22-fold with 2 features and 29-fold with 6 (theory
-for two features: √(1/(1 - ρ²)) ≈ 22), to about 2-2.6, so that 36-41% of the
-bootstrap coefficients have the wrong sign, while the prediction spread
-changes by -2% and -1%. Ridge at λ = 1 cuts the coefficient spread at
-ρ = 0.999 tenfold; LASSO at λ = 1 zeroes none of the coefficients at ρ = 0 and
-a third (2 features) to a half (6 features) of them at ρ = 0.999, dropping
-some feature in 66% and 100% of the resamples.
+What to expect (quick profile): from ρ = 0 to 0.999 the OLS coefficient spread
+grows about twentyfold or more (theory for two features: √(1/(1 - ρ²)) ≈ 22),
+to a few times the true coefficient, so that over a third of the bootstrap
+coefficients have the wrong sign, while the prediction spread moves by a few
+percent. Ridge at λ = 1 cuts the coefficient spread at ρ = 0.999 about
+tenfold; LASSO at λ = 1 zeroes almost none of the coefficients at ρ = 0 and a
+third to a half of them at ρ = 0.999. With 18 training examples every spread
+is larger, ridge's cut deeper, and the prediction-spread ratio less precise;
+OLS with 6 features then overfits (training error well below held-out error),
+while with 120 examples it does not.
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 
@@ -59,10 +75,11 @@ import pandas as pd
 from sklearn.linear_model import LinearRegression, lars_path
 
 from ablations.engine.data import load_dataset
-from ablations.engine.effects import judge_checks, mean_ci, mean_sd_cells, per_seed, significant
+from ablations.engine.effects import per_seed
 from ablations.engine.plots import metric_history
-from ablations.engine.spec import Ablation, Param, TrialContext, Verdict, pack_all_but
+from ablations.engine.spec import Ablation, Param, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
+from ablations.engine.verdict import REGIME, Check, Verdict, regime
 
 CORRELATIONS = (0.0, 0.9, 0.99, 0.999)
 PATH_LAMBDAS = tuple(float(v) for v in np.logspace(-2, 4, 25))
@@ -70,21 +87,14 @@ PATH_LAMBDAS = tuple(float(v) for v in np.logspace(-2, 4, 25))
 TRUE_COEFFICIENT = 1.0
 PREDICTIONS_STABLE = 1.25
 """Predictions are "stable" when their spread changes by less than this factor (25%) over the ρ grid."""
-TABLE_COLUMNS = {
-    "OLS coef sd": "ols_coef_std",
-    "OLS prediction sd": "ols_pred_std",
-    "ridge coef sd": "ridge_coef_std",
-    "ridge prediction sd": "ridge_pred_std",
-    "LASSO coef sd": "lasso_coef_std",
-    "LASSO zero fraction": "lasso_zero_fraction",
-    "validation error": "final_val_error",
-}
-"""The verdict table's columns (mean ± sd over seeds per number of features and ρ)."""
+SOLVER_TOLERANCE = 1e-6
+"""The most OLS may differ from numpy.linalg.lstsq (relative) for its spreads to be judged."""
 
 PARAMS = {
     "n_features": Param(2, "number of equicorrelated features", low=2, high=50),
     "correlation": Param(0.9, "correlation ρ of every pair of features", low=0.0, high=0.99999),
     "n_samples": Param(200, "examples drawn: 60% training, 20% validation (prediction points), 20% test", low=20, high=1_000_000),
+    "n_train": Param(120, "training examples kept of the 60% training split (at most 0.6 · n_samples)", low=5, high=1_000_000),
     "noise": Param(1.0, "standard deviation of the noise added to y", low=0.0, high=100.0),
     "bootstraps": Param(200, "bootstrap resamples of the training examples", low=10, high=100_000),
     "penalty_lambda": Param(1.0, "λ of ridge and LASSO in the spread comparison (J = sum of squares)", low=0.0, high=1e6),
@@ -92,9 +102,11 @@ PARAMS = {
 
 PROFILES = {
     "smoke": {"n_features": [2, 6], "correlation": [0.0, 0.999], "bootstraps": 50, "seeds": 1},
-    "quick": {"n_features": [2, 6], "correlation": list(CORRELATIONS), "seeds": 5},
+    # 18 training examples for 7 coefficients: OLS overfits there (the regime ridge and LASSO remedy).
+    "quick": {"n_features": [2, 6], "n_train": [18, 120], "correlation": list(CORRELATIONS), "seeds": 5},
     "full": {
         "n_features": [2, 6, 20],
+        "n_train": [24, 120],
         "correlation": [0.0, 0.5, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999],
         "bootstraps": 1000,
         "seeds": 10,
@@ -116,7 +128,8 @@ def ridge_path(x: np.ndarray, y: np.ndarray, lambdas) -> tuple[np.ndarray, np.nd
 
     Through the SVD of the centered features, X = U S Vᵀ:
     β(λ) = V diag(s / (s² + λ)) Uᵀ (y - ȳ), b = ȳ - x̄ β. At λ = 0 this is
-    the minimum-norm least-squares solution.
+    the minimum-norm least-squares solution (singular values at round-off
+    count as 0, as in `numpy.linalg.lstsq`).
 
     Returns:
         Intercepts ``(L,)`` and coefficients ``(L, features)``.
@@ -125,7 +138,10 @@ def ridge_path(x: np.ndarray, y: np.ndarray, lambdas) -> tuple[np.ndarray, np.nd
     u, s, vt = np.linalg.svd(x - x_mean, full_matrices=False)
     projected = u.T @ (y - y_mean)
     lambdas = np.asarray(lambdas, dtype=np.float64)[:, None]
-    shrink = np.divide(s, s**2 + lambdas, out=np.zeros((len(lambdas), len(s))), where=(s**2 + lambdas) > 0)
+    # Singular values at round-off are zeros, as lstsq's default rcond reads them: a bootstrap resample
+    # with fewer distinct rows than coefficients then gets the minimum-norm fit, not round-off over round-off.
+    kept = s > s.max(initial=0.0) * max(x.shape) * np.finfo(np.float64).eps
+    shrink = np.divide(s, s**2 + lambdas, out=np.zeros((len(lambdas), len(s))), where=kept & ((s**2 + lambdas) > 0))
     coefficients = (shrink * projected) @ vt
     return y_mean - coefficients @ x_mean, coefficients
 
@@ -173,6 +189,7 @@ def _dataset(config: dict):
         data_seed=config["seed"],
         split_seed=config["seed"],
         standardize=False,
+        n_train=config["n_train"],
     )
 
 
@@ -284,88 +301,66 @@ def _save_cloud(ols_coef: np.ndarray, ridge: np.ndarray, lasso: np.ndarray, log_
 # ------------------------------------------------------------------ verdict
 
 
-def _within(summary, low: float, high: float) -> bool | None:
-    """True if the 95% CI lies inside [low, high], False if it lies outside, None if it straddles a bound."""
-    if summary.n == 0:
-        return False
-    lo, hi = (summary.low, summary.high) if summary.n > 1 else (summary.mean, summary.mean)
-    if low <= lo and hi <= high:
-        return True
-    if hi < low or lo > high:
-        return False
-    return None
+def _condition(n_features: int, n_train: int) -> str:
+    return f"{n_features} features, n_train={n_train}"
 
 
-def _by_seed(group: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return per_seed(group, "correlation", metric)
+def _checks(label: str, group: pd.DataFrame) -> list[Check]:
+    """The five checks of one condition, each over seeds (n = seeds: a seed draws the data, whose bootstrap gives one spread)."""
+    low, high = group["correlation"].min(), group["correlation"].max()
+    coef, pred = per_seed(group, "correlation", "ols_coef_std"), per_seed(group, "correlation", "ols_pred_std")
+    ridge, zeros = per_seed(group, "correlation", "ridge_coef_std"), per_seed(group, "correlation", "lasso_zero_fraction")
+    at_high = group[group["correlation"] == high]
+    # OLS is the fit without the remedy (ridge, LASSO); read where it is judged, at the largest ρ.
+    details = {REGIME: regime(float(at_high["final_train_error"].mean()), float(at_high["final_val_error"].mean()))}
+    span = f"ρ {low:g} → {high:g}"
+    growth = summarize(np.log10(coef[high] / coef[low]).dropna())
+    spread = summarize(coef[high].dropna())
+    predictions = summarize((pred[high] / pred[low]).dropna())
+    ridge_cut = summarize(np.log10(ridge[high] / coef[high]).dropna())
+    more_zeros = summarize((zeros[high] - zeros[low]).dropna())
+    return [
+        Check.above(label, f"log10 growth of OLS coefficient sd ({span})", growth, spec="+.2f", details=details),
+        Check.above(
+            label, f"OLS coefficient sd at ρ = {high:g} (true coefficient {TRUE_COEFFICIENT:g})", spread, TRUE_COEFFICIENT, spec=".3g", details=details
+        ),
+        Check.within(
+            label, f"ratio of OLS prediction sd ({span})", predictions, 1 / PREDICTIONS_STABLE, PREDICTIONS_STABLE, spec=".3f", details=details
+        ),
+        Check.below(label, f"log10 ridge ÷ OLS coefficient sd at ρ = {high:g}", ridge_cut, spec="+.2f", details=details),
+        Check.above(label, f"LASSO zero fraction gained ({span})", more_zeros, spec="+.2f", details=details),
+    ]
+
+
+def _note(label: str, group: pd.DataFrame) -> str:
+    """What the checks do not show: sign flips, ridge's size, how often LASSO drops a feature."""
+    at_high = group[group["correlation"] == group["correlation"].max()]
+    return (
+        f"{label}: at ρ = {at_high['correlation'].iloc[0]:g}, {at_high['ols_sign_flip_fraction'].mean():.0%} of the bootstrap OLS "
+        f"coefficients have the wrong sign; ridge's coefficient sd is {at_high['ridge_coef_std'].mean():.3g} against OLS's "
+        f"{at_high['ols_coef_std'].mean():.3g}; LASSO drops some feature in {at_high['lasso_drops_any_fraction'].mean():.0%} of the resamples"
+    )
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
-    """Per number of features: coefficient spread explodes with ρ, prediction spread does not; ridge shrinks it; LASSO zeroes."""
-    if trials.empty or trials["correlation"].nunique() < 2:
-        return Verdict(
-            "inconclusive", "The grid needs at least two correlations.", "coefficient-spread growth ÷ prediction-spread growth", math.nan, math.nan
-        )
-    solver = float(trials["ols_lstsq_relative_difference"].max())
-    table, failures, unsure, notes, effects = [], [], [], [], []
-    if not solver < 1e-6:
-        failures.append(f"OLS differs from numpy.linalg.lstsq by {solver:.1e} (relative)")
-    for n_features, group in trials.groupby("n_features"):
-        low, high = group["correlation"].min(), group["correlation"].max()
-        coef, pred = _by_seed(group, "ols_coef_std"), _by_seed(group, "ols_pred_std")
-        coef_growth = summarize(np.log10(coef[high] / coef[low]).dropna())
-        pred_growth = summarize((pred[high] / pred[low]).dropna())
-        pred_ratio = mean_ci(pred_growth, ".3g", one_seed="one seed")
-        coef_high = summarize(coef[high].dropna())
-        ridge_cut = summarize(np.log10(_by_seed(group, "ridge_coef_std")[high] / coef[high]).dropna())
-        zeros = _by_seed(group, "lasso_zero_fraction")
-        more_zeros = summarize((zeros[high] - zeros[low]).dropna())
-        effects.extend((np.log10(coef[high] / coef[low]) - np.log10(pred[high] / pred[low])).dropna())
+    """Per number of features and training size: coefficient spread explodes with ρ, prediction spread does not; ridge shrinks it; LASSO zeroes.
 
-        unstable = significant(coef_growth, +1) and (coef_high.low if coef_high.n > 1 else coef_high.mean) > TRUE_COEFFICIENT
-        stable = _within(pred_growth, 1 / PREDICTIONS_STABLE, PREDICTIONS_STABLE)
-        shrinks = significant(ridge_cut, -1)
-        drops = significant(more_zeros, +1)
-        label = f"{n_features} features, ρ {low:g} → {high:g}"
-        if not unstable:
-            failures.append(
-                f"{label}: OLS coefficient spread {coef[low].mean():.3g} → {coef_high.mean:.3g} (needs to grow and exceed {TRUE_COEFFICIENT:g})"
-            )
-        if stable is None:
-            unsure.append(
-                f"{label}: the prediction-spread ratio ×{pred_ratio} is neither inside nor outside "
-                f"×{1 / PREDICTIONS_STABLE:g} to ×{PREDICTIONS_STABLE:g} (more seeds)"
-            )
-        elif not stable:
-            failures.append(
-                f"{label}: prediction spread changes ×{pred_ratio} (beyond ×{1 / PREDICTIONS_STABLE:g} to ×{PREDICTIONS_STABLE:g})"
-            )
-        if not shrinks:
-            failures.append(f"{label}: ridge does not shrink the coefficient spread at ρ = {high:g}")
-        if not drops:
-            failures.append(f"{label}: LASSO zeroes no more coefficients at ρ = {high:g} than at ρ = {low:g}")
-        lam = float(group["penalty_lambda"].iloc[0])
-        at_high = group[group["correlation"] == high]
-        notes.append(
-            f"{label}: OLS coefficient sd {coef[low].mean():.3g} → {coef_high.mean:.3g} (×{10 ** coef_growth.mean:.3g}; "
-            f"{at_high['ols_sign_flip_fraction'].mean():.0%} of bootstrap coefficients have the wrong sign), prediction sd "
-            f"{pred[low].mean():.3g} → {pred[high].mean():.3g} (×{pred_ratio}); at λ = {lam:g} ridge's coefficient sd is "
-            f"{at_high['ridge_coef_std'].mean():.3g} (×{10 ** ridge_cut.mean:.2g} of OLS) and LASSO zeroes "
-            f"{zeros[low].mean():.0%} → {zeros[high].mean():.0%} of the coefficients (some feature dropped in "
-            f"{at_high['lasso_drops_any_fraction'].mean():.0%} of resamples)"
-        )
-        for correlation, rows in group.groupby("correlation"):
-            table.append({"features": n_features, "ρ": correlation, **mean_sd_cells(rows, TABLE_COLUMNS)})
-    effect = summarize(effects)
-    outcome, head = judge_checks(
-        failures,
-        unsure,
-        "Nearly collinear features make the OLS coefficients unstable while the predictions stay stable; ridge "
-        "shrinks the coefficient spread and LASSO drops features. ",
-    )
-    summary = head + "; ".join(notes) + f". OLS matches numpy.linalg.lstsq to {solver:.0e}."
-    effect_name = "log10 growth of coefficient sd minus that of prediction sd (largest vs smallest ρ)"
-    return Verdict(outcome, summary, effect_name, effect.mean, effect.std, table)
+    Every effect is over seeds (n = seeds): a seed draws a new data set, and
+    its B bootstrap resamples give that seed one spread per estimator.
+    """
+    if trials.empty or trials["correlation"].nunique() < 2:
+        return Verdict([], notes="The grid needs at least two correlations.")
+    solver = float(trials["ols_lstsq_relative_difference"].max())
+    if not solver < SOLVER_TOLERANCE:
+        return Verdict([], notes=f"OLS differs from numpy.linalg.lstsq by {solver:.1e} (relative): its spreads are not judged.")
+    checks, notes = [], []
+    # The largest training size first: the headline is the lecture's setting, many examples per coefficient.
+    groups = sorted(trials.groupby(["n_features", "n_train"]), key=lambda item: (item[0][0], -item[0][1]))
+    for (n_features, n_train), group in groups:
+        label = _condition(int(n_features), int(n_train))
+        checks.extend(_checks(label, group))
+        notes.append(_note(label, group))
+    return Verdict(checks, notes="; ".join(notes) + f". OLS matches numpy.linalg.lstsq to {solver:.0e}.")
 
 
 # ------------------------------------------------------------------ figures

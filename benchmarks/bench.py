@@ -23,6 +23,12 @@ Rows, each timed in this process after the same warm-up:
    and validation splits in inference mode after every epoch, as `fit_trial`
    logs them.
 
+5. **2 workers / 1 worker on one grid**: the quick grid of vanishing_gradients
+   (168 trials) run as ``ablate run vanishing_gradients --workers N`` in a
+   fresh process and store each, on this machine's cores. Printed as the
+   throughput ratio (target: at least 1.6 on 2 cores). Each side runs once
+   (minutes): ``python -m benchmarks.bench workers`` runs this row alone.
+
 Rows 2-4 run each side once to warm up, then alternate them ``REPEATS`` times
 and print the median times and their ratio (below 1: the first is faster).
 A shortcut earns its place by its row; where both must stay because their
@@ -37,6 +43,8 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -204,7 +212,28 @@ def keras_trial(data, use_fit_trial: bool) -> Callable[[], None]:
     return run
 
 
+def grid_with_workers(workers: int) -> float:
+    """Seconds for ``ablate run vanishing_gradients --profile quick --workers N`` in a fresh process and store."""
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "ABLATE_RESULTS_DIR": folder, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}
+        command = [sys.executable, "-m", "ablations", "run", "vanishing_gradients", "--profile", "quick", "--workers", str(workers)]
+        started = time.perf_counter()
+        subprocess.run([*command, "--no-report", "--quiet"], env=env, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+
+def workers_row() -> None:
+    one, two = grid_with_workers(1), grid_with_workers(2)
+    print(f"quick grid of vanishing_gradients (168 trials), 1 worker vs 2 workers on {os.cpu_count()} cores:")
+    print(f"  {'--workers 1':<44} {one:8.1f} s")
+    print(f"  {'--workers 2':<44} {two:8.1f} s")
+    print(f"  throughput 2 workers / 1 worker: {one / two:.2f}x  (target >= 1.6x)")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["workers"]:
+        workers_row()
+        return
     data = grid_data()
     # Warm-up: TensorFlow's first graph pays one-off costs neither side should carry.
     warm = keras.Sequential([keras.Input(data.input_shape), keras.layers.Dense(4), keras.layers.Dense(10, activation="softmax")])
@@ -244,6 +273,7 @@ def main() -> None:
         "Model.fit(steps_per_execution=10) + callback",
         compare(keras_trial(trial_data, True), keras_trial(trial_data, False)),
     )
+    workers_row()
 
 
 if __name__ == "__main__":

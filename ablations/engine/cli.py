@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from ablations.engine.device import JIT_ENV, configure_gpus
+
 if TYPE_CHECKING:
-    from ablations.engine.spec import ResolvedConfig
+    from ablations.engine.spec import Ablation, ResolvedConfig
 
 # Set before TensorFlow or MLflow load (MLflow may load before `tracking`, which sets
 # the same); worker processes inherit them.
@@ -27,6 +29,7 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 MAX_FAILURES_NOTE = "trials kept failing; their failure_reason tags in MLflow say why"
+DOWNLOAD_HELP = "let TFDS download a tfds:<name> data set that is not prepared yet (needs network)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         help="override a setting; a comma-separated list makes it a grid axis (repeatable)",
     )
     run.add_argument("--storage", default=None, help="Optuna storage URL (default: journal file under mlruns/)")
+    run.add_argument("--download", action="store_true", help=DOWNLOAD_HELP)
+    run.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="processes that share each grid on this machine (default: 1)")
+    run.add_argument("--fresh", action="store_true", help="start new grids even where an unfinished one has the same settings")
+    run.add_argument("--dry-run", action="store_true", help="print each grid's trials, packs, epochs and estimated time and memory; run and write nothing")
+    run.add_argument("--jit", action="store_true", help="compile the stacked training step with XLA")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--no-report", action="store_true", help="do not rewrite the HTML report")
 
@@ -108,7 +116,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _study_arguments(study: argparse.ArgumentParser) -> None:
-    """The ``study`` command's arguments, one per field of `StudyOptions`."""
+    """The ``study`` command's arguments: one per field of `StudyOptions`, and ``--download``.
+
+    ``--download`` is no study option: it changes where the data comes from,
+    not what the study is, so a rerun without it resumes the same study.
+    """
     from ablations.engine.study.options import option_table
 
     for name, option in option_table().items():
@@ -118,6 +130,18 @@ def _study_arguments(study: argparse.ArgumentParser) -> None:
             how = {"type": option.parse} if option.parse else {}
             how |= {"metavar": option.metavar} if option.metavar else {}
             study.add_argument(option.flag_of(name), dest=name, default=option.default, help=option.help, **how)
+    study.add_argument("--download", action="store_true", help=DOWNLOAD_HELP)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1; received {text!r}")
+    return value
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -144,14 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("a command is required. Valid choices: list, run, report, study, compare.")
     except SystemExit as stop:  # argparse's errors (one line, see _Parser) and --help
         return stop.code if isinstance(stop.code, int) else 0
-    from ablations.engine.data import DataError
+    from ablations.engine.data import DataError, TfdsNotPreparedError
     from ablations.engine.spec import ConfigError
     from models.registry import UnknownNameError
 
     try:
         return _dispatch(args)
     except (ConfigError, UnknownNameError, DataError) as error:
-        message = " ".join(str(error).splitlines())  # one line, even if a library's message had several
+        # The loader's remedy is worded for Python (download=True); here it is a flag.
+        text = error.advice("rerun with --download") if isinstance(error, TfdsNotPreparedError) else str(error)
+        message = " ".join(text.splitlines())  # one line, even if a library's message had several
         print(f"ablate: error: {message}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -181,16 +207,31 @@ def _dispatch(args: argparse.Namespace) -> int:
     names = args.names or ablation_names()
     overrides = _overrides(args.overrides)
     # Everything is validated before the first trial so a typo costs nothing.
-    plans = [(get_ablation(n), get_ablation(n).resolve(args.profile, overrides, args.seeds)) for n in names]
-    _load_data([config for _, config in plans])
+    plans = [
+        (get_ablation(n), get_ablation(n).resolve(args.profile, overrides, args.seeds, download=args.download)) for n in names
+    ]
+    _load_data([config for _, config in plans], download=args.download)
+    if args.jit:
+        os.environ[JIT_ENV] = "1"  # read where the stacked step compiles, here and in worker processes
+    if args.dry_run:
+        return _dry_run(plans)
     open_storage(args.storage)
     import_tensorflow()
+    configure_gpus()
+    from ablations.engine.grid_workers import run_grid_workers
     from ablations.engine.runner import run_ablation
 
     for ablation, config in plans:
-        result = run_ablation(ablation, config, storage=args.storage, progress=not args.quiet)
+        result = run_ablation(
+            ablation, config, storage=args.storage, progress=not args.quiet, fresh=args.fresh, workers=args.workers, spawn_workers=run_grid_workers
+        )
         verdict = result.verdict
-        outcome = f"{verdict.outcome}: {verdict.summary}" if verdict else "no trial finished"
+        if verdict is not None:
+            outcome = f"{verdict.outcome}: {verdict.summary}"
+        elif len(result.trials) or result.failed:
+            outcome = "no trial finished"
+        else:
+            outcome = f"no pack left here; grid {result.study_name} is concluded by the worker that finishes its last pack"
         print(f"{ablation.name} [{config.profile}] {outcome}")
     if not args.no_report:
         from ablations.engine.report import write_report
@@ -199,14 +240,37 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dry_run(plans: list[tuple[Ablation, ResolvedConfig]]) -> int:
+    """``ablate run --dry-run``: per ablation, its grid's size and cost on this device; writes nothing."""
+    from ablations.engine.tensorflow_quiet import import_tensorflow
+
+    import_tensorflow()
+    configure_gpus()
+    from ablations.engine.estimate import estimate
+
+    for ablation, config in plans:
+        print(estimate(ablation, config).line(), flush=True)
+    return 0
+
+
 def _study(args: argparse.Namespace) -> int:
     """``ablate study``: validates, runs, prints where the study stands; 1 if trials kept failing."""
+    from ablations.engine.data import TfdsNotPreparedError, load_dataset
     from ablations.engine.storage import open_storage
     from ablations.engine.study.data import OBJECTIVES
     from ablations.engine.study.options import option_table, study_options
     from ablations.engine.tensorflow_quiet import import_tensorflow
 
-    options = study_options(**{name: getattr(args, name) for name in option_table()})
+    given = {name: getattr(args, name) for name in option_table()}
+    try:
+        options = study_options(**given)
+    except TfdsNotPreparedError:
+        if not args.download:
+            raise
+        # Every other option is checked by now (the data is checked last), so a
+        # typo never waits for a download; the checks then read the set from disk.
+        load_dataset(args.data, download=True)
+        options = study_options(**given)
     open_storage(options.storage)  # a bad URL fails here, before TensorFlow starts
     import_tensorflow()
     from ablations.engine.study.run import run_study
@@ -257,8 +321,16 @@ def _compare(before: str, after: str, *, rtol: float, atol: float) -> int:
     return 0 if all(comparison.same for comparison in comparisons) else 1
 
 
-def _load_data(configs: Iterable[ResolvedConfig]) -> None:
+def _load_data(configs: Iterable[ResolvedConfig], *, download: bool = False) -> None:
     """Loads every data set the configurations train on, once each (bundled sets stay cached for the trials).
+
+    This is where ``--download`` takes effect: TFDS fetches a missing set into
+    its data directory here, before the first trial, and the trials (which call
+    `load_dataset` without ``download``) read it from there prepared.
+
+    Args:
+        configs: The resolved configurations of the run.
+        download: Let TFDS download a "tfds:" set that is not prepared.
 
     Raises:
         UnknownNameError, DataError: a set that is missing or holds NaN or infinite values.
@@ -271,7 +343,7 @@ def _load_data(configs: Iterable[ResolvedConfig]) -> None:
         names += [value for value in values if value not in names]
     _quiet_tensorflow_for(names)
     for name in names:
-        load_dataset(name)
+        load_dataset(name, download=download)
 
 
 def _quiet_tensorflow_for(data_names: Iterable[str]) -> None:

@@ -161,8 +161,10 @@ def _artifact_frame(tracker: Tracker, run_id: str, path: str) -> pd.DataFrame:
 
 
 def _frame_differences(before: pd.DataFrame, after: pd.DataFrame, *, rtol: float, atol: float) -> list[tuple[str, str, float, float]]:
-    if list(before.columns) != list(after.columns) or len(before) != len(after):
+    # Columns are matched by name: their order says nothing about the numbers.
+    if set(before.columns) != set(after.columns) or len(before) != len(after):
         return [("table", "shape", float(before.size), float(after.size))]
+    after = after[list(before.columns)]
     differences = []
     for index in range(len(before)):
         for column in before.columns:

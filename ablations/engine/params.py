@@ -14,14 +14,20 @@ range; an ablation overrides what differs (a default, a bound, a sharper help):
 ... }
 
 and a trial hands them on as `mlp_options(config)` to `models.build_mlp` and
-`fit_options(config)` to `ablations.engine.train.fit_trial`.
+`fit_options(config)` to `ablations.engine.train.fit_trial`. A full profile that
+would rather train on a TFDS set names it with `PreferTfds`, which falls back to
+a bundled set on machines that do not hold it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from ablations.engine.data.core import TFDS_PREFIX
+from ablations.engine.data.tfds import tfds_data_dir, tfds_prepared
 from ablations.engine.spec import Param
 
 FLAT_DATA = ("mnist1d", "digits", "mnist5k")
@@ -29,8 +35,55 @@ FLAT_DATA = ("mnist1d", "digits", "mnist5k")
 
 
 def data(default: str, *, choices: tuple[str, ...] | None = None, help: str = "data set (flat features)") -> Param:
-    """Which data set: ``default`` first, then the other `FLAT_DATA` sets, unless ``choices`` says otherwise."""
-    return Param(default, help, choices=choices or (default, *(name for name in FLAT_DATA if name != default)))
+    """Which data set: ``default`` first, then the other `FLAT_DATA` sets, unless ``choices`` says otherwise.
+
+    Any TFDS set is valid too, as ``tfds:<name>[/<config>]``: whether it exists
+    and is prepared is answered when ``ablate run`` loads it, before any trial.
+    """
+    choices = choices or (default, *(name for name in FLAT_DATA if name != default))
+    return Param(default, help, choices=choices, open_prefix=TFDS_PREFIX)
+
+
+@dataclass(frozen=True)
+class PreferTfds:
+    """A profile's data set: a TFDS set where it is prepared (or ``--download`` fetches it), else a bundled one.
+
+    A `spec.ProfileChoice`: decided when the profile is resolved, from what the
+    TFDS data directory holds then (read from disk, without TensorFlow), so a
+    full profile runs on every machine; the fallback is announced in one line:
+
+    >>> PROFILES = {"full": {"data": params.PreferTfds("tfds:mnist", "mnist5k"), "seeds": 5}}
+
+    It may also be an item of a grid list: ``["mnist1d", PreferTfds(...)]``.
+
+    Args:
+        tfds_name: The preferred set, "tfds:<name>[/<config>]".
+        fallback: The bundled set used when it is not prepared, e.g. "mnist5k".
+    """
+
+    tfds_name: str
+    fallback: str
+
+    def __post_init__(self):
+        if not self.tfds_name.startswith(TFDS_PREFIX) or not self.tfds_name[len(TFDS_PREFIX) :]:
+            raise ValueError(f"PreferTfds needs a '{TFDS_PREFIX}<name>' set; received {self.tfds_name!r}.")
+
+    def decide(self, *, download: bool) -> tuple[str, str | None]:
+        """The TFDS set when it is prepared or will be downloaded; else the fallback and why.
+
+        Args:
+            download: Missing TFDS data will be fetched (``ablate run --download``).
+        """
+        if download or tfds_prepared(self.tfds_name[len(TFDS_PREFIX) :]):
+            return self.tfds_name, None
+        where = str(tfds_data_dir())
+        home = os.path.expanduser("~")
+        if where == home or where.startswith(home + os.sep):
+            where = "~" + where[len(home) :]
+        return self.fallback, (
+            f"{self.tfds_name} is not prepared in {where}; using the bundled {self.fallback} "
+            "(rerun with --download to fetch it)."
+        )
 
 
 def n_train(default: int, *, low: int = 50, help: str = "training examples") -> Param:

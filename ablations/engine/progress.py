@@ -15,28 +15,30 @@ def _duration(seconds: float) -> str:
 class Progress:
     """Prints ``[done/total] name what (pack time) elapsed, ETA`` as trials finish.
 
-    The estimate is the mean time per trial so far times the trials left.
+    The estimate is the mean time per trial trained here so far times the trials left.
 
     Args:
         total: Number of trials.
         name: What is running.
         enabled: Print nothing when False.
         stream: Where to print (stderr, so stdout stays clean for results).
+        done: Trials already done (a resumed grid's).
     """
 
-    def __init__(self, total: int, name: str, *, enabled: bool = True, stream: TextIO | None = None):
+    def __init__(self, total: int, name: str, *, enabled: bool = True, stream: TextIO | None = None, done: int = 0):
         self.total = total
         self.name = name
         self.enabled = enabled
         self.stream = stream or sys.stderr
-        self.done = 0
+        self.done = self.before = done
         self.started = time.perf_counter()
-        self._print(f"{name}: {total} trials")
+        self._print(f"{name}: {total} trials" + (f", {done} done before" if done else ""))
 
     def advance(self, count: int, label: str, seconds: float) -> None:
         self.done += count
         elapsed = time.perf_counter() - self.started
-        left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        here = self.done - self.before
+        left = elapsed / here * (self.total - self.done) if here > 0 else 0.0
         width = len(str(self.total))
         self._print(
             f"[{self.done:>{width}}/{self.total}] {self.name} {label} ({count} trial{'s' if count > 1 else ''}, "

@@ -10,13 +10,16 @@ from pathlib import Path
 from ablations.engine.protocol import REMEDIES
 from ablations.engine.registry import all_ablations
 from ablations.engine.tracking import Tracker, results_dir
+from ablations.engine.verdict import RULE
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
 .claim { font-style: italic; }
 .outcome { font-weight: bold; padding: .1em .5em; border-radius: .3em; }
-.reproduced { background: #d4f4d4; } .not-reproduced { background: #f8d4d4; } .inconclusive { background: #f4ecc4; }
+.reproduced { background: #d4f4d4; } .partly-reproduced { background: #e4f0c0; }
+.not-reproduced { background: #f8d4d4; } .inconclusive { background: #f4ecc4; }
+.rule { background: #f6f6f6; padding: .5em .8em; font-size: .9em; }
 table { border-collapse: collapse; font-size: .85em; margin: .8em 0; }
 td, th { border: 1px solid #ddd; padding: .25em .5em; text-align: left; }
 img { max-width: 100%; margin: .5em 0; border: 1px solid #eee; }
@@ -58,16 +61,53 @@ def _diagnoses(tracker: Tracker, run) -> str:
     return "<p>Bias / variance diagnosis of the trials (training vs validation error):</p>" + _table(rows)
 
 
-def _section(tracker: Tracker, name: str, claim: str) -> str:
-    run = _latest_parent(tracker, name)
-    if run is None:
-        return f"<h2>{html.escape(name)}</h2><p class='claim'>{html.escape(claim)}</p><p>Not run yet.</p>"
-    run_id = run.info.run_id
-    parts = [f"<h2>{html.escape(name)}</h2>", f"<p class='claim'>Claim: {html.escape(claim)}</p>"]
+def _outcome_badge(outcome: str) -> str:
+    return f"<span class='outcome {outcome.replace(' ', '-')}'>{html.escape(outcome)}</span>"
+
+
+def _one_line(claim: str) -> str:
+    """The claim's first sentence."""
+    first, dot, _ = claim.partition(". ")
+    return first + ("." if dot else "")
+
+
+def _load_verdict(tracker: Tracker, run) -> dict | None:
     try:
-        verdict = tracker.load_json(run_id, "verdict.json")
+        return tracker.load_json(run.info.run_id, "verdict.json")
     except Exception:  # a run whose trials all failed has no verdict
-        verdict = None
+        return None
+
+
+def _summary_row(name: str, claim: str, run, verdict: dict | None) -> str:
+    """One row of the summary table: the claim, its outcome, the headline effect, where it held and failed."""
+    link = f"<a href='#{html.escape(name)}'>{html.escape(name)}</a>"
+    if run is None or verdict is None:
+        cells = [link, html.escape(_one_line(claim)), "not run yet" if run is None else "no verdict", "", "", ""]
+    else:
+        headline = verdict.get("headline")
+        effect = f"{headline['part']} ({headline['condition']}): {headline['measured']}" if headline else ""
+        cells = [
+            link,
+            html.escape(_one_line(claim)),
+            _outcome_badge(verdict["outcome"]),
+            html.escape(effect),
+            html.escape("; ".join(verdict.get("held", []))),
+            html.escape("; ".join(verdict.get("failed", []))),
+        ]
+    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def _summary_table(rows: list[str]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in ("ablation", "claim", "outcome", "headline effect (95% CI)", "held under", "failed under"))
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _section(tracker: Tracker, name: str, claim: str, run, verdict: dict | None) -> str:
+    anchor = f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2>"
+    if run is None:
+        return f"{anchor}<p class='claim'>{html.escape(claim)}</p><p>Not run yet.</p>"
+    run_id = run.info.run_id
+    parts = [anchor, f"<p class='claim'>Claim: {html.escape(claim)}</p>"]
     tags = run.data.tags
     parts.append(
         f"<p class='meta'>run {run_id} · profile {html.escape(tags.get('profile', '?'))} · "
@@ -76,13 +116,8 @@ def _section(tracker: Tracker, name: str, claim: str) -> str:
         f"{int(run.data.metrics.get('trials_failed', 0))} failed</p>"
     )
     if verdict:
-        outcome = verdict["outcome"]
-        parts.append(
-            f"<p><span class='outcome {outcome.replace(' ', '-')}'>{html.escape(outcome)}</span> "
-            f"{html.escape(verdict['summary'])}</p>"
-            f"<p>{html.escape(verdict['effect_name'])}: {verdict['effect']:.4g} ± {verdict['spread']:.2g} (mean ± std over seeds)</p>"
-        )
-        parts.append(_table(verdict.get("table", [])))
+        parts.append(f"<p>{_outcome_badge(verdict['outcome'])} {html.escape(verdict['summary'])}</p>")
+        parts.append("<p>Per condition:</p>" + _table(verdict.get("table", [])))
     parts.append(_diagnoses(tracker, run))
     with tempfile.TemporaryDirectory() as folder:
         for artifact in tracker.client.list_artifacts(run_id, "figures"):
@@ -103,11 +138,18 @@ def write_report(output: str | Path | None = None, tracker: Tracker | None = Non
     """
     tracker = tracker or Tracker()
     path = Path(output) if output else results_dir() / "report.html"
-    sections = [_section(tracker, name, ablation.claim) for name, ablation in all_ablations().items()]
+    rows, sections = [], []
+    for name, ablation in all_ablations().items():
+        run = _latest_parent(tracker, name)
+        verdict = _load_verdict(tracker, run) if run is not None else None
+        rows.append(_summary_row(name, ablation.claim, run, verdict))
+        sections.append(_section(tracker, name, ablation.claim, run, verdict))
     document = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Ablation report</title>"
         f"<style>{_STYLE}</style></head><body><h1>Activations and regularization: ablation report</h1>"
         f"<p class='meta'>Read from MLflow at {html.escape(tracker.uri)}.</p>"
+        + _summary_table(rows)
+        + f"<p class='rule'>How a verdict is reached: {html.escape(RULE)}</p>"
         + "\n".join(sections)
         + "</body></html>"
     )

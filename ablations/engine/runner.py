@@ -1,18 +1,20 @@
-"""Runs an ablation: an Optuna grid study whose trials become nested MLflow runs.
+"""Runs an ablation: a grid in Optuna storage whose trials become nested MLflow runs.
 
 CLI -> `Ablation.resolve` (validated config) -> `run_ablation`: open the Optuna
-storage -> MLflow parent run -> GridSampler study -> for each pack of trials:
-child runs, `Ablation.run`, final metrics, `study.tell` -> read the child runs
+storage -> resume or create the grid (`grid.open_grid`: MLflow parent run,
+Optuna study, every grid point enqueued) -> here or in worker processes, until
+no pack is left: claim a pack, child runs, `Ablation.run`, final metrics,
+`study.tell` -> the worker that takes the conclusion token reads the child runs
 back from MLflow -> aggregates over seeds, verdict, figures on the parent run.
 """
 
 from __future__ import annotations
 
+import math
 import resource
-import time
 from collections.abc import Callable
+import time
 from dataclasses import dataclass
-from typing import Any
 
 import keras
 import matplotlib
@@ -21,16 +23,31 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
-from optuna.distributions import CategoricalDistribution  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from ablations.engine.progress import Progress  # noqa: E402
 from ablations.engine.protocol import REMEDIES, TestSplitGuard, trial_diagnosis  # noqa: E402
-from ablations.engine.samplers import BatchGridSampler  # noqa: E402
-from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext, Verdict  # noqa: E402
+from ablations.engine.device import device_tags, free_gpu_bytes, member_bytes, members_per_pack  # noqa: E402
+from ablations.engine.grid import (  # noqa: E402
+    CONCLUDED_ATTR,
+    Grid,
+    claim_conclusion,
+    claim_pack,
+    fail_interrupted,
+    final_failures,
+    mark_concluded,
+    open_grid,
+    repair,
+    selection_order,
+)
+from ablations.engine.study.loop import heartbeat  # noqa: E402
+from ablations.engine.study.optuna_private import storage_of  # noqa: E402
+from ablations.engine.study.stale import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S, REASON_ATTR, close_finished_runs  # noqa: E402
+from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext  # noqa: E402
 from ablations.engine.stats import aggregate  # noqa: E402
 from ablations.engine.storage import open_storage  # noqa: E402
 from ablations.engine.tracking import Tracker  # noqa: E402
+from ablations.engine.verdict import Verdict  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+POLL_S = 0.5
+"""Seconds between looks at the storage while other workers finish the last packs."""
+
+
 def run_ablation(
     ablation: Ablation,
     config: ResolvedConfig,
@@ -60,8 +81,11 @@ def run_ablation(
     storage: str | None = None,
     tracker: Tracker | None = None,
     progress: bool = True,
+    fresh: bool = False,
+    workers: int = 1,
+    spawn_workers: Callable[..., None] | None = None,
 ) -> AblationResult:
-    """Runs every trial of ``config`` and logs trials, aggregates, verdict and figures.
+    """Runs (or resumes) the grid of ``config``; the worker that finishes it logs aggregates, verdict and figures.
 
     Args:
         ablation: What to run.
@@ -69,70 +93,134 @@ def run_ablation(
         storage: Optuna storage URL (see `open_storage`).
         tracker: MLflow tracker; defaults to the configured tracking URI.
         progress: Print a line per pack of trials with the time left.
+        fresh: Start a new grid even if an unfinished one has these settings.
+        workers: Processes that share the grid on this machine (1: this one).
+        spawn_workers: Runs ``workers`` processes on the open grid
+            (`grid_workers.run_grid_workers`, which imports this module).
 
     Raises:
         ConfigError: The storage cannot be opened (nothing is written then).
     """
-    optuna_storage = open_storage(storage)
+    optuna_storage = open_storage(storage, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S)
     tracker = tracker or Tracker()
     experiment_id = tracker.experiment_id(ablation.name)
-    trials_config = config.trials()
-    parent = tracker.start_run(
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # On a GPU, packs are split to fit its free memory; on a CPU they stay as the ablation packs them.
+    max_members = members_per_pack(max(member_bytes(c) for c in config.trials()), free_gpu_bytes())
+    start_parent = lambda: _start_parent(tracker, experiment_id, ablation, config)  # noqa: E731
+    grid = open_grid(ablation, config, optuna_storage, start_parent, fresh=fresh, max_members=max_members)
+    tracker.set_tags(grid.parent_run_id, {"optuna_study": grid.name})
+    if grid.resumed and tracker.client.get_run(grid.parent_run_id).info.status != "RUNNING":
+        tracker.client.update_run(grid.parent_run_id, status="RUNNING")
+    if workers > 1:
+        if spawn_workers is None:
+            raise ValueError("workers > 1 needs spawn_workers (grid_workers.run_grid_workers).")
+        spawn_workers(config, grid, storage, workers, progress=progress)
+        return _read_result(ablation, grid, tracker, experiment_id)
+    return work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress)
+
+
+def _start_parent(tracker: Tracker, experiment_id: str, ablation: Ablation, config: ResolvedConfig) -> str:
+    return tracker.start_run(
         experiment_id,
         f"{ablation.name}-{config.profile}",
         params={**config.fixed, **{f"grid.{k}": v for k, v in config.grid.items()}},
-        tags={"ablation": ablation.name, "profile": config.profile, "run_kind": "ablation", "claim": ablation.claim},
+        tags={"ablation": ablation.name, "profile": config.profile, "run_kind": "ablation", "claim": ablation.claim, **device_tags()},
     )
-    study_name = f"{ablation.name}-{config.profile}-{parent[:8]}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=optuna_storage,
-        sampler=BatchGridSampler(config.grid, seed=0),
-        direction="minimize",
-    )
-    study.set_user_attr("mlflow_parent_run_id", parent)
-    study.set_user_attr("ablation", ablation.name)
-    tracker.set_tags(parent, {"optuna_study": study_name})
-    distributions = {axis: CategoricalDistribution(values) for axis, values in config.grid.items()}
-    asked = [study.ask(distributions) for _ in trials_config]
-    packs = _packs(asked, config, ablation.pack_key)
 
-    bar = Progress(len(asked), ablation.name, enabled=progress)
+
+def work_on_grid(
+    ablation: Ablation,
+    config: ResolvedConfig,
+    grid: Grid,
+    tracker: Tracker,
+    experiment_id: str,
+    *,
+    progress: bool = True,
+    label: str = "",
+) -> AblationResult:
+    """One worker's share of a grid: claims and trains packs until none is left; concludes if it takes the token.
+
+    Args:
+        ablation: What to run.
+        config: Its resolved configuration.
+        grid: The grid (`grid.open_grid`).
+        tracker: MLflow tracker.
+        experiment_id: The ablation's MLflow experiment.
+        progress: Print a line per pack.
+        label: Names this worker in progress lines ("/w1").
+    """
+    parent = grid.parent_run_id
+    bar = Progress(len(grid.configs), ablation.name + label, enabled=progress, done=len(grid.done_points()))
+    rss_first = rss_last = 0.0
+    packs_here = 0
+    while True:
+        repair(grid, config, ablation.pack_key)
+        close_finished_runs(tracker, experiment_id, parent, grid.study)
+        pack = claim_pack(grid, config.grid)
+        if not pack:
+            if not grid.running():
+                break
+            time.sleep(POLL_S)  # other workers hold the last packs; a dead one is failed by the next repair
+            continue
+        members = [(trial, {**config.fixed, **trial.params}) for trial in pack]
+        try:
+            with heartbeat(grid.study, pack[0]):
+                _run_pack(ablation, config, members, grid.study, tracker, experiment_id, parent, grid.name, bar)
+        except BaseException as error:
+            # Interrupted or broken: the pack's points stay for a rerun, and nothing stays RUNNING.
+            fail_interrupted(grid, pack, f"interrupted by {type(error).__name__} while its pack ran")
+            tracker.flush()
+            close_finished_runs(tracker, experiment_id, parent, grid.study)
+            tracker.set_tags(parent, {"failure_reason": f"{type(error).__name__}: {error}".splitlines()[0][:500]})
+            tracker.end_run(parent, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+            raise
+        # Drop the pack's graphs so memory stays flat across packs (clear_session
+        # also runs the garbage collector).
+        keras.backend.clear_session(free_memory=True)
+        rss_last = peak_rss_mb()
+        packs_here += 1
+        if packs_here == 1:
+            rss_first = rss_last
+    tracker.flush()
+    if not claim_conclusion(grid):
+        bar.close("no pack left here; the worker that finishes the last pack writes the verdict")
+        return AblationResult(parent, experiment_id, grid.name, None, pd.DataFrame(), pd.DataFrame(), final_failures(grid), rss_first, rss_last)
     try:
-        failed, rss_first, rss_last = _run_packs(ablation, config, packs, study, tracker, experiment_id, parent, study_name, bar)
-        tracker.flush()
-        finished, aggregates, verdict = _conclude(ablation, config, study, tracker, experiment_id, parent)
+        finished, aggregates, verdict = _conclude(ablation, config, grid.study, tracker, experiment_id, parent)
     except BaseException as error:
-        # Interrupted or broken: close what is open so no trial or run stays RUNNING.
-        for trial in asked:
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-        tracker.flush()
         tracker.set_tags(parent, {"failure_reason": f"{type(error).__name__}: {error}".splitlines()[0][:500]})
         tracker.end_run(parent, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         raise
+    mark_concluded(grid)
+    failed = final_failures(grid)
     tracker.log_metrics(
         parent,
         {"trials_failed": failed, "trials_finished": len(finished), "peak_rss_mb_first": rss_first, "peak_rss_mb_last": rss_last},
     )
     tracker.end_run(parent, "FINISHED" if len(finished) else "FAILED")
     bar.close(verdict.outcome if verdict else "no trial finished")
-    return AblationResult(parent, experiment_id, study_name, verdict, finished, aggregates, failed, rss_first, rss_last)
+    return AblationResult(parent, experiment_id, grid.name, verdict, finished, aggregates, failed, rss_first, rss_last)
 
 
-def _run_packs(ablation, config, packs, study, tracker, experiment_id, parent, study_name, bar) -> tuple[int, float, float]:
-    """Runs every pack; returns the failed-trial count and peak memory after the first and last pack."""
-    failed = 0
-    rss_first = rss_last = 0.0
-    for pack_index, pack in enumerate(packs):
-        failed += _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, study_name, bar)
-        # Drop the pack's graphs so memory stays flat across packs (clear_session
-        # also runs the garbage collector).
-        keras.backend.clear_session(free_memory=True)
-        rss_last = peak_rss_mb()
-        if pack_index == 0:
-            rss_first = rss_last
-    return failed, rss_first, rss_last
+def _read_result(ablation: Ablation, grid: Grid, tracker: Tracker, experiment_id: str) -> AblationResult:
+    """The result of a grid that worker processes ran, read back from MLflow (the verdict recomputed, not logged again)."""
+    trials = read_trials(tracker, ablation, experiment_id, grid.parent_run_id)
+    finished = trials[trials["status"] == "FINISHED"] if len(trials) else trials
+    concluded = bool(optuna.load_study(study_name=grid.name, storage=storage_of(grid.study)).user_attrs.get(CONCLUDED_ATTR))
+    verdict = ablation.verdict(finished) if concluded and len(finished) else None
+    metrics = tracker.client.get_run(grid.parent_run_id).data.metrics
+    return AblationResult(
+        grid.parent_run_id,
+        experiment_id,
+        grid.name,
+        verdict,
+        finished,
+        pd.DataFrame(),
+        final_failures(grid),
+        metrics.get("peak_rss_mb_first", math.nan),
+        metrics.get("peak_rss_mb_last", math.nan),
+    )
 
 
 def _conclude(ablation, config, study, tracker, experiment_id, parent) -> tuple[pd.DataFrame, pd.DataFrame, Verdict | None]:
@@ -141,14 +229,19 @@ def _conclude(ablation, config, study, tracker, experiment_id, parent) -> tuple[
     finished = trials[trials["status"] == "FINISHED"] if len(trials) else trials
     if not len(finished):
         return finished, pd.DataFrame(), None
-    metric_names = [c for c in finished.columns if c not in ablation.params and c not in ("seed", "run_id", "status")]
+    # Sorted: the columns MLflow returns follow the order its runs were written, which workers change.
+    metric_names = sorted(c for c in finished.columns if c not in ablation.params and c not in ("seed", "run_id", "status"))
     aggregates = aggregate(finished, config.axes, metric_names)
     tracker.log_frame(parent, finished, "trials.csv")
     tracker.log_frame(parent, aggregates, "aggregates.csv")
     verdict = ablation.verdict(finished)
-    tracker.log_json(parent, verdict.__dict__, "verdict.json")
+    record = verdict.to_dict()
+    tracker.log_json(parent, record, "verdict.json")
     tracker.set_tags(parent, {"verdict": verdict.outcome, "verdict_summary": verdict.summary})
-    tracker.log_metrics(parent, {"verdict_effect": verdict.effect, "verdict_spread": verdict.spread})
+    headline = record["headline"] or {"mean": math.nan, "low": math.nan, "high": math.nan}
+    # A lower bound's interval has no upper end: logged as NaN, not as MLflow's stand-in for infinity.
+    ends = {name: value if math.isfinite(value) else math.nan for name, value in (("verdict_ci_low", headline["low"]), ("verdict_ci_high", headline["high"]))}
+    tracker.log_metrics(parent, {"verdict_effect": headline["mean"], **ends})
     if ablation.test is not None:
         _evaluate_test_once(ablation, study, config, tracker, parent)
     for name, figure in ablation.figures(finished, tracker.client).items():
@@ -165,7 +258,7 @@ def _evaluate_test_once(ablation: Ablation, study: optuna.Study, config: Resolve
         groups.setdefault(key, []).append(trial)
     selections = {}
     for key, trials in sorted(groups.items(), key=lambda item: repr(item[0])):
-        best = min(trials, key=lambda t: t.value)
+        best = min(trials, key=selection_order)
         selected = {**config.fixed, **best.params}
         prefix = "".join(f"{value}/" for value in key)
         metrics = {f"{prefix}{name}": value for name, value in ablation.test(selected, TestSplitGuard()).items()}
@@ -179,16 +272,6 @@ def _evaluate_test_once(ablation: Ablation, study: optuna.Study, config: Resolve
     if selections:
         tracker.set_tags(parent, {"selected_trials": ", ".join(f"{k}: {v['trial']}" for k, v in selections.items())})
         tracker.log_json(parent, selections, "test.json")
-
-
-def _packs(asked: list[optuna.Trial], config: ResolvedConfig, pack_key: Callable | None) -> list[list[tuple[optuna.Trial, dict]]]:
-    """Groups trials that can train together, in a stable order."""
-    groups: dict[Any, list] = {}
-    for trial in asked:
-        trial_config = {**config.fixed, **trial.params}
-        key = pack_key(trial_config) if pack_key else trial.number
-        groups.setdefault(key, []).append((trial, trial_config))
-    return [groups[key] for key in sorted(groups, key=repr)]
 
 
 def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, study_name, bar) -> int:
@@ -233,21 +316,27 @@ def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, stu
         for (trial, _), run_id in zip(pack, run_ids):
             tracker.set_tags(run_id, {"failure_reason": reason})
             tracker.end_run(run_id, "FAILED")
+            trial.set_user_attr(REASON_ATTR, reason)
             study.tell(trial, state=TrialState.FAIL)
         bar.advance(len(pack), f"FAILED {reason}", time.perf_counter() - started)
         return len(pack)
     failed = 0
-    for (trial, trial_config), run_id, metrics in zip(pack, run_ids, results):
-        objective = metrics.get(ablation.objective, float("nan"))
+    objectives = [metrics.get(ablation.objective, float("nan")) for metrics in results]
+    for run_id, metrics, objective in zip(run_ids, results, objectives):
+        diagnosis = trial_diagnosis(metrics) if objective == objective else None
+        tags = {"diagnosis": diagnosis, "remedy": REMEDIES[diagnosis]} if diagnosis else {}
         if objective != objective:  # NaN: a diverged trial has no value to compare
-            tracker.log_metrics(run_id, metrics, tags={"failure_reason": f"objective {ablation.objective} is NaN"})
+            tags = {"failure_reason": f"objective {ablation.objective} is NaN"}
+        tracker.log_metrics(run_id, metrics, tags=tags, synchronous=False)
+    # Every metric is stored before Optuna hears of it: whichever worker concludes reads them back.
+    tracker.flush()
+    for (trial, _), run_id, objective in zip(pack, run_ids, objectives):
+        if objective != objective:
             tracker.end_run(run_id, "FAILED")
+            trial.set_user_attr(REASON_ATTR, f"objective {ablation.objective} is NaN")
             study.tell(trial, state=TrialState.FAIL)
             failed += 1
             continue
-        diagnosis = trial_diagnosis(metrics)
-        tags = {"diagnosis": diagnosis, "remedy": REMEDIES[diagnosis]} if diagnosis else {}
-        tracker.log_metrics(run_id, metrics, tags=tags, synchronous=False)
         tracker.end_run(run_id, "FINISHED")
         study.tell(trial, objective)
     varying = {axis for axis in config.grid if len({c[axis] for _, c in pack}) > 1}

@@ -1,4 +1,4 @@
-"""Optuna samplers shared by the ablation runner and the studies."""
+"""Optuna samplers of `ablate study`."""
 
 from __future__ import annotations
 

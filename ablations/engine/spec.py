@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from ablations.engine.verdict import Verdict
+
 PROFILES = ("smoke", "quick", "full")
-OUTCOMES = ("reproduced", "not reproduced", "inconclusive")
-Outcome = Literal["reproduced", "not reproduced", "inconclusive"]
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,10 @@ class Param:
         choices: The allowed values, for names.
         low: Smallest allowed value, for numbers.
         high: Largest allowed value, for numbers.
+        open_prefix: For names: any value that starts with this prefix and
+            goes on is allowed too, besides ``choices`` (``"tfds:"`` admits
+            every TFDS set, whose names no list holds). Checked as text only;
+            whether such a value exists is for the code that uses it to say.
     """
 
     default: Any
@@ -44,6 +49,7 @@ class Param:
     choices: tuple | None = None
     low: float | None = None
     high: float | None = None
+    open_prefix: str | None = None
 
     @property
     def kind(self) -> type:
@@ -75,8 +81,8 @@ class Param:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"{name} must be a {kind.__name__}; received {value!r}.")
-        if self.choices is not None and value not in self.choices:
-            valid = ", ".join(map(str, self.choices))
+        if self.choices is not None and value not in self.choices and not self._opens(name, value):
+            valid = ", ".join([*map(str, self.choices), *([f"{self.open_prefix}<name>"] if self.open_prefix else [])])
             raise ConfigError(f"Unknown {name} {value!r}. Valid choices: {valid}.")
         # NaN compares False with every bound, so it would pass any range.
         if kind is float and math.isnan(value):
@@ -86,6 +92,14 @@ class Param:
         if kind is float and math.isinf(value) and (self.low is not None or self.high is not None):
             raise ConfigError(f"{name}={value!r} is out of range; valid: {self._valid()}.")
         return value
+
+    def _opens(self, name: str, value: Any) -> bool:
+        """Whether ``value`` is admitted by `open_prefix`; the prefix alone is an error of its own."""
+        if not self.open_prefix or not isinstance(value, str) or not value.startswith(self.open_prefix):
+            return False
+        if not value[len(self.open_prefix) :].strip():
+            raise ConfigError(f"{name}={value!r} needs a name after {self.open_prefix!r}: {name}={self.open_prefix}<name>.")
+        return True
 
     def _valid(self) -> str:
         if self.low is not None and self.high is not None:
@@ -97,29 +111,23 @@ class Param:
         return f"any {self.kind.__name__}"
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of an ablation, computed from its logged metrics.
+@runtime_checkable
+class ProfileChoice(Protocol):
+    """A profile value decided when the profile is resolved, not when its module is imported.
 
-    Args:
-        outcome: "reproduced", "not reproduced" or "inconclusive".
-        summary: One or two sentences: what held, where, and what did not.
-        effect_name: What ``effect`` measures.
-        effect: The headline effect size (mean over seeds).
-        spread: Its standard deviation over seeds.
-        table: Rows of evidence (one per condition) for the report.
+    A full profile may prefer a data set that only some machines hold
+    (`ablations.engine.params.PreferTfds`); `Ablation.resolve` asks it for its
+    value then, alone or as an item of a grid list, and prints its note once
+    on stderr.
     """
 
-    outcome: Outcome
-    summary: str
-    effect_name: str
-    effect: float
-    spread: float
-    table: list[dict] = field(default_factory=list)
+    def decide(self, *, download: bool) -> tuple[Any, str | None]:
+        """The value, and a one-line note for the user when it is a fallback (None otherwise).
 
-    def __post_init__(self):
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}; received {self.outcome!r}.")
+        Args:
+            download: Whether missing data will be fetched (``ablate run --download``).
+        """
+        ...
 
 
 TrialLogger = Callable[[dict[str, float], int], None]
@@ -195,13 +203,20 @@ class Ablation:
         profile: str = "quick",
         overrides: Mapping[str, str] | None = None,
         seeds: int | None = None,
+        *,
+        download: bool = False,
     ) -> ResolvedConfig:
         """Defaults, then the profile, then ``--set`` overrides; everything validated.
+
+        A `ProfileChoice` left in the profile (not overridden) is decided here;
+        its note, if any, goes to stderr once, after everything is validated.
 
         Args:
             profile: One of `PROFILES`.
             overrides: ``--set`` values as text; "a,b,c" makes a grid axis.
             seeds: Number of seeds; overrides the profile's.
+            download: Missing TFDS data will be fetched (``--download``), so a
+                `ProfileChoice` may pick a set that is not on disk yet.
 
         Raises:
             ConfigError: An unknown profile, key or value.
@@ -227,6 +242,8 @@ class Ablation:
                 raise ConfigError(f"{key}={text} has an empty item; a grid axis is a comma list without gaps, e.g. {key}={given}.")
             parsed = [self.params[key].parse(key, part) for part in parts]
             values[key] = parsed if len(parsed) > 1 else parsed[0]
+        notes: list[str] = []
+        values = {key: _decided(value, download, notes) for key, value in values.items()}
         if seeds is not None:
             n_seeds = _parse_seeds(str(seeds))
         fixed, grid = {}, {}
@@ -236,6 +253,9 @@ class Ablation:
             else:
                 fixed[key] = self.params[key].check(key, value)
         grid["seed"] = list(range(n_seeds))
+        # Printed last, so that a bad value still ends with one error line.
+        for note in dict.fromkeys(notes):
+            print(f"{self.name} {profile} profile: {note}", file=sys.stderr)
         return ResolvedConfig(profile=profile, fixed=fixed, grid=grid)
 
 
@@ -259,6 +279,17 @@ class ResolvedConfig:
             {**self.fixed, **dict(zip(names, combo))}
             for combo in itertools.product(*(self.grid[name] for name in names))
         ]
+
+
+def _decided(value: Any, download: bool, notes: list[str]) -> Any:
+    """``value`` with its `ProfileChoice` (alone or items of a grid list) decided; their notes go to ``notes``."""
+    if isinstance(value, (list, tuple)):
+        return [_decided(item, download, notes) for item in value]
+    if isinstance(value, ProfileChoice):
+        value, note = value.decide(download=download)
+        if note:
+            notes.append(note)
+    return value
 
 
 def _parse_seeds(text: str) -> int:
@@ -292,16 +323,3 @@ def one_by_one(trial: Callable[[dict[str, Any], TrialLogger], dict[str, float]])
 
     run.__doc__ = trial.__doc__
     return run
-
-
-def combine_outcomes(outcomes: list[str]) -> Outcome:
-    """The overall outcome of per-condition outcomes, the suite's policy.
-
-    Reproduced where any condition reproduces the claim (the summary names the
-    conditions where it does not); not reproduced where none does; else inconclusive.
-    """
-    if "reproduced" in outcomes:
-        return "reproduced"
-    if outcomes and all(outcome == "not reproduced" for outcome in outcomes):
-        return "not reproduced"
-    return "inconclusive"

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from ablations.engine.protocol import REMEDIES, trial_diagnosis
+from ablations.engine.verdict import overall_outcome
 
 
 def logged_finals(child: pd.Series) -> dict[str, float]:
@@ -40,6 +41,10 @@ def assert_verdict_logged(tracker, result, children: pd.DataFrame):
     assert parent.data.tags["verdict_summary"] == result.verdict.summary
     effect = parent.data.metrics["verdict_effect"]
     assert (math.isnan(effect) and math.isnan(result.verdict.effect)) or effect == result.verdict.effect
+    # The verdict follows from its checks by the one policy, and says so in verdict.json.
+    record = tracker.load_json(result.parent_run_id, "verdict.json")
+    assert record["outcome"] == overall_outcome((row["part"], row["outcome"]) for row in record["table"]) == result.verdict.outcome
+    assert len(record["table"]) == len(result.verdict.checks)
     assert parent.data.metrics["trials_finished"] == len(children) and parent.data.metrics["trials_failed"] == 0
     assert set(children["status"]) == {"FINISHED"}
     return parent

@@ -18,6 +18,7 @@ from ablations.collinearity import (
     verdict,
 )
 from ablations.engine.runner import run_ablation
+from ablations.engine.verdict import REGIME
 from ablations.engine.data.synthetic import load_collinear
 from tests.ablations.smoke_checks import assert_diagnoses_follow_the_logged_errors, assert_verdict_logged
 
@@ -79,6 +80,16 @@ def test_lasso_zeroes_everything_at_huge_lambda_and_is_ols_at_tiny_lambda():
     assert np.all(coefficients[1] == 0.0)
 
 
+def test_ridge_path_at_zero_is_the_minimum_norm_fit_when_rows_repeat():
+    # A bootstrap resample with 4 distinct rows for 6 features: rank 3 once centered. Round-off singular
+    # values count as 0, as in lstsq, instead of dividing round-off by round-off.
+    x, y = sample(0.9, 6, n=4)
+    x, y = np.repeat(x, 3, axis=0), np.repeat(y, 3)
+    intercepts, coefficients = ridge_path(x, y, [0.0])
+    centered = x - x.mean(axis=0)
+    np.testing.assert_allclose(coefficients[0], np.linalg.pinv(centered) @ (y - y.mean()), atol=1e-8)
+
+
 def test_ridge_shrinks_coefficients_monotonically():
     x, y = sample(0.99, 2)
     _, coefficients = ridge_path(x, y, PATH_LAMBDAS)
@@ -94,8 +105,9 @@ def test_bootstrap_fits_shapes_and_determinism():
     assert fits["ridge_coef"].shape == (12, len(PATH_LAMBDAS) + 1, 6)
     assert fits["lasso_pred"].shape == (12, len(PATH_LAMBDAS) + 1, n_val)
     np.testing.assert_array_equal(bootstrap_fits(cfg)["ols_coef"], fits["ols_coef"])
-    # Training split only: 60% of the 200 examples.
+    # Training split only: 60% of the 200 examples, or the n_train kept of them.
     assert len(fits["y"]) == 120
+    assert len(bootstrap_fits(config(n_train=18, bootstraps=10))["y"]) == 18
 
 
 def test_collinearity_inflates_coefficient_spread_not_prediction_spread():
@@ -106,38 +118,90 @@ def test_collinearity_inflates_coefficient_spread_not_prediction_spread():
     assert 0.7 < pred_ratio < 1.4
 
 
-def _trials(coef_std_high=2.0, pred_std_high=0.15, ridge_std_high=0.2, zeros_high=0.3, seeds=(0, 1, 2, 3, 4)):
+def _trials(coef_std_high=2.0, pred_std_high=0.15, ridge_std_high=0.2, zeros_high=0.3, seeds=(0, 1, 2, 3, 4), n_train=(120,)):
+    """ρ = 0 and 0.999 per number of features and training size; a seed scales the spreads by a percent."""
     rows = []
     for n_features in (2, 6):
-        for seed in seeds:
-            jitter = 1 + 0.01 * seed
-            for correlation, coef, pred, ridge, zeros in (
-                (0.0, 0.09, 0.15, 0.09, 0.0),
-                (0.999, coef_std_high, pred_std_high, ridge_std_high, zeros_high),
-            ):
-                rows.append(
-                    {
-                        "n_features": n_features, "correlation": correlation, "seed": seed, "penalty_lambda": 1.0,
-                        "ols_coef_std": coef * jitter, "ols_pred_std": pred * jitter, "ridge_coef_std": ridge * jitter,
-                        "ridge_pred_std": pred, "lasso_coef_std": coef / 2, "lasso_zero_fraction": zeros * jitter,
-                        "lasso_drops_any_fraction": zeros, "ols_sign_flip_fraction": 0.3, "final_val_error": 0.2,
-                        "ols_lstsq_relative_difference": 1e-15,
-                    }
-                )
+        for size in n_train:
+            for seed in seeds:
+                jitter = 1 + 0.01 * seed
+                for correlation, coef, pred, ridge, zeros in (
+                    (0.0, 0.09, 0.15, 0.09, 0.0),
+                    (0.999, coef_std_high, pred_std_high, ridge_std_high, zeros_high),
+                ):
+                    rows.append(
+                        {
+                            "n_features": n_features, "n_train": size, "correlation": correlation, "seed": seed, "penalty_lambda": 1.0,
+                            "ols_coef_std": coef * jitter, "ols_pred_std": pred * jitter, "ridge_coef_std": ridge * jitter,
+                            "ridge_pred_std": pred, "lasso_coef_std": coef / 2, "lasso_zero_fraction": zeros * jitter,
+                            "lasso_drops_any_fraction": zeros, "ols_sign_flip_fraction": 0.3,
+                            "final_train_error": 0.1 if size < 50 else 0.3, "final_val_error": 0.3 * jitter,
+                            "ols_lstsq_relative_difference": 1e-15,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
-def test_verdict_outcomes():
-    assert verdict(_trials()).outcome == "reproduced"
+def _parts(result, condition):
+    return {check.part.split(" (")[0].split(" at ρ")[0]: check for check in result.checks if check.condition == condition}
+
+
+def test_verdict_reproduced_checks_each_part_per_condition_with_the_regime_of_ols():
+    result = verdict(_trials(n_train=(18, 120)))
+    assert result.outcome == "reproduced"
+    assert [c.condition for c in result.checks[::5]] == [
+        "2 features, n_train=120", "2 features, n_train=18", "6 features, n_train=120", "6 features, n_train=18"
+    ]
+    parts = _parts(result, "6 features, n_train=18")
+    assert set(parts) == {
+        "log10 growth of OLS coefficient sd", "OLS coefficient sd", "ratio of OLS prediction sd",
+        "log10 ridge ÷ OLS coefficient sd", "LASSO zero fraction gained",
+    }
+    assert parts["log10 growth of OLS coefficient sd"].effect.mean == pytest.approx(np.log10(2.0 / 0.09))
+    assert parts["ratio of OLS prediction sd"].effect.mean == pytest.approx(1.0)
+    assert parts["ratio of OLS prediction sd"].region == (1 / PREDICTIONS_STABLE, PREDICTIONS_STABLE)
+    assert parts["OLS coefficient sd"].region[0] == TRUE_COEFFICIENT
+    assert parts["LASSO zero fraction gained"].effect.mean == pytest.approx(0.3 * 1.02)
+    # OLS's errors at the largest ρ, means over seeds: it overfits with 18 examples, not with 120.
+    assert parts["OLS coefficient sd"].details[REGIME] == "overfits (train 0.100, held-out 0.306)"
+    assert _parts(result, "6 features, n_train=120")["OLS coefficient sd"].details[REGIME].startswith("does not overfit")
+    assert result.headline is result.checks[0] and result.headline.condition == "2 features, n_train=120"
+    assert "30% of the bootstrap OLS coefficients have the wrong sign" in result.summary
+
+
+def test_verdict_partly_reproduced_names_the_part_that_fails():
     unstable_predictions = verdict(_trials(pred_std_high=0.6))
-    assert unstable_predictions.outcome == "not reproduced" and "prediction spread" in unstable_predictions.summary
-    assert "ridge does not shrink" in verdict(_trials(ridge_std_high=3.0)).summary
-    assert "LASSO zeroes no more" in verdict(_trials(zeros_high=0.0)).summary
-    assert "coefficient spread" in verdict(_trials(coef_std_high=0.5)).summary
-    # Predictions whose spread ratio straddles the ±25% band over too few seeds: inconclusive.
+    assert unstable_predictions.outcome == "partly reproduced"
+    assert unstable_predictions.where("not reproduced") == [
+        "2 features, n_train=120: ratio of OLS prediction sd (ρ 0 → 0.999)",
+        "6 features, n_train=120: ratio of OLS prediction sd (ρ 0 → 0.999)",
+    ]
+    assert verdict(_trials(ridge_std_high=3.0)).where("not reproduced")[0].endswith("log10 ridge ÷ OLS coefficient sd at ρ = 0.999")
+    assert verdict(_trials(zeros_high=0.0)).where("not reproduced")[0].endswith("LASSO zero fraction gained (ρ 0 → 0.999)")
+    # Spread that grows, but stays below the true coefficient: that part alone fails.
+    small = verdict(_trials(coef_std_high=0.5))
+    assert small.outcome == "partly reproduced"
+    assert small.where("not reproduced")[0] == "2 features, n_train=120: OLS coefficient sd at ρ = 0.999 (true coefficient 1)"
+
+
+def test_verdict_not_reproduced_when_nothing_the_lecture_says_happens():
+    result = verdict(_trials(coef_std_high=0.05, pred_std_high=0.6, ridge_std_high=0.1, zeros_high=0.0))
+    assert result.outcome == "not reproduced"
+    assert {check.outcome for check in result.checks} == {"not reproduced"}
+
+
+def test_verdict_inconclusive_with_straddling_seeds_a_single_correlation_or_a_broken_solver():
+    # Prediction-spread ratios around the +25% bound over two seeds: that check is unclear.
     frame = _trials(seeds=(0, 1))
     frame.loc[(frame["correlation"] > 0) & (frame["seed"] == 1), "ols_pred_std"] = 0.21
-    assert verdict(frame).outcome == "inconclusive"
+    ratios = [c for c in verdict(frame).checks if c.part.startswith("ratio")]
+    assert {c.outcome for c in ratios} == {"inconclusive"}
+    one = _trials()
+    assert verdict(one[one["correlation"] == 0.0]).outcome == "inconclusive"
+    broken = _trials()
+    broken.loc[0, "ols_lstsq_relative_difference"] = 1e-3
+    result = verdict(broken)
+    assert result.outcome == "inconclusive" and result.checks == () and "lstsq" in result.summary
 
 
 def test_smoke_run_logs_spreads_paths_clouds_and_verdict(tracker):
@@ -158,10 +222,14 @@ def test_smoke_run_logs_spreads_paths_clouds_and_verdict(tracker):
     assert pred_growth.between(1 / PREDICTIONS_STABLE, PREDICTIONS_STABLE).all()
     assert (high["metrics.ridge_coef_std"] < high["metrics.ols_coef_std"]).all()
     assert (high["metrics.lasso_zero_fraction"] > low["metrics.lasso_zero_fraction"]).all()
-    # Hence, with margins to spare, the verdict; its effect is the mean log10 growth of the coefficient spread
-    # minus that of the prediction spread.
+    # Hence, with margins to spare, every check (one seed: each effect is that seed's value).
     assert result.verdict.outcome == "reproduced"
-    assert result.verdict.effect == pytest.approx(float(np.mean(np.log10(coef_growth) - np.log10(pred_growth))), rel=1e-9)
+    assert {check.outcome for check in result.verdict.checks} == {"reproduced"} and len(result.verdict.checks) == 10
+    growth = [c for c in result.verdict.checks if c.part.startswith("log10 growth")]
+    assert [c.effect.mean for c in growth] == pytest.approx(list(np.log10(coef_growth)), rel=1e-9)
+    assert result.verdict.effect == pytest.approx(float(np.log10(coef_growth.iloc[0])), rel=1e-9)
+    # 120 examples for 3 or 7 coefficients: OLS does not overfit.
+    assert all(c.details[REGIME].startswith("does not overfit") for c in result.verdict.checks)
     assert_diagnoses_follow_the_logged_errors(runs)
     path = tracker.client.get_metric_history(runs["run_id"].iloc[0], "path_lambda")
     assert sorted(m.value for m in path) == pytest.approx(sorted(PATH_LAMBDAS))

@@ -1,4 +1,4 @@
-"""dropout: the expectation check, the verdict's arithmetic, the trial helper, and a smoke run."""
+"""dropout: the expectation check, epochs to converge, the verdict on synthetic trials, and a smoke run."""
 
 import math
 
@@ -10,7 +10,7 @@ import pytest
 from ablations import dropout
 from ablations.engine.train import epochs_to_reach, fit_trial
 from ablations.engine.runner import run_ablation
-from ablations.engine.stats import summarize
+from ablations.engine.verdict import REGIME
 from models import build_mlp
 from tests.ablations.smoke_checks import (
     assert_diagnoses_follow_the_logged_errors,
@@ -79,100 +79,202 @@ def test_fit_trial_counts_weight_penalties_in_the_training_loss():
     assert losses[10.0][1] == pytest.approx(losses[0.0][1], rel=1e-4)
 
 
-def _trials(rows):
-    """Synthetic trial frames: (keep, input_keep, n_train, seed, val_error, train_error, epochs_to_target)."""
-    columns = ["keep_prob", "input_keep_prob", "n_train", "seed", "final_val_error", "final_train_error", "epochs_to_target"]
+def test_epochs_to_converge_interpolates_the_first_crossing_of_95_percent_of_the_improvement():
+    # Best 0.1, start 0.9: converged at or below 0.1 + 0.05 * 0.8 = 0.14, crossed between epochs 1 (0.5) and 2 (0.1).
+    assert dropout.epochs_to_converge([0.9, 0.5, 0.1, 0.1], fraction=0.05) == pytest.approx(1.9)
+    # The first crossing counts, even when the curve rises again (a net that then overfits).
+    assert dropout.epochs_to_converge([0.9, 0.5, 0.1, 0.3, 0.5], fraction=0.05) == pytest.approx(1.9)
+    assert dropout.epochs_to_converge([0.9, 0.2, 0.3, 0.1]) == pytest.approx(2.8)
+    # A slower curve to the same best converges later.
+    assert dropout.epochs_to_converge([0.9, 0.7, 0.5, 0.3, 0.1]) > dropout.epochs_to_converge([0.9, 0.5, 0.1, 0.1, 0.1])
+    # No improvement, or a diverged curve: nothing to count.
+    assert math.isnan(dropout.epochs_to_converge([0.9, 0.9, 0.95]))
+    assert math.isnan(dropout.epochs_to_converge([0.9, math.nan, 0.1]))
+    assert math.isnan(dropout.epochs_to_converge([]))
+
+
+NONE, KEEP = (1.0, 1.0), (0.5, 1.0)
+
+
+def _grid(gain, ratio, *, expectation=1.0, sizes=(300, 3000), seeds=(0, 1, 2), jitter=0.002, ratio_spread=0.02, plain_epochs=4.0, extra=()):
+    """Synthetic trials: per size and seed, no dropout and keep 0.5 (input keep 1), plus ``extra`` (keep, input keep) arms.
+
+    ``gain`` and ``ratio`` are one number or ``{n_train: number}``: the held-out error without dropout minus
+    with it, and its epochs to converge over the plain net's (``plain_epochs``).
+    """
+    rows = []
+    for n in sizes:
+        g = gain[n] if isinstance(gain, dict) else gain
+        r = ratio[n] if isinstance(ratio, dict) else ratio
+        for seed in seeds:
+            plain_error = 0.10 + 0.001 * seed
+            plain = (*NONE, n, seed, plain_error, 0.0, plain_epochs, 3.0, math.nan)
+            treated_epochs = plain_epochs * r * (1 + ratio_spread * (seed - 1))
+            treated = (*KEEP, n, seed, plain_error - g + jitter * (seed - 1), 0.01, treated_epochs, 15.0, expectation)
+            rows += [plain, treated]
+            rows += [(keep, input_keep, n, seed, plain_error - g + 0.01, 0.02, treated_epochs, math.nan, expectation) for keep, input_keep in extra]
+    columns = ["keep_prob", "input_keep_prob", "n_train", "seed", "heldout_error", "final_train_error"]
+    columns += ["epochs_to_converge", "epochs_to_target", "expectation_rms_ratio"]
     frame = pd.DataFrame(rows, columns=columns)
-    frame["final_gap"] = frame["final_val_error"] - frame["final_train_error"]
-    frame["epochs"] = 100
-    frame["target_loss"] = 1.0
-    frame["expectation_rms_ratio"] = np.where((frame["keep_prob"] < 1) | (frame["input_keep_prob"] < 1), 1.05, np.nan)
+    frame["final_gap"] = frame["heldout_error"] - frame["final_train_error"]
     frame["unscaled_relative_deviation"] = np.where(frame["keep_prob"] < 1, 0.5, np.nan)
+    frame["epochs"] = 40
+    frame["target_loss"] = 0.1
     return frame
 
 
-def _grid(error_gain, ratio, sizes=(250, 1000), seeds=(0, 1, 2)):
-    rows = []
-    for n in sizes:
-        for seed in seeds:
-            jitter = 0.002 * seed
-            rows.append((1.0, 1.0, n, seed, 0.5 + jitter, 0.0, 10.0))
-            treated_epochs = 10.0 * ratio if 10.0 * ratio <= 100 else np.nan
-            rows.append((0.5, 1.0, n, seed, 0.5 - error_gain + 2 * jitter, 0.1, treated_epochs + seed if treated_epochs == treated_epochs else np.nan))
-            rows.append((0.5, 0.8, n, seed, 0.5 - error_gain + 0.03, 0.2, np.nan))
-    return _trials(rows)
+def _outcomes(result):
+    return {(check.condition, check.part.split(" ")[0]): check.outcome for check in result.checks}
 
 
-def test_verdict_reproduced_when_error_falls_and_epochs_double():
-    result = dropout.verdict(_grid(error_gain=0.05, ratio=2.0))
+def test_verdict_reproduced_when_dropout_lowers_the_error_and_doubles_the_epochs_everywhere():
+    result = dropout.verdict(_grid(gain=0.02, ratio=2.0))
     assert result.outcome == "reproduced"
-    assert result.effect == pytest.approx(0.05, abs=0.01)
-    assert "Iterations: reproduced" in result.summary and "Overfitting: reproduced" in result.summary
-    assert len(result.table) == 2
-    assert result.table[0]["input keep 0.8 vs 1.0: error change"] == "+0.026"
+    assert set(_outcomes(result).values()) == {"reproduced"} and len(result.checks) == 5
+    # The headline: the held-out error gain at the largest size.
+    assert result.headline.condition == "n_train=3000" and result.headline.part.startswith("held-out")
+    assert result.effect == pytest.approx(0.02, abs=1e-9)
+    rows = {(row["condition"], row["part"][:4]): row for row in result.table}
+    assert rows[("n_train=300", "held")][REGIME] == "overfits (train 0.000, held-out 0.101)"
+    assert rows[("n_train=3000", "epoc")]["epochs to converge, none / keep 0.5"] == "4.0 / 8.0"
+    assert rows[("n_train=3000", "epoc")]["masks-on loss to 0.1: epochs ratio (not judged)"] == "x5.00 ± 0.00"
+    assert "n_train=300: x5.00" in result.notes
 
 
-def test_verdict_not_reproduced_when_dropout_is_five_times_slower():
-    result = dropout.verdict(_grid(error_gain=0.05, ratio=5.0))
+def test_verdict_partly_reproduced_when_dropout_helps_only_at_the_larger_size():
+    result = dropout.verdict(_grid(gain={300: -0.02, 3000: 0.02}, ratio=2.0))
+    assert result.outcome == "partly reproduced"
+    assert _outcomes(result)[("n_train=300", "held-out")] == "not reproduced"
+    assert result.where("not reproduced") == ["n_train=300: held-out error lower with keep 0.5"]
+    assert "Failed: n_train=300: held-out error lower" in result.summary
+
+
+def test_verdict_not_reproduced_when_nothing_holds():
+    # Dropout raises the error, is five times slower, and the mask-averaged z misses z by 3 standard errors.
+    result = dropout.verdict(_grid(gain=-0.02, ratio=5.0, expectation=3.0))
     assert result.outcome == "not reproduced"
-    assert "Iterations: not reproduced" in result.summary
+    assert set(_outcomes(result).values()) == {"not reproduced"}
 
 
-def test_verdict_not_reproduced_when_dropout_raises_the_held_out_error():
-    result = dropout.verdict(_grid(error_gain=-0.05, ratio=2.0))
-    assert result.outcome == "not reproduced"
-    assert "does not help at n_train=250, 1000" in result.summary
+def test_verdict_inconclusive_when_every_interval_straddles_its_boundary():
+    trials = _grid(gain=0.0, ratio=2.0, jitter=0.01, ratio_spread=0.5, expectation=math.nan)
+    result = dropout.verdict(trials)
+    assert result.outcome == "inconclusive"
+    # Without an expectation reading there is no expectation check: four checks, all unclear.
+    assert len(result.checks) == 4 and set(_outcomes(result).values()) == {"inconclusive"}
 
 
-def test_never_reaching_the_target_is_a_lower_bound():
-    # 20x the baseline's 10 epochs would be 200 > 100 epochs: censored at 101, a lower bound of ~10x.
-    result = dropout.verdict(_grid(error_gain=0.05, ratio=20.0))
-    assert "at least x10" in result.summary and "Iterations: not reproduced" in result.summary
-    # A lower bound inside the "about doubles" band decides nothing.
-    assert dropout.iterations_status(summarize([2.0, 2.2]), lower_bound=True) == "inconclusive"
-    assert dropout.iterations_status(summarize([2.0, 2.2, 2.1]), lower_bound=False) == "reproduced"
-    assert dropout.iterations_status(summarize([1.1, 1.2]), lower_bound=False) == "not reproduced"
+def test_verdict_needs_both_arms():
+    trials = _grid(gain=0.02, ratio=2.0)
+    result = dropout.verdict(trials[trials["keep_prob"] == 1.0])
+    assert result.outcome == "inconclusive" and not result.checks
+    assert "keep_prob 0.5 and 1.0" in result.notes
+
+
+def test_a_dropout_net_that_converges_in_the_last_fifth_gives_a_lower_bound():
+    # 4 x 10 = 40 epochs, beyond 0.8 x 40: the ratio is at least ~10, wholly above "about double".
+    slow = dropout.verdict(_grid(gain=0.02, ratio=10.0))
+    check = next(c for c in slow.checks if c.condition == "n_train=3000" and c.part.startswith("epochs"))
+    assert check.lower_bound and check.outcome == "not reproduced" and check.measured.startswith("≥ ")
+    # 16 x 2.1 = 34 epochs, also late: a lower bound of ~2 decides nothing.
+    late = dropout.verdict(_grid(gain=0.02, ratio=2.1, plain_epochs=16.0))
+    check = next(c for c in late.checks if c.part.startswith("epochs"))
+    assert check.lower_bound and check.outcome == "inconclusive"
+    # A plain net converging that late gives no ratio at all.
+    none = dropout.verdict(_grid(gain=0.02, ratio=1.0, plain_epochs=35.0))
+    assert all(c.effect.n == 0 for c in none.checks if c.part.startswith("epochs"))
+
+
+def test_masks_on_target_never_reached_is_reported_as_a_lower_bound_and_not_judged():
+    trials = _grid(gain=0.02, ratio=2.0)
+    trials.loc[trials["keep_prob"] < 1, "epochs_to_target"] = np.nan
+    result = dropout.verdict(trials)
+    # (40 + 1) / 3 epochs: a lower bound, shown beside the judged checks, which are unchanged.
+    assert "n_train=3000: ≥ x13.67 ± 0.00" in result.notes
+    assert result.outcome == "reproduced"
+
+
+def test_the_lecture_input_keep_is_reported_beside_the_checks():
+    result = dropout.verdict(_grid(gain=0.02, ratio=2.0, extra=[(0.5, 0.8)]))
+    assert len(result.checks) == 5
+    row = next(row for row in result.table if row["condition"] == "n_train=3000" and row["part"].startswith("held-out"))
+    assert row["input keep 0.8 vs 1: held-out error change (not judged)"] == "+0.010"
+    assert row["best (keep, input keep) on validation"] == "0.5, 1"
+
+
+def test_each_data_set_is_its_own_condition():
+    trials = pd.concat([_grid(gain=-0.02, ratio=2.0).assign(data="digits"), _grid(gain=0.02, ratio=2.0).assign(data="mnist5k")])
+    result = dropout.verdict(trials)
+    gains = {check.condition: check.effect.mean for check in result.checks if check.part.startswith("held-out")}
+    # Paired within a data set, never across: each gets exactly its own gain.
+    expected = {f"{name}, n_train={n}": gain for name, gain in (("digits", -0.02), ("mnist5k", 0.02)) for n in (300, 3000)}
+    assert gains == pytest.approx(expected)
+    assert result.outcome == "partly reproduced" and result.headline.condition.endswith("n_train=3000")
+    # Any other setting the grid varies is a condition too.
+    wide = dropout.verdict(pd.concat([_grid(gain=0.02, ratio=2.0).assign(width=512), _grid(gain=0.01, ratio=2.0).assign(width=1024)]))
+    assert {check.condition for check in wide.checks} >= {"n_train=300, width=512", "n_train=3000, width=1024"}
 
 
 def test_smoke_run_logs_trials_verdict_figures_and_one_test_score(tracker):
     ablation = dropout.ABLATION
-    result = run_ablation(ablation, ablation.resolve("smoke"), tracker=tracker, progress=False)
+    config = ablation.resolve("smoke")
+    result = run_ablation(ablation, config, tracker=tracker, progress=False)
     children = tracker.child_runs(result.experiment_id, result.parent_run_id)
     assert len(children) == 4
     runs = children.set_index([children["params.n_train"].astype(int), children["params.keep_prob"].astype(float)]).sort_index()
     assert list(runs.index) == [(100, 0.5), (100, 1.0), (200, 0.5), (200, 1.0)]
-    for metric in ("final_val_error", "final_train_error", "final_gap", "epochs_to_target", "expectation_rms_ratio", "final_val_loss"):
-        assert f"metrics.{metric}" in children
-    np.testing.assert_array_equal(runs["metrics.final_gap"], runs["metrics.final_val_error"] - runs["metrics.final_train_error"])
-    # Errors are 1 - accuracy on the 100 or 200 training examples: multiples of 1/n_train.
-    train_errors = runs["metrics.final_train_error"] * runs.index.get_level_values(0)
-    np.testing.assert_allclose(train_errors, np.round(train_errors), atol=1e-4)
+    epochs = config.fixed["epochs"]
+    for (n_train, keep), run in runs.iterrows():
+        curve = history_at(tracker, run["run_id"], "val_error")
+        # Scored at initialization and after every epoch; the counts and the held-out error come from this curve.
+        assert sorted(curve) == list(range(epochs + 1))
+        errors = [curve[step] for step in range(epochs + 1)]
+        assert run["metrics.heldout_error"] == pytest.approx(np.mean(errors[-dropout.HELDOUT_WINDOW :]), abs=1e-7)
+        assert run["metrics.epochs_to_converge"] == pytest.approx(dropout.epochs_to_converge(errors), abs=1e-6)
+        assert errors[-1] == pytest.approx(run["metrics.final_val_error"], abs=1e-6)
+        # Errors on digits' 359 validation examples: multiples of 1/359.
+        assert np.allclose(np.array(errors) * 359, np.round(np.array(errors) * 359), atol=1e-3)
+        # Errors are 1 - accuracy on the 100 or 200 training examples: multiples of 1/n_train.
+        assert run["metrics.final_train_error"] * n_train == pytest.approx(round(run["metrics.final_train_error"] * n_train), abs=1e-4)
+    # Paired by seed: with and without dropout, training starts from the same net.
+    for n_train in (100, 200):
+        starts = [history_at(tracker, runs.loc[(n_train, keep), "run_id"], "val_error")[0] for keep in (0.5, 1.0)]
+        assert starts[0] == starts[1]
+    dropped, plain = runs.xs(0.5, level=1), runs.xs(1.0, level=1)
+    # The plain net learns and overfits: it fits its training set, and its held-out error is well above that.
+    assert (plain["metrics.final_train_error"] < 0.1).all()
+    assert (plain["metrics.heldout_error"] > plain["metrics.final_train_error"] + 0.02).all()
     # The expectation check runs on nets with dropout only: within Monte Carlo error of z with the rescale,
     # off by about 1 - keep = 0.5 without it.
-    dropped, plain = runs.xs(0.5, level=1), runs.xs(1.0, level=1)
     assert (dropped["metrics.expectation_rms_ratio"] < dropout.EXPECTATION_TOLERANCE).all()
     np.testing.assert_allclose(dropped["metrics.unscaled_relative_deviation"], 0.5, atol=0.05)
     assert plain[["metrics.expectation_rms_ratio", "metrics.unscaled_relative_deviation"]].isna().all().all()
-    # Four epochs of one or two steps leave every net near chance on ten classes: high bias, whatever the gap.
-    assert (runs["metrics.final_train_error"] >= 0.5).all()
-    assert set(assert_diagnoses_follow_the_logged_errors(children)) == {"high bias"}
-    for n_train in (100, 200):
-        # Paired by seed: with and without dropout, training starts from the same net.
-        start = [history_at(tracker, runs.loc[(n_train, keep), "run_id"], "val_loss") for keep in (0.5, 1.0)]
-        assert sorted(start[0]) == [0, 4]  # initialization, then every SCORE_EVERY epochs and the last
-        assert start[0][0] == start[1][0]
+    assert_diagnoses_follow_the_logged_errors(children)
 
     assert_verdict_logged(tracker, result, children)
-    # The verdict's effect: held-out error without dropout minus with keep 0.5, paired by size, averaged.
-    gains = plain["metrics.final_val_error"] - dropped["metrics.final_val_error"]
-    assert result.verdict.effect == pytest.approx(gains.mean(), abs=1e-12)
+    checks = {(check.condition, check.part.split(" ")[0]): check for check in result.verdict.checks}
+    assert len(checks) == 5
+    for n_train in (100, 200):
+        gain = checks[(f"n_train={n_train}", "held-out")]
+        difference = plain.loc[n_train, "metrics.heldout_error"] - dropped.loc[n_train, "metrics.heldout_error"]
+        assert gain.effect.mean == pytest.approx(difference, abs=1e-12)
+        speed = checks[(f"n_train={n_train}", "epochs")]
+        treated, control = dropped.loc[n_train, "metrics.epochs_to_converge"], plain.loc[n_train, "metrics.epochs_to_converge"]
+        late = dropout.CENSORED_AFTER * epochs
+        if control <= late:
+            assert speed.effect.mean == pytest.approx(treated / control) and speed.lower_bound == (treated > late)
+        else:
+            assert speed.effect.n == 0
+    # The headline: the held-out error gain at the largest size.
+    assert result.verdict.headline is checks[("n_train=200", "held-out")]
+    assert checks[("every trained net with dropout", "mask-averaged")].effect.n == 2
     # One selection (lowest validation loss) and one test score per training-set size, never more.
     selections = assert_selected_on_validation(tracker, result, ablation, children)
     assert set(selections) == {"digits/100", "digits/200"}
     tests = {k for k in tracker.client.get_run(result.parent_run_id).data.metrics if k.endswith("test_error")}
     assert tests == {"digits/100/test_error", "digits/200/test_error"}
     figures = {a.path for a in tracker.client.list_artifacts(result.parent_run_id, "figures")}
-    assert figures == {"figures/error_and_gap_vs_keep.png", "figures/training_loss_curves.png"}
+    assert figures == {"figures/error_and_gap_vs_keep.png", "figures/learning_curves.png"}
 
 
 def history_at(tracker, run_id, metric):

@@ -10,6 +10,7 @@ import pytest
 from ablations import early_stopping
 from ablations.engine.train import TrialFit, fit_trial
 from ablations.engine.runner import run_ablation
+from ablations.engine.verdict import REGIME
 from models import build_mlp
 from tests.ablations.smoke_checks import (
     assert_diagnoses_follow_the_logged_errors,
@@ -93,16 +94,22 @@ def test_stop_metrics_reads_the_history_at_the_right_epochs():
     assert metrics["min_heldout_error"] == pytest.approx(0.2) and metrics["min_heldout_error_epoch"] == 2
 
 
-def _trials(gains):
-    """Per label noise: no-stopping error 0.3 and stopped trials (patience 2, 5) whose restored error is 0.3 - gain."""
+def _trials(gains, spread=0.002):
+    """Per label noise: no-stopping error 0.3 and stopped trials (patience 2, 5) whose restored error is 0.3 - gain.
+
+    Seed s shifts the restored error by ``spread * s``; the overlong arm fits its training labels exactly.
+    """
     rows = []
     for noise, gain in gains.items():
         for seed in range(3):
-            rows.append((noise, 0, seed, 0.3, 0.3, 1.0, 0.2, 100, 100))
+            rows.append((noise, 0, seed, 0.3, 0.3, 1.0, 0.2, 100, 100, 0.0))
             for patience in (2, 5):
-                restored = 0.3 - gain + 0.002 * seed
-                rows.append((noise, patience, seed, restored, restored + 0.01, 0.8, restored, 10 + patience, 10))
-    columns = ["label_noise", "patience", "seed", "final_val_error", "heldout_error_at_stop", "final_val_loss", "min_heldout_error", "stop_epoch", "restored_epoch"]
+                restored = 0.3 - gain + spread * seed
+                rows.append((noise, patience, seed, restored, restored + 0.01, 0.8, restored, 10 + patience, 10, 0.1))
+    columns = [
+        "label_noise", "patience", "seed", "final_val_error", "heldout_error_at_stop", "final_val_loss", "min_heldout_error",
+        "stop_epoch", "restored_epoch", "final_train_error",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     frame["heldout_error_restored"] = frame["final_val_error"]
     frame["heldout_loss_restored"] = frame["final_val_loss"]
@@ -112,19 +119,29 @@ def _trials(gains):
     return frame
 
 
-def test_verdict_holds_where_the_held_out_error_falls_and_says_where_it_does_not():
+def test_verdict_partly_reproduced_where_the_held_out_error_falls_in_one_regime_only():
     result = early_stopping.verdict(_trials({0.0: -0.01, 0.3: 0.1}))
-    assert result.outcome == "reproduced"
-    assert "label_noise=0.0: not reproduced" in result.summary and "label_noise=0.3: reproduced" in result.summary
-    assert "rose +0.100 above its minimum" in result.summary
-    assert len(result.table) == 4
-    row = next(r for r in result.table if r["label_noise"] == 0.3 and r["patience"] == 5)
-    assert row["error gain"].startswith("+0.098") and row["epochs saved"] == "85"
+    assert result.outcome == "partly reproduced"
+    assert result.where("reproduced") == ["label_noise=0.3"] and result.where("not reproduced") == ["label_noise=0.0"]
+    assert len(result.table) == 2 and result.headline.condition == "label_noise=0.3"
+    noisy = result.checks[1]
+    # Per seed, the mean over patience 2 and 5: 0.1 - 0.002 s; n = 3 seeds, not 6 trials.
+    assert noisy.effect.n == 3 and noisy.effect.mean == pytest.approx(0.098)
+    assert noisy.part == "held-out error, overlong − restored (mean over patience 2, 5)"
+    row = result.table[1]
+    assert row[REGIME] == "overfits (train 0.000, held-out 0.300)"
+    assert row["overlong rise above its minimum"] == "+0.100" and row["epochs saved"] == "86 of 100"
+    assert row["gain by patience"] == "2: +0.098, 5: +0.098" and row["restoring adds"] == "+0.010"
 
 
-def test_verdict_not_reproduced_when_stopping_never_helps():
+def test_verdict_reproduced_not_reproduced_and_inconclusive():
+    assert early_stopping.verdict(_trials({0.0: 0.05, 0.3: 0.1})).outcome == "reproduced"
     assert early_stopping.verdict(_trials({0.0: -0.02})).outcome == "not reproduced"
-    assert early_stopping.verdict(_trials({0.0: 0.05})).outcome == "reproduced"
+    # Seeds that disagree: +0.02, -0.03, -0.08.
+    assert early_stopping.verdict(_trials({0.0: 0.02}, spread=0.05)).outcome == "inconclusive"
+    no_stopping = _trials({0.0: 0.02})
+    empty = early_stopping.verdict(no_stopping[no_stopping["patience"] == 0])
+    assert empty.outcome == "inconclusive" and empty.checks == () and "patience 0" in empty.summary
 
 
 def test_smoke_run_logs_stop_and_restored_epochs(tracker):
@@ -160,8 +177,13 @@ def test_smoke_run_logs_stop_and_restored_epochs(tracker):
     assert set(assert_diagnoses_follow_the_logged_errors(children)) == {"high bias"}
 
     parent = assert_verdict_logged(tracker, result, children)
-    # The verdict's effect: held-out error after overlong training minus after restoring.
-    assert result.verdict.effect == pytest.approx(overlong["metrics.final_val_error"] - stopped["metrics.heldout_error_restored"], abs=1e-12)
+    # One check, one seed: its effect is held-out error after overlong training minus after restoring.
+    (check,) = result.verdict.checks
+    assert check.effect.n == 1 and check.condition == "label_noise=0.0"
+    assert check.effect.mean == pytest.approx(overlong["metrics.final_val_error"] - stopped["metrics.heldout_error_restored"], abs=1e-12)
+    assert result.verdict.effect == check.effect.mean
+    # The overlong arm is far from fitting its training data: it does not overfit.
+    assert check.details[REGIME].startswith("does not overfit")
     selections = assert_selected_on_validation(tracker, result, ablation, children)
     assert set(selections) == {"digits/0.0"}
     assert sum(k.endswith("test_error") for k in parent.data.metrics) == 1

@@ -10,6 +10,7 @@ import pytest
 from ablations import input_normalization
 from ablations.engine.train import fit_trial
 from ablations.engine.runner import run_ablation
+from ablations.engine.verdict import REGIME
 from models import build_mlp
 from tests.ablations.smoke_checks import (
     assert_diagnoses_follow_the_logged_errors,
@@ -70,12 +71,15 @@ def _trials(rows):
     frame["target_loss"] = 1.0
     frame["final_val_loss"] = frame["final_train_loss"]
     frame["final_loss"] = frame["final_train_loss"]
+    # A net that fits the target overfits (0.1 vs 0.5); one that does not sits near chance.
+    frame["final_train_error"] = np.where(frame["epochs_to_target"].notna(), 0.1, 0.9)
+    frame["final_val_error"] = np.where(frame["epochs_to_target"].notna(), 0.5, 0.9)
     frame["data"], frame["optimizer"] = "mnist1d", "sgd"
     return frame
 
 
 def _grid(raw_epochs, normalized_epochs, decades=(4.0,), seeds=3):
-    """Per learning rate (0.01, 0.1, 1.0), the epochs to target of each arm (None = never; "nan" = diverged)."""
+    """Per learning rate (0.01, 0.1, 1.0), the epochs to target of each arm (None = never; "nan" = diverged); seed s adds s."""
     rows = []
     for decade in decades:
         for seed in range(seeds):
@@ -94,6 +98,7 @@ def test_best_learning_rate_is_the_fastest_and_never_counts_as_epochs_plus_one()
     normalized = best[best["normalize"]].iloc[0]
     assert raw["best_learning_rate"] == 0.01 and raw["best_epochs"] == 25 and raw["usable_rates"] == 1 and raw["diverged_rates"] == 1
     assert normalized["best_learning_rate"] == 0.1 and normalized["best_epochs"] == 8 and normalized["usable_rates"] == 2
+    assert (raw["best_train_error"], raw["best_val_error"]) == (0.1, 0.5)
     never = input_normalization.best_learning_rates(_grid([None, None, None], [8, 8, 8]))
     assert never[~never["normalize"]]["best_epochs"].eq(31).all()
 
@@ -101,17 +106,51 @@ def test_best_learning_rate_is_the_fastest_and_never_counts_as_epochs_plus_one()
 def test_verdict_reproduced_when_normalized_is_faster_and_usable_at_more_rates():
     result = input_normalization.verdict(_grid([25, None, "nan"], [20, 8, None], decades=(0.0, 4.0)))
     assert result.outcome == "reproduced"
-    assert result.effect == pytest.approx(17.0)
-    assert "faster: reproduced; more stably: reproduced" in result.summary and "control" in result.summary
-    assert [row["role"] for row in result.table] == ["control", "judged"]
+    faster, stabler = result.checks
+    assert faster.condition == stabler.condition == "data=mnist1d, optimizer=sgd, decades=4.0"
+    assert (faster.effect.mean, faster.effect.n, faster.lower_bound) == (17.0, 3, False) and result.headline is faster
+    assert stabler.effect.mean == 1.0 and stabler.effect.std == 0.0
+    # The raw arm at its best rate (0.01, 25 epochs) fits the target: it overfits.
+    assert faster.details[REGIME] == "overfits (train 0.100, held-out 0.500)"
+    assert faster.details["usable lrs raw / normalized"] == "1.0 / 2.0 of 3"
+    # The control is reported, not judged.
+    assert "control data=mnist1d, optimizer=sgd, decades=0.0" in result.notes
+
+
+def test_verdict_partly_reproduced_when_normalizing_is_faster_but_not_usable_at_more_rates():
+    result = input_normalization.verdict(_grid([25, 20, None], [12, 10, None]))
+    assert result.outcome == "partly reproduced"
+    assert result.where("not reproduced") == ["data=mnist1d, optimizer=sgd, decades=4.0: learning rates usable, normalized − raw"]
 
 
 def test_verdict_not_reproduced_when_raw_features_train_as_fast():
-    assert input_normalization.verdict(_grid([8, 10, None], [8, 10, None])).outcome == "not reproduced"
+    result = input_normalization.verdict(_grid([8, 10, None], [8, 10, None]))
+    assert result.outcome == "not reproduced"
+    assert result.checks[0].details[REGIME].startswith("overfits")
 
 
-def test_verdict_without_badly_scaled_features_is_inconclusive():
-    assert input_normalization.verdict(_grid([8, 10, None], [8, 10, None], decades=(0.0,))).outcome == "inconclusive"
+def test_verdict_without_badly_scaled_features_or_a_normalized_arm_is_inconclusive():
+    control = input_normalization.verdict(_grid([8, 10, None], [8, 10, None], decades=(0.0,)))
+    assert control.outcome == "inconclusive" and control.checks == () and "No badly scaled condition" in control.summary
+    raw_only = _grid([8, 10, None], [8, 10, None])
+    assert input_normalization.verdict(raw_only[~raw_only["normalize"]]).outcome == "inconclusive"
+    # Seeds that disagree on which arm is faster: unclear (and the same rates usable: not more stably).
+    frame = _grid([10, None, None], [12, None, None])
+    frame.loc[~frame["normalize"] & (frame["seed"] == 0) & (frame["learning_rate"] == 0.01), "epochs_to_target"] = 25
+    result = input_normalization.verdict(frame)
+    assert [c.outcome for c in result.checks] == ["inconclusive", "not reproduced"] and result.outcome == "not reproduced"
+
+
+def test_a_raw_arm_that_never_reaches_the_target_gives_a_lower_bound():
+    check = input_normalization.verdict(_grid([None, None, "nan"], [20, 8, None])).checks[0]
+    # Raw counts as 31 epochs: at least 23 saved, with no upper end.
+    assert check.lower_bound and check.effect.mean == pytest.approx(23 - 1) and check.interval[1] == math.inf
+    assert check.measured.startswith("≥ +22.0")
+
+
+def test_a_lower_bound_wholly_above_zero_reproduces_faster():
+    check = input_normalization.verdict(_grid([None, None, "nan"], [20, 8, None])).checks[0]
+    assert check.outcome == "reproduced"
 
 
 def test_smoke_run_logs_speed_and_stability_metrics(tracker):
@@ -146,9 +185,15 @@ def test_smoke_run_logs_speed_and_stability_metrics(tracker):
     assert set(runs.loc["False", "diagnosis"]) == {"high bias"}
 
     assert_verdict_logged(tracker, result, children)
-    # The verdict's effect: epochs to the target at the raw arm's best rate minus at the normalized arm's.
+    # Two checks, one seed: epochs to the target at the raw arm's best rate minus at the normalized arm's, and
+    # the learning rates that reach it, normalized minus raw.
     best = {arm: min(censored[(arm, rate)] for rate in (0.01, 0.1)) for arm in ("False", "True")}
-    assert result.verdict.effect == best["False"] - best["True"]
+    usable = {arm: sum(censored[(arm, rate)] <= epochs and runs.loc[(arm, rate), "metrics.diverged"] == 0 for rate in (0.01, 0.1)) for arm in ("False", "True")}
+    faster, stabler = result.verdict.checks
+    assert faster.effect.mean == result.verdict.effect == best["False"] - best["True"]
+    assert stabler.effect.mean == usable["True"] - usable["False"]
+    assert faster.lower_bound == (best["False"] > epochs and best["True"] <= epochs)
+    assert faster.details[REGIME].startswith("does not overfit")
     assert set(assert_selected_on_validation(tracker, result, ablation, children)) == {"digits/4.0"}
     parent = tracker.client.get_run(result.parent_run_id)
     assert sum(k.endswith("test_error") for k in parent.data.metrics) == 1

@@ -8,6 +8,7 @@ from ablations.engine.protocol import TestSetAlreadyUsed, TestSplitGuard
 from ablations.engine.train import fit_stack, member_statistics
 from models.stacked import stack_models
 from ablations.engine.runner import run_ablation
+from ablations.engine.verdict import REGIME, regime
 from ablations.l1_l2_penalty import (
     ABLATION,
     LAMBDA_GRID,
@@ -105,8 +106,9 @@ def test_logged_penalties_are_lambda_times_sums_over_kernels_only(batch):
     logged = member_statistics(stack, x, y, np.ones((3, N)), None, 0.01)["penalty_term"]
     weights = stack.all_member_weights()
     kernels = [np.concatenate([w.ravel() for w in member[0::2]]).astype(np.float64) for member in weights]
-    np.testing.assert_allclose(logged[0], 0.3 * np.abs(kernels[0]).sum(), rtol=1e-6)
-    np.testing.assert_allclose(logged[1], 0.7 * np.square(kernels[1]).sum(), rtol=1e-6)
+    # The default summed J hands Keras λ/n (n = N examples here).
+    np.testing.assert_allclose(logged[0], 0.3 / N * np.abs(kernels[0]).sum(), rtol=1e-6)
+    np.testing.assert_allclose(logged[1], 0.7 / N * np.square(kernels[1]).sum(), rtol=1e-6)
     assert logged[2] == 0.0
     for m, model in enumerate(members[:2]):
         model.set_weights(weights[m])
@@ -184,6 +186,16 @@ def test_sum_convention_divides_lambda_by_the_examples_trained_on():
     assert keras_lambda(config(data_loss="sum", **{"lambda": 10.0}), 100) == pytest.approx(0.1)
 
 
+def test_the_lectures_summed_j_is_the_default_everywhere():
+    assert PARAMS["data_loss"].default == "sum"
+    for profile in ("smoke", "quick", "full"):
+        resolved = ABLATION.resolve(profile)
+        assert resolved.fixed["data_loss"] == "sum" and "data_loss" not in resolved.grid, profile
+    # The averaged convention stays one --set away, and both make a grid axis.
+    assert ABLATION.resolve("quick", {"data_loss": "mean"}).fixed["data_loss"] == "mean"
+    assert ABLATION.resolve("quick", {"data_loss": "mean,sum"}).grid["data_loss"] == ["mean", "sum"]
+
+
 def test_test_hook_scores_the_test_split_once():
     cfg = config(n_train=40, epochs=3, folds=2, width=8, **{"lambda": 0.01})
     guard = TestSplitGuard()
@@ -193,41 +205,130 @@ def test_test_hook_scores_the_test_split_once():
         l1_l2_penalty.test(cfg, guard)
 
 
-def _trials(cv_loss: dict, train_error: dict, near_zero: dict, seeds=(0, 1, 2)) -> pd.DataFrame:
+LAMBDAS = (0.0, 0.01, 1.0, 10.0)
+# Per metric and λ, the means of a net that bears the whole claim out: it overfits at λ = 0
+# (train error 0, CV error 0.10), CV selects λ = 1 (lower cost and error), λ = 10 adds bias.
+HOLDS = {
+    "final_val_loss": {0.0: 0.60, 0.01: 0.40, 1.0: 0.30, 10.0: 1.20},
+    "final_val_error": {0.0: 0.10, 0.01: 0.09, 1.0: 0.08, 10.0: 0.30},
+    "final_train_error": {0.0: 0.00, 0.01: 0.00, 1.0: 0.01, 10.0: 0.20},
+    "final_train_loss": {0.0: 0.00, 0.01: 0.01, 1.0: 0.05, 10.0: 0.90},
+    "final_near_zero_fraction": {0.0: 0.04, 0.01: 0.20, 1.0: 0.30, 10.0: 0.50},
+}
+L1_SPARSER = 0.4
+"""How much more of L1's weights are near zero than L2's at each λ > 0, in ``HOLDS``."""
+
+
+def _trials(changes=None, seeds=(0, 1, 2), noise=0.002, data_loss="sum", lambdas=LAMBDAS) -> pd.DataFrame:
+    """A trial table: ``HOLDS`` with ``changes`` ({(penalty, metric): {λ: mean}}), plus per-seed noise at λ > 0.
+
+    Seed s moves every metric at λ > 0 but the training loss by ``noise * s`` (sparsity: L1's only),
+    so effects paired by seed have a spread; a list gives each seed's shift instead.
+    """
+    changes = changes or {}
+    factors = dict(zip(seeds, noise if isinstance(noise, list) else [noise * s for s in seeds]))
     rows = []
-    for seed in seeds:
-        for (penalty, lam), loss in cv_loss.items():
-            rows.append(
-                {
-                    "penalty": penalty, "lambda": lam, "seed": seed, "data_loss": "mean", "zero_tolerance": 0.01,
-                    "final_val_loss": loss + 0.01 * seed, "final_train_loss": {0.0: 0.0, 0.01: 0.2, 10.0: 2.25}[lam],
-                    "final_train_error": train_error[(penalty, lam)] + 0.001 * seed, "final_val_error": 0.5,
-                    "final_near_zero_fraction": near_zero[(penalty, lam)] + 0.01 * seed, "final_weight_l2_norm": 1.0,
-                    "final_distinct_predictions": 10.0 if lam < 10 else 1.0, "penalty_mismatch": 1e-8,
+    for penalty in ("l1", "l2"):
+        for lam in lambdas:
+            for seed in seeds:
+                row = {
+                    "penalty": penalty, "lambda": lam, "seed": seed, "data_loss": data_loss, "zero_tolerance": 0.01,
+                    "final_distinct_predictions": 10.0, "penalty_mismatch": 1e-8,
                 }
-            )
+                for metric, curve in HOLDS.items():
+                    value = changes.get((penalty, metric), curve)[lam]
+                    if metric == "final_near_zero_fraction" and penalty == "l1" and lam > 0:
+                        value += L1_SPARSER
+                    # The training loss stays put, so the cost gap moves with the CV cost.
+                    moved = lam > 0 and metric != "final_train_loss" and (metric != "final_near_zero_fraction" or penalty == "l1")
+                    row[metric] = value + (factors[seed] if moved else 0.0)
+                rows.append(row)
     return pd.DataFrame(rows)
 
 
-def test_verdict_reproduced_and_not_reproduced():
-    keys = [(p, lam) for p in ("l1", "l2") for lam in (0.0, 0.01, 10.0)]
-    train = {k: {0.0: 0.0, 0.01: 0.05, 10.0: 0.9}[k[1]] for k in keys}
-    sparse = {k: {0.0: 0.02, 0.01: 0.9 if k[0] == "l1" else 0.3, 10.0: 1.0}[k[1]] for k in keys}
-    helps = {k: {0.0: 0.8, 0.01: 0.4, 10.0: 2.3}[k[1]] for k in keys}
-    good = verdict(_trials(helps, train, sparse))
-    assert good.outcome == "reproduced"
-    assert good.effect == pytest.approx(-0.4)
-    assert "λ ≥ 10 crushes the weights" in good.summary and "Keras's mean loss" in good.summary
-    no_gain = {k: {0.0: 0.4, 0.01: 0.6, 10.0: 2.3}[k[1]] for k in keys}
-    bad = verdict(_trials(no_gain, train, sparse))
-    assert bad.outcome == "not reproduced" and "not true that a λ > 0 beats λ = 0 on the CV cost (λ = 0 is best)" in bad.summary
-    dense = {k: 0.3 for k in keys}
-    assert "L1 is not sparser" in verdict(_trials(helps, train, dense)).summary
-    # The right direction but a CI across 0 (two seeds that disagree in size): inconclusive, not a failure.
-    noisy = _trials(helps, train, sparse, seeds=(0, 1))
-    noisy.loc[(noisy["seed"] == 1) & (noisy["lambda"] == 0.01), "final_val_loss"] = 0.79
-    shaky = verdict(noisy)
-    assert shaky.outcome == "inconclusive" and "unclear whether a λ > 0 beats λ = 0" in shaky.summary
+def _both(metric, curve) -> dict:
+    return {(penalty, metric): curve for penalty in ("l1", "l2")}
+
+
+def _outcomes(result) -> dict[tuple[str, str], str]:
+    return {(check.condition, check.part.split(" (")[0]): check.outcome for check in result.checks}
+
+
+def test_verdict_reproduced_reads_each_check_where_the_claim_speaks():
+    result = verdict(_trials())
+    assert result.outcome == "reproduced"
+    outcomes = _outcomes(result)
+    assert set(outcomes.values()) == {"reproduced"} and len(outcomes) == 9
+    assert ("L1 vs L2", "L1 sparser than L2") in outcomes
+    # The headline: L2's CV misclassification at the λ CV selects (λ = 1) minus at λ = 0, per seed.
+    assert (result.headline.condition, result.headline.part) == ("L2", "CV error lower at the selected λ")
+    assert result.effect == pytest.approx(0.08 + 0.002 - 0.10)
+    rows = {(row["condition"], row["part"]): row for row in result.table}
+    selected = rows[("L2", "CV error lower at the selected λ")]
+    assert selected["at λ"] == "1" and selected["means compared"] == "λ = 0: 0.100, λ = 1: 0.082"
+    assert rows[("L1", "training error up ≥ 0.05 at the largest λ")]["at λ"] == "10"
+    assert all(row[REGIME] == "overfits (train 0.000, held-out 0.100)" for row in result.table)
+    assert "L2: CV selects λ = 1" in result.summary and "J summed over the n examples" in result.summary
+
+
+WORSE = {0.0: 0.10, 0.01: 0.11, 1.0: 0.12, 10.0: 0.30}
+"""A CV error that rises at every λ > 0."""
+
+
+def test_verdict_partly_reproduced_when_the_cost_falls_but_the_error_rises():
+    # The issue's case: a λ > 0 lowers the CV cross-entropy while the CV misclassification gets worse.
+    result = verdict(_trials(_both("final_val_error", WORSE)))
+    assert result.outcome == "partly reproduced"
+    assert result.where("not reproduced") == ["L1: CV error lower at the selected λ", "L2: CV error lower at the selected λ"]
+    assert result.headline.outcome == "not reproduced" and result.effect == pytest.approx(0.022)
+    assert _outcomes(result)[("L2", "CV cost lower at the selected λ")] == "reproduced"
+
+
+def test_verdict_not_reproduced_when_no_lambda_beats_zero_and_nothing_trades():
+    changes = {
+        **_both("final_val_loss", {0.0: 0.30, 0.01: 0.40, 1.0: 0.50, 10.0: 1.20}),  # λ = 0 is best
+        **_both("final_train_error", {0.0: 0.00, 0.01: 0.00, 1.0: 0.00, 10.0: 0.01}),  # no bias
+        **_both("final_train_loss", {0.0: 0.00, 0.01: 0.00, 1.0: 0.00, 10.0: 0.00}),  # the gap widens
+    }
+    result = verdict(_trials(changes))
+    for (condition, part), outcome in _outcomes(result).items():
+        assert outcome == ("reproduced" if condition == "L1 vs L2" else "not reproduced"), (condition, part)
+    assert result.outcome == "partly reproduced"
+    # When CV selects λ = 0 the sparsity check falls back to the smallest λ > 0; there L1 is no sparser.
+    as_dense = {lam: value - L1_SPARSER for lam, value in HOLDS["final_near_zero_fraction"].items()}
+    flat = verdict(_trials({**changes, ("l1", "final_near_zero_fraction"): as_dense}, noise=0.0))
+    sparsity = [check for check in flat.checks if check.condition == "L1 vs L2"][0]
+    assert sparsity.details["at λ"] == "0.01" and sparsity.outcome == "not reproduced"
+    assert flat.outcome == "not reproduced" and "L2: CV selects λ = 0" in flat.summary
+    assert flat.effect == 0.0
+
+
+def test_verdict_inconclusive_when_seeds_disagree_or_the_grid_lacks_arms():
+    # Two seeds that move every effect by ±0.3: every interval straddles its boundary.
+    shaky = verdict(_trials(seeds=(0, 1), noise=[0.3, -0.3]))
+    assert shaky.outcome == "inconclusive" and set(_outcomes(shaky).values()) == {"inconclusive"}
+    assert shaky.summary.startswith("Unclear: ")
+    # One seed that disagrees on the headline alone: the rest still holds.
+    mixed = _trials(seeds=(0, 1))
+    mixed.loc[(mixed["seed"] == 1) & (mixed["penalty"] == "l2") & (mixed["lambda"] == 1.0), "final_val_error"] = 0.13
+    result = verdict(mixed)
+    assert result.outcome == "reproduced" and result.where("inconclusive") == ["L2: CV error lower at the selected λ"]
+    no_zero = verdict(_trials(lambdas=(0.01, 1.0, 10.0)))
+    assert no_zero.outcome == "inconclusive" and no_zero.checks == () and "needs λ = 0" in no_zero.summary
+    broken = _trials()
+    broken.loc[0, "penalty_mismatch"] = 1e-3
+    assert verdict(broken).outcome == "inconclusive" and "Keras's penalty differs" in verdict(broken).summary
+
+
+def test_verdict_names_the_convention_when_a_grid_runs_both():
+    both = pd.concat([_trials(), _trials(_both("final_val_error", WORSE), data_loss="mean")])
+    result = verdict(both)
+    assert result.outcome == "partly reproduced"
+    assert {check.condition for check in result.checks} == {
+        f"{name}, {convention}" for name in ("L1", "L2", "L1 vs L2") for convention in ("summed J", "averaged J")
+    }
+    # The headline is the default (summed) convention's L2 error check.
+    assert result.headline.condition == "L2, summed J" and result.headline.outcome == "reproduced"
 
 
 def test_smoke_run_logs_cv_curves_verdict_figures_and_one_test_score(tracker):
@@ -239,11 +340,14 @@ def test_smoke_run_logs_cv_curves_verdict_figures_and_one_test_score(tracker):
     runs["diagnosis"] = assert_diagnoses_follow_the_logged_errors(runs)
     by_trial = runs.set_index(["params.penalty", runs["params.lambda"].astype(float)]).sort_index()
     assert list(by_trial.index) == [(p, lam) for p in ("l1", "l2") for lam in (0.0, 0.01, 10.0)]
-    # The logged penalty is λ·Σ|w| (L1) or λ·Σw² (L2) of the kernels, and the objective adds it to the data loss.
+    # The lecture's summed J by default: Keras gets λ/n, n = 30 examples per fold (60 in 2 folds).
+    coefficient = by_trial["metrics.keras_coefficient"]
+    np.testing.assert_allclose(coefficient, by_trial.index.get_level_values(1) / 30, rtol=1e-12)
+    # The logged penalty is λ/n·Σ|w| (L1) or λ/n·Σw² (L2) of the kernels, and the objective adds it to the data loss.
     # (Metrics are means over the folds, and the mean of ‖w‖² exceeds the square of the mean ‖w‖ a little.)
     l1, l2 = by_trial.loc["l1"], by_trial.loc["l2"]
-    np.testing.assert_allclose(l1["metrics.final_penalty_term"], l1.index * l1["metrics.final_weight_l1_norm"], rtol=1e-5)
-    np.testing.assert_allclose(l2["metrics.final_penalty_term"], l2.index * l2["metrics.final_weight_l2_norm"] ** 2, rtol=1e-3)
+    np.testing.assert_allclose(l1["metrics.final_penalty_term"], coefficient["l1"] * l1["metrics.final_weight_l1_norm"], rtol=1e-5)
+    np.testing.assert_allclose(l2["metrics.final_penalty_term"], coefficient["l2"] * l2["metrics.final_weight_l2_norm"] ** 2, rtol=1e-3)
     np.testing.assert_allclose(by_trial["metrics.final_objective"], by_trial["metrics.final_train_loss"] + by_trial["metrics.final_penalty_term"], rtol=1e-5)
     # λ = 0 under L1 and under L2 is one net: identical CV results.
     lambda_zero = by_trial.xs(0.0, level=1)
@@ -266,10 +370,34 @@ def test_smoke_run_logs_cv_curves_verdict_figures_and_one_test_score(tracker):
     assert sorted(m.step for m in history) == [0, 10, 20, 30]
 
     parent = assert_verdict_logged(tracker, result, runs)
-    # The verdict's effect: per penalty, the CV cost at the λ that CV selects minus at λ = 0, averaged.
-    cv = by_trial["metrics.final_val_loss"]
-    gains = [cv[penalty].min() - cv[(penalty, 0.0)] for penalty in ("l1", "l2")]
-    assert result.verdict.effect == pytest.approx(np.mean(gains), rel=1e-9)
+    # Each check's effect (one seed: one value) is the logged metric at its λ minus at λ = 0.
+    cost = by_trial["metrics.final_val_loss"]
+    gap = cost - by_trial["metrics.final_train_loss"]
+    checks = {(check.condition, check.part): check for check in result.verdict.checks}
+    assert len(checks) == 9
+    for penalty in ("l1", "l2"):
+        best = cost[penalty].idxmin()
+        expected = {
+            "CV cost lower at the selected λ": cost[(penalty, best)] - cost[(penalty, 0.0)],
+            "CV error lower at the selected λ": val[(penalty, best)] - val[(penalty, 0.0)],
+            "training error up ≥ 0.05 at the largest λ": train[(penalty, 10.0)] - train[(penalty, 0.0)],
+            "CV − training cost gap smaller at the largest λ": gap[(penalty, 10.0)] - gap[(penalty, 0.0)],
+        }
+        for part, value in expected.items():
+            check = checks[(penalty.upper(), part)]
+            assert check.effect.n == 1 and check.effect.mean == pytest.approx(value, abs=1e-9), (penalty, part)
+            assert check.details[REGIME] == regime(train[(penalty, 0.0)], val[(penalty, 0.0)])
+            assert check.details[REGIME].startswith("overfits")
+        # λ = 10 crushes the net: far more training error, a smaller cost gap.
+        assert checks[(penalty.upper(), "training error up ≥ 0.05 at the largest λ")].outcome == "reproduced"
+        assert checks[(penalty.upper(), "CV − training cost gap smaller at the largest λ")].outcome == "reproduced"
+    # The headline: L2's CV misclassification at its selected λ minus at λ = 0.
+    assert result.verdict.headline is checks[("L2", "CV error lower at the selected λ")]
+    sparsity = checks[("L1 vs L2", "L1 sparser than L2 (share of |w| < 0.01)")]
+    at = float(sparsity.details["at λ"])
+    assert at == (cost["l1"].idxmin() or 0.01)
+    near = by_trial["metrics.final_near_zero_fraction"]
+    assert sparsity.effect.mean == pytest.approx(near[("l1", at)] - near[("l2", at)], abs=1e-9)
     selections = assert_selected_on_validation(tracker, result, ABLATION, runs)
     assert set(selections) == {"study"} and "selected_trials" in parent.data.tags
     assert 0.0 <= parent.data.metrics["test_error"] <= 1.0

@@ -3,7 +3,11 @@
 import matplotlib.pyplot as plt
 import pytest
 
-from ablations.engine.spec import Ablation, Param, Verdict
+from ablations.engine.spec import Ablation, Param
+from ablations.engine.stats import summarize
+from ablations.engine.verdict import Check, Verdict
+
+_EFFECTS = {"reproduced": [1.0], "not reproduced": [-1.0], "inconclusive": []}
 
 
 def toy_ablation(shift: float = 0.0, outcome: str = "reproduced") -> Ablation:
@@ -13,7 +17,8 @@ def toy_ablation(shift: float = 0.0, outcome: str = "reproduced") -> Ablation:
         return [{"final_val_loss": float(c["x"] + c["seed"]) + (shift if c["x"] == 2 else 0.0)} for c in configs]
 
     def verdict(trials):
-        return Verdict(outcome, "toy", "mean loss", float(trials["final_val_loss"].mean()), 0.0)
+        # One check whose effect the policy reads as ``outcome``.
+        return Verdict([Check.above("toy", "loss effect", summarize(_EFFECTS[outcome]))])
 
     return Ablation(
         name="toy",

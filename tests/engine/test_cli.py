@@ -18,7 +18,7 @@ import pytest
 from ablations import linear_collapse
 from ablations.engine.cli import main
 from ablations.engine.data import RawData, dataset_names, register_dataset, registry
-from ablations.engine.registry import ablation_names, all_ablations
+from ablations.engine.registry import ablation_names, all_ablations, get_ablation
 
 from ablations.engine.storage import STORAGE_FORMS
 from ablations.engine.tensorflow_quiet import _stderr_into, _write_back, is_noise
@@ -49,7 +49,7 @@ def test_every_ablation_file_defines_the_ablation_of_its_name():
         (["run", "nonexistent"], "Unknown ablation 'nonexistent'. Valid choices: "),
         (["run", "vanishing_gradients", "--set", "activation=softsign"], "Unknown activation 'softsign'. Valid choices: linear, sigmoid"),
         (["run", "vanishing_gradients", "--set", "initializer=zeros"], "Unknown initializer 'zeros'. Valid choices: "),
-        (["run", "vanishing_gradients", "--set", "data=cifar"], "Unknown data 'cifar'. Valid choices: mnist1d, digits, mnist5k"),
+        (["run", "vanishing_gradients", "--set", "data=cifar"], "Unknown data 'cifar'. Valid choices: mnist1d, digits, mnist5k, tfds:<name>"),
         (["run", "vanishing_gradients", "--set", "colour=red"], "Unknown key 'colour' for vanishing_gradients. Valid keys: "),
         (["run", "vanishing_gradients", "--set", "depth=1000"], "depth=1000 is out of range"),
         (["run", "vanishing_gradients", "--set", "depth"], "--set takes KEY=VALUE"),
@@ -102,7 +102,8 @@ BAD_INPUTS = [
     # the command line itself
     ([], "a command is required. Valid choices: list, run, report, study, compare."),
     (["frob"], "argument command: invalid choice: 'frob' (choose from 'list', 'run', 'report', 'study', 'compare')"),
-    (["run", "--bogus"], "unrecognized arguments: --bogus. Valid options of ablate run: --help, --profile, --seeds, --set, --storage, --quiet, --no-report."),
+    (["run", "--workers", "0"], "argument --workers: must be a whole number of at least 1; received '0'"),
+    (["run", "--bogus"], "unrecognized arguments: --bogus. Valid options of ablate run: --help, --profile, --seeds, --set, --storage, --download, --workers, --fresh, --dry-run, --jit, --quiet, --no-report."),
     (["list", "extra"], "unrecognized arguments: extra. Valid options of ablate list: --help."),
     (["run", "linear_collapse", "--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
     (["run", "linear_collapse", "--seeds", "0"], "seeds must be an integer from 1 to 100; received '0'."),
@@ -124,7 +125,8 @@ BAD_INPUTS = [
     (["run", "linear_collapse", "--set", "noise=-inf"], "noise=-inf is out of range; valid: 0.0 to 2.0."),
     (["run", "linear_collapse", "--set", "model=mlp"], "Unknown model 'mlp'. Valid choices: deep_linear, logistic, relu_net."),
     (["run", "vanishing_gradients", "--set", "activation=softsign"], "Unknown activation 'softsign'. Valid choices: linear, sigmoid, tanh, relu, leaky_relu, prelu, elu, relu6, selu, gelu, swish."),
-    (["run", "vanishing_gradients", "--set", "data=cifar"], "Unknown data 'cifar'. Valid choices: mnist1d, digits, mnist5k."),
+    (["run", "vanishing_gradients", "--set", "data=cifar"], "Unknown data 'cifar'. Valid choices: mnist1d, digits, mnist5k, tfds:<name>."),
+    (["run", "dropout", "--set", "data=mnist1d,tfds:"], "data='tfds:' needs a name after 'tfds:': data=tfds:<name>."),
     # ablate run: storage URLs
     (["run", "activation_composition", "--storage", "foo://nowhere"], f"Cannot open storage 'foo://nowhere': Can't load plugin: sqlalchemy.dialects:foo. Valid forms: {STORAGE_FORMS}."),
     (["run", "activation_composition", "--storage", "journal:{tmp}/missing/o.log"], f"Cannot open storage 'journal:{{tmp}}/missing/o.log': folder {{tmp}}/missing does not exist. Valid forms: {STORAGE_FORMS}."),
@@ -268,6 +270,75 @@ def test_a_run_checks_every_data_set_of_its_grid_before_writing(poisoned, capsys
     monkeypatch.setitem(linear_collapse.PARAMS, "data", dataclasses.replace(param, choices=(*param.choices, poisoned)))
     assert main(["run", "linear_collapse", "--profile", "smoke", "--set", f"data=moons,{poisoned}"]) == 2
     assert capsys.readouterr().err == POISONED
+    assert list(_never_the_real_mlruns.iterdir()) == []
+
+
+# ------------------------------------------------------------------ TFDS sets: --set data=tfds:<name>, --download
+
+TFDS_ABLATIONS = ("augmentation", "dropout", "early_stopping", "input_normalization", "l1_l2_penalty", "vanishing_gradients")
+"""The ablations that train on image or signal data (their ``data`` is `params.data`)."""
+
+
+@pytest.mark.parametrize("name", TFDS_ABLATIONS)
+def test_every_image_or_signal_ablation_takes_a_tfds_set(name):
+    assert get_ablation(name).resolve("smoke", {"data": "tfds:mnist"}).fixed["data"] == "tfds:mnist"
+    config = get_ablation(name).resolve("smoke", {"data": "digits,tfds:fashion_mnist,tfds:glue/cola"})
+    assert config.grid["data"] == ["digits", "tfds:fashion_mnist", "tfds:glue/cola"]
+
+
+def test_a_missing_tfds_set_is_one_line_naming_download_and_writes_nothing(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow_datasets")
+    empty = tmp_path / "tfds"
+    empty.mkdir()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(empty))  # _ablate hands the environment on
+    result = _ablate(["run", "dropout", "--profile", "smoke", "--set", "data=tfds:mnist"], tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"ablate: error: TFDS data set 'mnist' is not prepared in {empty}/mnist/")
+    assert lines[0].endswith(f"; rerun with --download (needs network) or run `tfds build mnist --data_dir {empty}` first.")
+    assert list((tmp_path / "results").iterdir()) == [] and list((tmp_path / "cwd").iterdir()) == []
+    assert list(empty.iterdir()) == []  # nothing fetched, nothing half-written
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Records each ``load_dataset(name, download=...)`` of the command line, then stops it as a missing set would."""
+    from ablations.engine import cli, data
+    from ablations.engine.study import data as study_data
+
+    calls = []
+
+    def load_dataset(name, *, download=False, **kwargs):
+        calls.append((name, download))
+        raise data.TfdsNotPreparedError(name.removeprefix("tfds:"), "/nowhere", "tfds build x")
+
+    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    monkeypatch.setattr(study_data, "load_dataset", load_dataset)
+    monkeypatch.setattr(cli, "_quiet_tensorflow_for", lambda names: None)  # no TensorFlow for a fake loader
+    return calls
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_download_reaches_the_loader_of_a_run(download, loads, capsys, _never_the_real_mlruns):
+    argv = ["run", "dropout", "--profile", "smoke", "--set", "data=tfds:mnist"] + ["--download"] * download
+    assert main(argv) == 2
+    assert loads == [("tfds:mnist", download)]
+    err = capsys.readouterr().err
+    assert err == "ablate: error: TFDS data set 'mnist' is not prepared in /nowhere; rerun with --download (needs network) or run `tfds build x` first.\n"
+    assert list(_never_the_real_mlruns.iterdir()) == []
+
+
+def test_a_study_checks_its_options_then_downloads_its_tfds_set(loads, capsys, _never_the_real_mlruns):
+    study = ["study", "--space", "tiny", "--data", "tfds:mnist"]
+    assert main(study) == 2
+    assert capsys.readouterr().err.endswith("rerun with --download (needs network) or run `tfds build x` first.\n")
+    assert loads == [("tfds:mnist", False)]
+    loads.clear()
+    assert main([*study, "--download", "--sampler", "cmaes"]) == 2  # a typo is answered before any download
+    assert "Unknown sampler 'cmaes'" in capsys.readouterr().err and loads == []
+    assert main([*study, "--download"]) == 2
+    assert loads == [("tfds:mnist", False), ("tfds:mnist", True)]  # checked offline, then fetched
     assert list(_never_the_real_mlruns.iterdir()) == []
 
 

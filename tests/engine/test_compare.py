@@ -42,3 +42,15 @@ def test_missing_trials_and_another_verdict_are_reported(store):
 @pytest.mark.parametrize(("location", "uri"), [("sqlite:///x.db", "sqlite:///x.db"), ("http://127.0.0.1:5000", "http://127.0.0.1:5000")])
 def test_store_uri_passes_uris_through(location, uri):
     assert store_uri(location) == uri
+
+
+def test_aggregates_are_matched_by_column_name_not_order():
+    import pandas as pd
+
+    from ablations.engine.compare import _frame_differences
+
+    before = pd.DataFrame({"x": [1, 2], "loss_mean": [0.5, 0.25], "acc_mean": [0.9, 0.8]})
+    assert _frame_differences(before, before[["acc_mean", "x", "loss_mean"]], rtol=0, atol=0) == []
+    changed = before.assign(acc_mean=[0.9, 0.7])[["acc_mean", "loss_mean", "x"]]
+    assert _frame_differences(before, changed, rtol=0, atol=0) == [("row 1", "acc_mean", 0.8, 0.7)]
+    assert _frame_differences(before, before.drop(columns="x"), rtol=0, atol=0)[0][:2] == ("table", "shape")

@@ -5,65 +5,14 @@ import pandas as pd
 import pytest
 
 from ablations.engine.effects import (
-    direction,
-    effect_status,
     interval,
-    judge_checks,
     mean_ci,
     mean_sd,
     mean_sd_cells,
-    outcome_of_parts,
     per_seed,
     seed_differences,
-    significant,
 )
 from ablations.engine.stats import summarize
-
-
-@pytest.mark.parametrize(
-    "values, sign, expected",
-    [
-        ([0.05, 0.06, 0.04], +1, True),  # interval above 0
-        ([0.05, -0.02], +1, None),  # mean above 0, interval across it
-        ([-0.01, -0.02], +1, False),  # mean on the other side
-        ([0.0, 0.0], +1, False),  # no effect at all
-        ([], +1, False),  # nothing to read
-        ([0.3], +1, True),  # one seed: its sign decides
-        ([-0.3], -1, True),
-        ([-0.05, -0.06, -0.04], -1, True),
-        ([-0.05, 0.02], -1, None),
-        ([0.05, 0.06], -1, False),
-    ],
-)
-def test_direction_reads_the_interval_on_the_claimed_side(values, sign, expected):
-    summary = summarize(values)
-    assert direction(summary, sign) is expected
-    assert significant(summary, sign) is (expected is True)
-
-
-def test_effect_status_needs_an_interval_above_zero():
-    assert effect_status(summarize([0.05, 0.06, 0.04])) == "reproduced"
-    assert effect_status(summarize([0.05, -0.02])) == "inconclusive"
-    assert effect_status(summarize([-0.01, -0.02])) == "not reproduced"
-    assert effect_status(summarize([0.0])) == "not reproduced"
-    assert effect_status(summarize([0.01])) == "reproduced"
-    # No values: nothing was measured, which says neither yes nor no.
-    assert effect_status(summarize([])) == "inconclusive"
-
-
-def test_outcome_of_parts_needs_every_part():
-    assert outcome_of_parts(["reproduced", "reproduced"]) == "reproduced"
-    assert outcome_of_parts(["reproduced", "inconclusive"]) == "inconclusive"
-    assert outcome_of_parts(["inconclusive", "not reproduced", "reproduced"]) == "not reproduced"
-    assert outcome_of_parts(iter(["reproduced"])) == "reproduced"
-    assert outcome_of_parts([]) == "inconclusive"
-
-
-def test_judge_checks_puts_failures_before_doubts():
-    assert judge_checks(["a fails", "b fails"], ["c unclear"], "All holds. ") == ("not reproduced", "Not everywhere: a fails; b fails. ")
-    assert judge_checks([], ["c unclear"], "All holds. ", too_few="trials") == ("inconclusive", "Too few trials to tell: c unclear. ")
-    assert judge_checks([], ["c unclear"], "All holds. ") == ("inconclusive", "Too few seeds to tell: c unclear. ")
-    assert judge_checks([], [], "All holds. ") == ("reproduced", "All holds. ")
 
 
 def test_seed_differences_pair_by_seed_and_skip_missing_seeds():

@@ -1,5 +1,6 @@
 """The runner on a toy ablation: runs, failures, the test split, read-back, report."""
 
+import html
 import math
 
 import matplotlib.pyplot as plt
@@ -9,7 +10,9 @@ import pytest
 from ablations.engine.protocol import TestSetAlreadyUsed
 from ablations.engine.report import write_report
 from ablations.engine.runner import open_storage, run_ablation
-from ablations.engine.spec import Ablation, ConfigError, Param, Verdict
+from ablations.engine.spec import Ablation, ConfigError, Param
+from ablations.engine.stats import summarize
+from ablations.engine.verdict import RULE, Check, Verdict
 
 
 def _run(configs, context):
@@ -25,7 +28,7 @@ def _run(configs, context):
 
 
 def _verdict(trials):
-    return Verdict("reproduced", f"{len(trials)} trials", "mean x", float(trials["x"].mean()), 0.0, [{"n": len(trials)}])
+    return Verdict([Check.above("all x", "mean x", summarize(trials["x"]), details={"n": len(trials)})])
 
 
 def _figures(trials, client):
@@ -83,15 +86,27 @@ def test_runner_logs_trials_fails_what_fails_and_tests_once(tracker, monkeypatch
     assert TEST_CALLS == [{"x": 1, "seed": 0}]
     parent = tracker.client.get_run(result.parent_run_id)
     assert parent.data.metrics["test_loss"] == 1.0
-    assert parent.data.tags["verdict"] == "reproduced"
+    assert parent.data.tags["verdict"] == "reproduced"  # x of the four finished trials: 1, 1, 2, 2; its interval is above 0
     assert parent.data.metrics["trials_failed"] == 4
 
     study = optuna.load_study(study_name=result.study_name, storage=open_storage(None))
-    states = [t.state for t in study.trials]
+    states = [t.state for t in study.trials if "grid_point" in t.user_attrs]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 4 and states.count(optuna.trial.TrialState.FAIL) == 4
+    # Failures of their own are final (a rerun does not retrain them), and the spent conclusion token says who concluded.
+    reasons = sorted(t.user_attrs["failure_reason"] for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
+    assert reasons == ["RuntimeError: x = 3 explodes"] * 2 + ["conclusion token: this worker wrote the verdict"] + ["objective final_val_loss is NaN"] * 2
+    assert study.user_attrs["concluded"] is True
 
     report = write_report(tracker=tracker).read_text()
-    assert "x is small" in report and "reproduced" in report and "data:image/png;base64," in report
+    assert "x is small" in report and "data:image/png;base64," in report
+    # The summary table opens the report: a linked row per ablation with outcome, headline effect and conditions.
+    summary, sections = report.split("<p class='rule'>")
+    measured = "+1.500 (95% CI +0.581 to +2.419, n=4)"
+    assert "<td><a href='#toy'>toy</a></td><td>x is small</td>" in summary
+    assert f"<span class='outcome reproduced'>reproduced</span></td><td>mean x (all x): {measured}</td><td>all x</td><td></td>" in summary
+    assert html.escape(RULE) in sections and "<h2 id='toy'>toy</h2>" in sections
+    # The section's per-condition table: one row per check, with its details.
+    assert f"<td>all x</td><td>mean x</td><td>{measured}</td><td>&gt; 0</td><td>reproduced</td><td>4</td>" in sections
 
 
 def test_unopenable_storage_is_a_config_error():
@@ -120,7 +135,11 @@ def test_an_interrupt_leaves_no_run_or_trial_running(tracker):
     assert {run.data.tags["run_kind"]: run.info.status for run in runs} == {"ablation": "KILLED", "trial": "KILLED"}
     study_name = next(run.data.tags["optuna_study"] for run in runs if run.data.tags["run_kind"] == "ablation")
     study = optuna.load_study(study_name=study_name, storage=open_storage(None))
-    assert {t.state for t in study.trials} == {optuna.trial.TrialState.FAIL}
+    # The interrupted pack's trials are failed so that a rerun trains them again; the rest wait for it.
+    points = {t.user_attrs["grid_point"]: t for t in study.trials if "grid_point" in t.user_attrs}  # x=1, then x=2
+    assert points[0].state == optuna.trial.TrialState.FAIL and points[1].state == optuna.trial.TrialState.WAITING
+    assert points[0].user_attrs["failure_reason"] == "stale: interrupted by KeyboardInterrupt while its pack ran"
+    assert study.user_attrs["concluded"] is False
 
 
 def test_a_broken_verdict_fails_the_parent_run(tracker):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ablations.engine.spec import Ablation, ConfigError, Param, TrialContext, Verdict, one_by_one
+from ablations.engine.spec import Ablation, ConfigError, Param, TrialContext, one_by_one
 
 PARAMS = {
     "activation": Param("relu", choices=("relu", "sigmoid", "tanh")),
@@ -85,20 +85,6 @@ def test_profile_values_are_validated_too():
         _ablation(quick={"depth": [2, 99]}).resolve("quick")
 
 
-def test_verdict_outcome_is_one_of_three():
-    with pytest.raises(ValueError, match="outcome must be one of"):
-        Verdict("maybe", "", "", 0.0, 0.0)
-
-
-def test_combined_outcome_policy():
-    from ablations.engine.spec import combine_outcomes
-
-    assert combine_outcomes(["not reproduced", "reproduced"]) == "reproduced"
-    assert combine_outcomes(["not reproduced", "not reproduced"]) == "not reproduced"
-    assert combine_outcomes(["not reproduced", "inconclusive"]) == "inconclusive"
-    assert combine_outcomes([]) == "inconclusive"
-
-
 def test_one_by_one_runs_each_configuration_with_its_own_logger():
     logged = []
 
@@ -112,3 +98,48 @@ def test_one_by_one_runs_each_configuration_with_its_own_logger():
     assert run([{"x": 1}, {"x": 2}, {"x": 3}], TrialContext(loggers, "smoke")) == [{"square": 1}, {"square": 4}, {"square": 9}]
     assert logged == [(0, {"x": 1}, 0), (1, {"x": 2}, 0), (2, {"x": 3}, 0)]
     assert run.__doc__ == "Squares x."
+
+
+# ------------------------------------------------------------------ open names, and values chosen when a profile is resolved
+
+
+def test_an_open_prefix_admits_any_name_after_it_and_is_listed_among_the_choices():
+    param = Param("a", choices=("a", "b"), open_prefix="ext:")
+    assert param.parse("source", "ext:thing/config") == "ext:thing/config"
+    with pytest.raises(ConfigError, match=r"^Unknown source 'c'\. Valid choices: a, b, ext:<name>\.$"):
+        param.check("source", "c")
+    with pytest.raises(ConfigError, match=r"^source='ext:' needs a name after 'ext:': source=ext:<name>\.$"):
+        param.parse("source", "ext:")
+    with pytest.raises(ConfigError, match=r"Valid choices: a, b\.$"):
+        Param("a", choices=("a", "b")).check("source", "ext:thing")
+
+
+class _Later:
+    """A `ProfileChoice`: ``wanted`` when data may be downloaded, else ``fallback`` with a note."""
+
+    def __init__(self, wanted, fallback):
+        self.wanted, self.fallback = wanted, fallback
+
+    def decide(self, *, download):
+        return (self.wanted, None) if download else (self.fallback, f"{self.wanted} is away; using {self.fallback}.")
+
+
+def test_profile_choices_are_decided_at_resolve_time_alone_or_in_a_grid_list(capsys):
+    ablation = _ablation(full={"activation": _Later("tanh", "sigmoid")}, quick={"activation": ["relu", _Later("tanh", "sigmoid")]})
+    assert ablation.resolve("full").fixed["activation"] == "sigmoid"
+    assert capsys.readouterr().err == "toy full profile: tanh is away; using sigmoid.\n"
+    assert ablation.resolve("quick").grid["activation"] == ["relu", "sigmoid"]
+    assert capsys.readouterr().err == "toy quick profile: tanh is away; using sigmoid.\n"
+    assert ablation.resolve("full", download=True).fixed["activation"] == "tanh"
+    assert capsys.readouterr().err == ""
+
+
+def test_a_profile_choice_is_validated_and_its_note_never_precedes_an_error(capsys):
+    ablation = _ablation(full={"activation": _Later("tanh", "sigmoid")})
+    assert ablation.resolve("full", {"activation": "relu"}).fixed["activation"] == "relu"
+    with pytest.raises(ConfigError, match="depth=99 is out of range"):
+        ablation.resolve("full", {"depth": "99"})
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ConfigError, match="Unknown activation 'gelu'"):
+        _ablation(full={"activation": _Later("tanh", "gelu")}).resolve("full")
+    assert capsys.readouterr().err == ""

@@ -28,5 +28,17 @@ from ablations.engine.data import bundled, synthetic  # noqa: F401  (they regist
 from ablations.engine.data.core import TFDS_PREFIX, DataError, Dataset, RawData
 from ablations.engine.data.loading import load_dataset
 from ablations.engine.data.registry import dataset_names, register_dataset
+from ablations.engine.data.tfds import TfdsNotPreparedError, tfds_data_dir, tfds_prepared
 
-__all__ = ["TFDS_PREFIX", "DataError", "Dataset", "RawData", "dataset_names", "load_dataset", "register_dataset"]
+__all__ = [
+    "TFDS_PREFIX",
+    "DataError",
+    "Dataset",
+    "RawData",
+    "TfdsNotPreparedError",
+    "dataset_names",
+    "load_dataset",
+    "register_dataset",
+    "tfds_data_dir",
+    "tfds_prepared",
+]

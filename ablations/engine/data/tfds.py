@@ -1,11 +1,15 @@
 """Any TensorFlow Datasets set, as ``tfds:<name>[/<config>]``: offline from a prepared ``data_dir``, or downloaded.
 
 TFDS (and TensorFlow behind it) is imported when such a set is loaded, not when
-this module is: it costs seconds that the bundled sets should not pay.
+this module is: it costs seconds that the bundled sets should not pay. Whether a
+set is prepared (`tfds_prepared`) is read from the disk alone, for the same reason.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +20,61 @@ from ablations.engine.data.core import TFDS_PREFIX, DataError, RawData
 # `batch_size=-1`: with TFDS's mock data (unknown split sizes) `batch_size=-1`
 # aborts the whole process inside TensorFlow.
 _TFDS_BATCH = 4096
+
+# TFDS prepares a version in a folder named "incomplete.<random>_<version>" and
+# renames it to the bare version when done; only the bare name is a finished set.
+_VERSION = re.compile(r"\d+\.\d+\.\d+")
+
+
+class TfdsNotPreparedError(DataError):
+    """A TFDS set that is not on disk yet; `advice` words the remedy for where it was asked from.
+
+    Args:
+        spec: The TFDS name, without "tfds:".
+        location: Where TFDS looked for it.
+        build_command: The ``tfds build`` command that prepares it.
+    """
+
+    def __init__(self, spec: str, location: str, build_command: str):
+        self.spec, self.location, self.build_command = spec, location, build_command
+        super().__init__(self.advice("pass download=True"))
+
+    def __reduce__(self):  # picklable although __init__ takes more than the message
+        return type(self), (self.spec, self.location, self.build_command)
+
+    def advice(self, how_to_download: str) -> str:
+        """The one-line message, ``how_to_download`` (e.g. "rerun with --download") its first remedy."""
+        return (
+            f"TFDS data set {self.spec!r} is not prepared in {self.location}; "
+            f"{how_to_download} (needs network) or run `{self.build_command}` first."
+        )
+
+
+def tfds_data_dir(data_dir: str | None = None) -> Path:
+    """Where TFDS keeps prepared sets: ``data_dir``, else $TFDS_DATA_DIR, else ~/tensorflow_datasets (TFDS's own rule)."""
+    return Path(data_dir or os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"), "tensorflow_datasets")))
+
+
+def tfds_prepared(spec: str, data_dir: str | None = None) -> bool:
+    """Whether a TFDS set is prepared on this machine, read from the disk without importing TFDS.
+
+    A prepared set is a version folder ``<name>[/<config>]/<x.y.z>`` that holds
+    its dataset_info.json. A set whose configs TFDS picks by default (e.g.
+    "glue" for "glue/cola") counts only when its config is named.
+
+    Args:
+        spec: A TFDS name without "tfds:", e.g. "mnist", "glue/cola" or "mnist:3.0.1".
+        data_dir: The TFDS data directory; `tfds_data_dir` when None.
+    """
+    name, _, version = spec.partition(":")
+    folder = tfds_data_dir(data_dir) / name
+    if not name or not folder.is_dir():
+        return False
+    if _VERSION.fullmatch(version):
+        versions = [folder / version]
+    else:  # no version, or a pattern such as "3.*.*": any finished one
+        versions = [path for path in folder.iterdir() if _VERSION.fullmatch(path.name)]
+    return any((path / "dataset_info.json").is_file() for path in versions)
 
 
 def load_tfds(spec: str, *, data_dir: str | None, download: bool) -> RawData:
@@ -29,7 +88,8 @@ def load_tfds(spec: str, *, data_dir: str | None, download: bool) -> RawData:
         raise DataError(f"Empty TFDS name in {TFDS_PREFIX!r}; use e.g. '{TFDS_PREFIX}mnist'.")
     import tensorflow_datasets as tfds
 
-    build_command = f"tfds build {spec}" + (f" --data_dir {data_dir}" if data_dir else "")
+    # The folder spelled out: the user's shell may not see the same $TFDS_DATA_DIR.
+    build_command = f"tfds build {spec} --data_dir {tfds_data_dir(data_dir)}"
     builder = _tfds_builder(tfds, spec, data_dir)
     if download:
         try:
@@ -88,10 +148,7 @@ def _tfds_split(
         dataset = builder.as_dataset(split=split, as_supervised=True)
     except AssertionError as error:
         # TFDS reports unprepared data with an AssertionError ("could not find data").
-        raise DataError(
-            f"TFDS data set {spec!r} is not prepared in {builder.data_dir}; "
-            f"pass download=True (needs network) or run `{build_command}` first."
-        ) from error
+        raise TfdsNotPreparedError(spec, str(builder.data_dir), build_command) from error
     except ValueError as error:
         raise DataError(f"TFDS data set {spec!r} cannot be loaded as (input, label) pairs: {_first_line(error)}") from error
 

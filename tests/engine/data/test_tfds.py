@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
-from ablations.engine.data import DataError, load_dataset
+from ablations.engine.data import DataError, TfdsNotPreparedError, load_dataset, tfds_data_dir, tfds_prepared
 
 
 def test_tfds_with_mock_data(tmp_path):
@@ -23,14 +25,49 @@ def test_tfds_with_mock_data(tmp_path):
     assert abs(flat.x_train.mean()) < 1e-4 and abs(flat.x_train.std() - 1) < 1e-4
     np.testing.assert_array_equal(images.x_test.reshape(40, -1), flat.x_test)
 
+
+def test_tfds_images_are_28x28_pixels_scaled_to_0_1(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=20):
+        images = load_dataset("tfds:mnist", data_dir=str(tmp_path), image_shape=True, standardize=False)
+    assert images.input_shape == (28, 28, 1)
+    pixels = np.concatenate([images.x_train, images.x_val, images.x_test])
+    # 8-bit pixels divided by 255: within [0, 1], and not left at 0..255.
+    assert pixels.min() >= 0 and 0.5 < pixels.max() <= 1
+
 def test_missing_tfds_data_says_where_and_how_to_get_it(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(DataError) as raised:
         load_dataset("tfds:mnist", data_dir=str(tmp_path))
     message = str(raised.value)
     assert str(tmp_path) in message
-    assert "download=True" in message and "tfds build mnist" in message
+    assert "download=True" in message and f"tfds build mnist --data_dir {tmp_path}" in message
     assert "\n" not in message
+    # The command line words the same remedy as its flag.
+    assert isinstance(raised.value, TfdsNotPreparedError)
+    assert "rerun with --download (needs network)" in raised.value.advice("rerun with --download")
+    assert str(pickle.loads(pickle.dumps(raised.value))) == message
+
+
+def test_tfds_prepared_reads_finished_version_folders_from_disk(tmp_path, monkeypatch):
+    def prepare(*parts):
+        (tmp_path.joinpath(*parts)).mkdir(parents=True)
+        (tmp_path.joinpath(*parts) / "dataset_info.json").write_text("{}")
+
+    assert not tfds_prepared("mnist", str(tmp_path))
+    prepare("mnist", "incomplete.AB12CD_3.0.1")  # still being prepared
+    (tmp_path / "mnist" / "2.0.0").mkdir()  # a version folder without its info
+    assert not tfds_prepared("mnist", str(tmp_path))
+    prepare("mnist", "3.0.1")
+    assert tfds_prepared("mnist", str(tmp_path))
+    assert tfds_prepared("mnist:3.0.1", str(tmp_path)) and tfds_prepared("mnist:3.*.*", str(tmp_path))
+    assert not tfds_prepared("mnist:2.0.0", str(tmp_path))
+    prepare("glue", "cola", "2.0.0")
+    assert tfds_prepared("glue/cola", str(tmp_path)) and not tfds_prepared("glue/sst2", str(tmp_path))
+    assert not tfds_prepared("glue", str(tmp_path))  # its default config is TFDS's to pick: name it
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    assert tfds_data_dir() == tmp_path and tfds_prepared("mnist")
+    assert "tensorflow_datasets" not in str(tfds_data_dir())
 
 @pytest.mark.parametrize(
     ("name", "pattern"),

@@ -137,3 +137,33 @@ def test_bad_arguments_are_rejected(classification):
         fit_stack(stack, x, y, np.ones((2, 8)), epochs=1, learning_rate=0.1)
     with pytest.raises(ValueError, match="one logger per member"):
         fit_stack(stack, x, y, epochs=1, learning_rate=0.1, loggers=[print, print])
+
+
+JIT_RTOL = 1e-4
+"""XLA fuses and reorders float32 arithmetic: after a few epochs the weights agree to this relative tolerance."""
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("batch_size", [8, None])  # mini-batches (a ragged last batch) and the full batch
+def test_xla_compiled_training_gives_the_same_numbers_within_tolerance(classification, optimizer, batch_size):
+    x, y = classification(n=44)
+    stacks = [
+        StackedMLP(6, 3, depth=2, width=8, activations=ACTIVATIONS, initializers=["glorot_uniform"] * 4, seed=3) for _ in range(2)
+    ]
+    fits = [
+        fit_stack(stack, x, y, epochs=4, batch_size=batch_size, learning_rate=1e-2, optimizer=optimizer, jit_compile=jit)
+        for stack, jit in zip(stacks, (False, True))
+    ]
+    for plain, compiled in zip(*(s.trainable_variables for s in stacks)):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(compiled), keras.ops.convert_to_numpy(plain), rtol=JIT_RTOL, atol=1e-6)
+    np.testing.assert_allclose([h["loss"] for h in fits[1].histories], [h["loss"] for h in fits[0].histories], rtol=JIT_RTOL)
+    assert not np.array_equal(x, 0)  # the data trained on is real
+
+
+def test_the_jit_flag_reaches_fit_stack_through_the_environment(monkeypatch):
+    from ablations.engine.device import JIT_ENV, jit_enabled
+
+    monkeypatch.delenv(JIT_ENV, raising=False)
+    assert jit_enabled() is False
+    monkeypatch.setenv(JIT_ENV, "1")
+    assert jit_enabled() is True

@@ -1,0 +1,448 @@
+"""Sizing a run before it runs: ``ablate run ... --dry-run``.
+
+Counts are exact: trials (grid points), packs (trials trained together, by the
+ablation's ``pack_key``, split to fit GPU memory as the runner splits them) and
+epochs (each trial's ``epochs`` setting, or ``train_steps`` where an ablation
+counts optimizer steps, summed over trials; the configured count, so an upper
+bound where trials stop early).
+
+The time is calibrated on this device (`calibrate`). One pack of the grid, the
+one of median size, is trained three times with its epochs cut to a few, with
+loggers that keep nothing: nothing is logged, nothing is written. The first run
+(at the fewest epochs) pays what only a process's first pack pays (loading
+data, TensorFlow's lazy set-up); the second (same epochs) and the third (a few
+epochs more) put a line through time against epochs, whose intercept is a
+pack's fixed cost (building the models, tracing the step) and whose slope is
+the cost of an epoch. The cost model is then::
+
+    seconds = first-pack extra + packs x (fixed + PACK_BOOKKEEPING_S)
+              + trials x TRIAL_BOOKKEEPING_S + (member epochs) x per-member-epoch
+
+where the per-member-epoch cost is the slope divided by the pack's members. It
+assumes every pack costs about what the median one does: packs that differ in
+depth, width or training-set size differ in cost, so the estimate is rough and
+a real run is what checks it. An ablation without an epoch setting is timed as
+one whole pack, once, and multiplied by the packs (its first-pack extra
+counted in every pack: an overestimate, by seconds per pack).
+
+What a dry run cannot time without writing, the MLflow and Optuna bookkeeping,
+is added from constants measured with a local SQLite store and journal file
+(`PACK_BOOKKEEPING_S`, `TRIAL_BOOKKEEPING_S`); a remote tracking server costs
+more. The conclusion (reading the trials back, the verdict, figures, a test
+score) is not included.
+
+Peak memory is measured around the calibration: this process's peak resident
+memory (which a worker reaches too), and on a GPU the device's peak allocation.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ablations.engine.device import configure_gpus, free_gpu_bytes, jit_enabled, member_bytes, members_per_pack
+from ablations.engine.grid import pack_points
+from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext
+
+EPOCH_KEYS = ("epochs", "train_steps")
+"""The settings that say how long a trial trains, in the order they are looked for."""
+EXTRA_EPOCHS = 3
+"""Epochs the third calibration run trains beyond the first two (fewer when the trials train fewer)."""
+PACK_BOOKKEEPING_S = 1.0
+"""The runner's cost per pack beyond training: ending a pack's first MLflow run
+stops MLflow's asynchronous logging thread (``MlflowClient.set_terminated``),
+which waits about a second (MLflow 3.17, measured on a 2-core CPU)."""
+TRIAL_BOOKKEEPING_S = 0.04
+"""The runner's cost per trial beyond training: its MLflow run created, tagged,
+its params, per-epoch and final metrics logged, ended; its Optuna trial
+enqueued, claimed and told (SQLite store and journal file, measured on a 2-core
+CPU: 0.03 s, plus about 0.5 ms per asynchronous metrics call)."""
+HOUR_S = 3600.0
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class GridSize:
+    """What a grid holds.
+
+    Args:
+        trials: Grid points.
+        packs: Groups of trials trained together.
+        epochs: Epochs (or steps) over all trials; None when the trials have no such setting.
+        epoch_key: The setting counted ("epochs" or "train_steps"), or None.
+    """
+
+    trials: int
+    packs: int
+    epochs: int | None
+    epoch_key: str | None
+
+
+def epoch_key(ablation: Ablation) -> str | None:
+    """The setting that says how long one of ``ablation``'s trials trains, or None."""
+    return next((name for name in EPOCH_KEYS if name in ablation.params), None)
+
+
+def grid_size(ablation: Ablation, config: ResolvedConfig, max_members: int | None = None) -> GridSize:
+    """Counts the trials, packs and epochs of ``config``'s grid.
+
+    Args:
+        ablation: The ablation.
+        config: Its resolved configuration.
+        max_members: Largest pack (device memory, `device.members_per_pack`);
+            None packs as the ablation's ``pack_key`` says.
+    """
+    configs = config.trials()
+    key = epoch_key(ablation)
+    epochs = sum(int(c[key]) for c in configs) if key else None
+    return GridSize(len(configs), len(pack_points(configs, ablation.pack_key, max_members)), epochs, key)
+
+
+def pack_limit(config: ResolvedConfig) -> int | None:
+    """The pack size the runner would use on this device (None on a CPU: as the ablation packs)."""
+    return members_per_pack(max(member_bytes(c) for c in config.trials()), free_gpu_bytes())
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One pack timed on this device, and the cost model drawn from it.
+
+    Args:
+        members: Trials in the timed pack.
+        epoch_key: The setting cut down for the timing, or None (the pack ran whole, once).
+        epochs: The epoch counts of the timed runs after the first (one or two; none without an epoch setting).
+        seconds: Their wall times (without an epoch setting: the whole pack's).
+        first_extra_s: What the first pack of a process costs beyond the others.
+        fixed_s: A pack's cost that does not grow with epochs (building, tracing);
+            the whole pack's time when there is no epoch setting.
+        per_member_epoch_s: The cost of one member's epoch (0 without an epoch setting).
+        peak_rss_bytes: This process's peak resident memory after the timing.
+        rss_growth_bytes: How much the timing raised that peak (0 if an earlier
+            step of the process had reached higher).
+        peak_gpu_bytes: The first GPU's peak allocation during the timing; None on a CPU.
+        device: "CPU (N cores)" or the GPU's name.
+        jit: Whether the stacked step was XLA-compiled (``--jit``), as the run would compile it.
+    """
+
+    members: int
+    epoch_key: str | None
+    epochs: tuple[int, ...]
+    seconds: tuple[float, ...]
+    first_extra_s: float
+    fixed_s: float
+    per_member_epoch_s: float
+    peak_rss_bytes: int
+    rss_growth_bytes: int
+    peak_gpu_bytes: int | None
+    device: str
+    jit: bool = False
+
+    def seconds_for(self, size: GridSize) -> float:
+        """Estimated wall time of a grid of ``size`` with one worker on this device."""
+        seconds = self.first_extra_s + (self.fixed_s + PACK_BOOKKEEPING_S) * size.packs + TRIAL_BOOKKEEPING_S * size.trials
+        if size.epochs is not None and self.epoch_key is not None:
+            seconds += self.per_member_epoch_s * size.epochs
+        return seconds
+
+    def describe(self) -> str:
+        """What was timed, in words: "1 pack of 7 trials: 2.1s at 1 and 3.7s at 4 epochs"."""
+        trials = f"1 pack of {self.members} trial{'s' if self.members != 1 else ''}"
+        xla = ", XLA-compiled" if self.jit else ""
+        if self.epoch_key is None:
+            return f"{trials} in {self.seconds[0]:.1f}s{xla}"
+        unit = self.epoch_key.replace("_", " ")
+        timings = " and ".join(f"{s:.1f}s at {e}" for e, s in zip(self.epochs, self.seconds))
+        note = "; the per-epoch cost is below the timing noise" if len(self.epochs) > 1 and self.per_member_epoch_s == 0 else ""
+        return f"{trials}: {timings} {unit}{xla}{note}"
+
+
+def calibrate(
+    ablation: Ablation,
+    config: ResolvedConfig,
+    *,
+    max_members: int | None = None,
+    clock: Clock = time.perf_counter,
+) -> Calibration:
+    """Times one pack of ``config``'s grid on this device, with its epochs cut to a few; writes nothing.
+
+    The pack is the one of median size (`device.member_bytes` summed over its
+    members). It runs with loggers and artifact loggers that keep nothing, so
+    no MLflow run, no Optuna trial and no results folder comes of it.
+
+    Args:
+        ablation: The ablation.
+        config: Its resolved configuration.
+        max_members: Largest pack, as the runner would split them (None: no limit).
+        clock: Seconds, for timing (a test passes a fake one).
+    """
+    configure_gpus()  # before anything initializes the GPUs; a no-op on a CPU or when done already
+    configs = config.trials()
+    packs = pack_points(configs, ablation.pack_key, max_members)
+    # The median pack by size: the grid order puts the cheapest or the dearest first.
+    by_size = sorted(packs, key=lambda points: (sum(member_bytes(configs[i]) for i in points), points))
+    pack = [configs[i] for i in by_size[len(by_size) // 2]]
+    key = epoch_key(ablation)
+    rss_before = _peak_rss_bytes()
+    _reset_gpu_peak()
+    if key is None:
+        # Nothing to cut: one run of the whole pack, its first-pack extra counted
+        # in every pack (a second run to separate it could cost minutes).
+        whole = _time_pack(ablation, config, pack, clock)
+        epochs: tuple[int, ...] = ()
+        seconds: tuple[float, ...] = (whole,)
+        extra, fixed, per_member_epoch = 0.0, whole, 0.0
+    else:
+        budget = min(int(c[key]) for c in pack)
+        low = min(budget, max(1, int(ablation.params[key].low or 1)))  # the setting's own lower bound, if it has one
+        high = min(budget, low + EXTRA_EPOCHS)
+        first = _time_pack(ablation, config, [{**c, key: low} for c in pack], clock)
+        at_low = _time_pack(ablation, config, [{**c, key: low} for c in pack], clock)
+        extra = max(first - at_low, 0.0)
+        if high > low:
+            at_high = _time_pack(ablation, config, [{**c, key: high} for c in pack], clock)
+            per_epoch = max((at_high - at_low) / (high - low), 0.0)  # noise can tip a flat line below 0
+            fixed = max(at_low - per_epoch * low, 0.0)
+            epochs, seconds = (low, high), (at_low, at_high)
+        else:  # the trials train that few epochs: nothing to split, so all of it counts per epoch
+            per_epoch, fixed = at_low / low, 0.0
+            epochs, seconds = (low,), (at_low,)
+        per_member_epoch = per_epoch / len(pack)
+    peak = _peak_rss_bytes()
+    return Calibration(
+        members=len(pack),
+        epoch_key=key,
+        epochs=epochs,
+        seconds=seconds,
+        first_extra_s=extra,
+        fixed_s=fixed,
+        per_member_epoch_s=per_member_epoch,
+        peak_rss_bytes=peak,
+        rss_growth_bytes=max(peak - rss_before, 0),
+        peak_gpu_bytes=_gpu_peak(),
+        device=device_name(),
+        jit=jit_enabled(),
+    )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A grid's size and its expected cost on this device.
+
+    Args:
+        name: The ablation.
+        profile: The profile.
+        size: The grid's counts.
+        calibration: The timing the estimate rests on; None when the pack could not be timed.
+        workers: Processes the run would use on this machine (``--workers``).
+        parallel_slots: Workers this device runs side by side at full speed:
+            one per core on a CPU, one per GPU on a GPU machine (`parallel_slots`).
+        slot_unit: What a slot is, for the printed line: "core" or "GPU".
+        error: Why the pack could not be timed (the calibration's exception), or None.
+    """
+
+    name: str
+    profile: str
+    size: GridSize
+    calibration: Calibration | None
+    workers: int = 1
+    parallel_slots: int = 1
+    slot_unit: str = "core"
+    error: str | None = None
+
+    @property
+    def seconds_one_worker(self) -> float | None:
+        """Estimated wall time with one worker."""
+        return None if self.calibration is None else self.calibration.seconds_for(self.size)
+
+    @property
+    def seconds(self) -> float | None:
+        """Estimated wall time with `workers` workers: linear speed-up up to `parallel_slots`, none beyond."""
+        one = self.seconds_one_worker
+        return None if one is None else one / max(1, min(self.workers, self.parallel_slots))
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        """Peak memory of one worker (MiB): the GPU's peak allocation on a GPU, else the process's peak RSS."""
+        if self.calibration is None:
+            return None
+        calibration = self.calibration
+        peak = calibration.peak_gpu_bytes if calibration.peak_gpu_bytes is not None else calibration.peak_rss_bytes
+        return peak / 2**20
+
+    def workers_for(self, seconds: float = HOUR_S) -> int | None:
+        """Workers that bring the run under ``seconds``, if throughput grows linearly with them (None: not timed)."""
+        one = self.seconds_one_worker
+        return None if one is None else max(1, math.ceil(one / seconds))
+
+    def line(self) -> str:
+        """The dry run's line for this grid (`format_estimate`)."""
+        return format_estimate(self)
+
+
+def estimate(
+    ablation: Ablation,
+    config: ResolvedConfig,
+    *,
+    workers: int = 1,
+    calibration: Calibration | None = None,
+    clock: Clock = time.perf_counter,
+) -> Estimate:
+    """Sizes ``config``'s grid and times one of its packs on this device; writes nothing.
+
+    A pack that fails to train is reported in the estimate (`Estimate.error`),
+    not raised: the counts still stand.
+
+    Args:
+        ablation: The ablation.
+        config: Its resolved configuration.
+        workers: Processes that would share the grid on this machine (``--workers``).
+        calibration: A timing made before (`calibrate`); None times a pack now.
+        clock: Seconds, for timing (a test passes a fake one).
+    """
+    limit = pack_limit(config)
+    size = grid_size(ablation, config, limit)
+    error = None
+    if calibration is None:
+        try:
+            calibration = calibrate(ablation, config, max_members=limit, clock=clock)
+        except Exception as exception:  # a dry run still prints the counts
+            error = f"{type(exception).__name__}: {exception}".splitlines()[0][:200]
+    slots, unit = parallel_slots()
+    return Estimate(ablation.name, config.profile, size, calibration, workers, slots, unit, error)
+
+
+def format_estimate(result: Estimate) -> str:
+    """The line ``--dry-run`` prints for one grid.
+
+    Example: ``vanishing_gradients [quick]: 168 trials in 24 packs, 840
+    epochs; ~2m with 1 worker on this CPU (2 cores), peak memory ~888 MiB per
+    worker (calibrated: 1 pack of 7 trials: 2.1s at 1 and 3.7s at 4 epochs).``
+    A full profile adds the workers (or machines) that would bring it under an
+    hour, and the speed-up that assumes.
+
+    Args:
+        result: An `estimate`.
+    """
+    size = result.size
+    epochs = f", {size.epochs:,} {size.epoch_key.replace('_', ' ')}" if size.epochs is not None else ""
+    text = f"{result.name} [{result.profile}]: {size.trials:,} trials in {size.packs:,} packs{epochs}; "
+    calibration = result.calibration
+    if calibration is None:
+        return text + f"time not estimated (the calibration pack failed: {result.error})."
+    workers = f"{result.workers} worker{'s' if result.workers != 1 else ''}"
+    if calibration.peak_gpu_bytes is None:
+        memory = f"peak memory ~{calibration.peak_rss_bytes / 2**20:,.0f} MiB per worker"
+    else:
+        memory = f"peak GPU memory ~{calibration.peak_gpu_bytes / 2**20:,.0f} MiB, host ~{calibration.peak_rss_bytes / 2**20:,.0f} MiB per worker"
+    text += f"~{duration(result.seconds)} with {workers} on this {calibration.device}, {memory} (calibrated: {calibration.describe()})"
+    if result.profile == "full":
+        text += "; " + _under_an_hour(result)
+    return text + "."
+
+
+def _under_an_hour(result: Estimate) -> str:
+    """What would bring a full run under an hour, with the scaling it assumes."""
+    needed = result.workers_for()
+    slots = result.parallel_slots
+    if needed == 1:
+        return "under an hour with one worker"
+    unit = f"{slots} {result.slot_unit}{'s' if slots != 1 else ''}"
+    if needed <= slots:
+        return f"{needed} workers would bring it under an hour (--workers {needed}; assumes linear speed-up up to this device's {unit})"
+    machines = math.ceil(needed / slots)
+    return (
+        f"{needed} workers would bring it under an hour at linear speed-up, more than this device's {unit}: "
+        f"{machines} machines like this one, {slots} worker{'s' if slots != 1 else ''} each, sharing one --storage"
+    )
+
+
+def duration(seconds: float) -> str:
+    """Seconds as "45s", "12m", "3h05m"."""
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes = round(seconds / 60)
+    return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _time_pack(ablation: Ablation, config: ResolvedConfig, pack: list[dict[str, Any]], clock: Clock) -> float:
+    """Seconds to train ``pack`` with loggers that keep nothing, from a clear Keras session as the runner does."""
+    import keras
+    import tensorflow as tf
+
+    context = TrialContext(loggers=[_discard] * len(pack), profile=config.profile, artifact_loggers=[_discard] * len(pack))
+    keras.backend.clear_session(free_memory=True)
+    # Every run traces its step anew, as every pack of a real run does: TensorFlow's
+    # "frequent retracing" warning says nothing here.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        started = clock()
+        ablation.run(pack, context)
+        return clock() - started
+    finally:
+        logger.setLevel(level)
+
+
+def _discard(*args: Any) -> None:
+    """A logger that keeps nothing: a dry run writes nothing."""
+
+
+def _peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def _gpus() -> list:
+    import tensorflow as tf
+
+    return tf.config.list_logical_devices("GPU")
+
+
+def _reset_gpu_peak() -> None:
+    import tensorflow as tf
+
+    if _gpus():
+        tf.config.experimental.reset_memory_stats("GPU:0")
+
+
+def _gpu_peak() -> int | None:
+    import tensorflow as tf
+
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"]) if _gpus() else None
+
+
+def parallel_slots() -> tuple[int, str]:
+    """Workers this device runs side by side at full speed, and what each is: one per GPU, else one per core.
+
+    A worker on a CPU gets ``cores // workers`` TensorFlow threads
+    (`study.workers.threads_per_worker`); the small models here use few, so
+    throughput grows about linearly with workers up to the cores. Several
+    workers can share a GPU (memory growth is on), but no speed-up is assumed
+    from that.
+    """
+    import tensorflow as tf
+
+    from ablations.engine.study.workers import available_cores
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return (gpus, "GPU") if gpus else (available_cores(), "core")
+
+
+def device_name() -> str:
+    """The device trials train on: the first GPU's name (and count), else "CPU (N cores)"."""
+    import tensorflow as tf
+
+    from ablations.engine.study.workers import available_cores
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        return name if len(gpus) == 1 else f"{len(gpus)} x {name}"
+    return f"CPU ({available_cores()} cores)"

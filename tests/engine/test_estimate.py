@@ -1,0 +1,208 @@
+"""Sizing a grid before it runs: exact counts, a calibrated time, and a dry run that writes nothing."""
+
+import os
+import re
+import subprocess
+import sys
+
+import matplotlib.pyplot as plt
+import pytest
+
+from ablations.engine.estimate import (
+    PACK_BOOKKEEPING_S,
+    TRIAL_BOOKKEEPING_S,
+    Calibration,
+    Estimate,
+    GridSize,
+    calibrate,
+    duration,
+    estimate,
+    format_estimate,
+    grid_size,
+)
+from ablations.engine.registry import get_ablation
+from ablations.engine.spec import Ablation, Param
+from ablations.engine.verdict import Verdict
+
+FIRST_EXTRA_S, FIXED_S, PER_MEMBER_EPOCH_S = 2.0, 3.0, 0.5
+
+
+def bookkeeping(packs: int, trials: int) -> float:
+    """What the runner adds to training (MLflow runs, Optuna trials), which a dry run adds from constants."""
+    return PACK_BOOKKEEPING_S * packs + TRIAL_BOOKKEEPING_S * trials
+
+
+class FakeClock:
+    """Time that moves only when the toy trains: once a first-pack extra, then a fixed cost per pack plus a cost per member and epoch."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.packs: list[list[dict]] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def toy(clock: FakeClock, *, epochs: bool = True, fail: bool = False) -> Ablation:
+    """A grid over x (3 values here, 6 in full) and seeds, packed by seed; its run only moves ``clock``."""
+
+    def run(configs, context):
+        assert len(context.loggers) == len(context.artifact_loggers) == len(configs)
+        for log in context.loggers:
+            log({"loss": 1.0}, 1)  # kept nowhere
+        if fail:
+            raise FloatingPointError("diverged")
+        clock.now += (0.0 if clock.packs else FIRST_EXTRA_S) + FIXED_S
+        clock.now += PER_MEMBER_EPOCH_S * sum(c["epochs"] for c in configs) if epochs else 0.0
+        clock.packs.append(configs)
+        return [{"final_val_loss": 0.0} for _ in configs]
+
+    params = {"x": Param(1, low=0, high=10)}
+    if epochs:
+        params["epochs"] = Param(10, low=1, high=10_000)
+    full = {"x": [1, 2, 3, 4, 5, 6], "seeds": 5, **({"epochs": 2000} if epochs else {})}
+    return Ablation(
+        name="toy_sized",
+        claim="c",
+        params=params,
+        profiles={"smoke": {"x": [1, 2, 3], "seeds": 2}, "full": full},
+        run=run,
+        verdict=lambda trials: Verdict([]),
+        figures=lambda trials, client: {"toy": plt.figure()},
+        pack_key=lambda config: config["seed"],
+    )
+
+
+def test_grid_size_counts_trials_packs_and_epochs():
+    ablation = toy(FakeClock())
+    assert grid_size(ablation, ablation.resolve("smoke")) == GridSize(trials=6, packs=2, epochs=60, epoch_key="epochs")
+    # Packs split to fit device memory, as the runner splits them on a GPU.
+    assert grid_size(ablation, ablation.resolve("smoke"), max_members=2).packs == 4
+    vanishing = get_ablation("vanishing_gradients")
+    config = vanishing.resolve("quick")
+    trials = 1
+    for values in config.grid.values():
+        trials *= len(values)
+    size = grid_size(vanishing, config)
+    # Every activation of one depth, initializer and seed trains in one pack.
+    assert (size.trials, size.packs, size.epochs) == (trials, trials // len(config.grid["activation"]), trials * config.fixed["epochs"])
+    # Steps where an ablation counts optimizer steps; nothing where it has no such setting.
+    assert grid_size(get_ablation("augmentation"), get_ablation("augmentation").resolve("smoke")).epoch_key == "train_steps"
+    assert grid_size(get_ablation("collinearity"), get_ablation("collinearity").resolve("smoke")).epochs is None
+
+
+def test_calibration_splits_a_first_pack_extra_a_fixed_cost_and_a_cost_per_member_and_epoch():
+    clock = FakeClock()
+    ablation = toy(clock)
+    calibration = calibrate(ablation, ablation.resolve("smoke"), clock=clock)
+    # Three runs of one pack of 3 members, epochs cut from 10 to 1, 1 and 4, give back the toy's costs exactly.
+    assert [[c["epochs"] for c in pack] for pack in clock.packs] == [[1] * 3, [1] * 3, [4] * 3]
+    assert (calibration.members, calibration.epochs, calibration.seconds) == (3, (1, 4), (4.5, 9.0))
+    assert calibration.first_extra_s == pytest.approx(FIRST_EXTRA_S)
+    assert calibration.fixed_s == pytest.approx(FIXED_S)
+    assert calibration.per_member_epoch_s == pytest.approx(PER_MEMBER_EPOCH_S)
+    assert calibration.describe() == "1 pack of 3 trials: 4.5s at 1 and 9.0s at 4 epochs"
+    assert calibration.peak_rss_bytes > 0 and calibration.peak_gpu_bytes is None  # this suite runs on a CPU
+
+
+def test_a_calibration_under_jit_says_so(monkeypatch):
+    from ablations.engine.device import JIT_ENV
+
+    monkeypatch.setenv(JIT_ENV, "1")  # what ``ablate run --jit --dry-run`` sets before it calibrates
+    clock = FakeClock()
+    ablation = toy(clock)
+    assert calibrate(ablation, ablation.resolve("smoke"), clock=clock).describe().endswith("at 1 and 9.0s at 4 epochs, XLA-compiled")
+
+
+def test_the_estimate_extrapolates_the_calibration_and_workers_share_it_up_to_the_cores():
+    clock = FakeClock()
+    ablation = toy(clock)
+    result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
+    seconds = FIRST_EXTRA_S + 2 * FIXED_S + PER_MEMBER_EPOCH_S * 60 + bookkeeping(2, 6)  # 40.24 s
+    assert result.seconds == pytest.approx(seconds)
+    line = format_estimate(result)
+    assert line == result.line()
+    assert re.fullmatch(
+        r"toy_sized \[smoke\]: 6 trials in 2 packs, 60 epochs; ~40s with 1 worker on this CPU \(\d+ cores\), "
+        r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 3 trials: 4\.5s at 1 and 9\.0s at 4 epochs\)\.",
+        line,
+    ), line
+    calibration = result.calibration
+    two = Estimate("toy_sized", "smoke", result.size, calibration, workers=2, parallel_slots=2)
+    assert two.seconds == pytest.approx(seconds / 2) and "~20s with 2 workers" in two.line()
+    # Beyond the device's parallel slots, more workers buy nothing.
+    assert Estimate("t", "smoke", result.size, calibration, workers=8, parallel_slots=2).seconds == pytest.approx(seconds / 2)
+
+
+def test_a_full_profile_says_how_many_workers_or_machines_bring_it_under_an_hour():
+    clock = FakeClock()
+    ablation = toy(clock)
+    result = estimate(ablation, ablation.resolve("full"), clock=clock)
+    seconds = FIRST_EXTRA_S + 5 * FIXED_S + PER_MEMBER_EPOCH_S * 30 * 2000 + bookkeeping(5, 30)  # about 30,023 s
+    assert result.seconds == pytest.approx(seconds)
+    assert result.workers_for() == 9
+    on_16_cores = Estimate("toy_sized", "full", result.size, result.calibration, parallel_slots=16)
+    assert on_16_cores.line().endswith(
+        "; 9 workers would bring it under an hour (--workers 9; assumes linear speed-up up to this device's 16 cores)."
+    )
+    on_2_cores = Estimate("toy_sized", "full", result.size, result.calibration, parallel_slots=2)
+    assert on_2_cores.line().endswith(
+        "; 9 workers would bring it under an hour at linear speed-up, more than this device's 2 cores: "
+        "5 machines like this one, 2 workers each, sharing one --storage."
+    )
+    on_1_gpu = Estimate("toy_sized", "full", result.size, result.calibration, parallel_slots=1, slot_unit="GPU")
+    assert on_1_gpu.line().endswith("more than this device's 1 GPU: 9 machines like this one, 1 worker each, sharing one --storage.")
+    small = Estimate("a", "full", GridSize(1, 1, 1, "epochs"), result.calibration)
+    assert small.line().endswith("; under an hour with one worker.")
+
+
+def test_an_ablation_without_epochs_is_timed_as_a_whole_pack():
+    clock = FakeClock()
+    ablation = toy(clock, epochs=False)
+    result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
+    assert len(clock.packs) == 1  # one run: a whole pack may take minutes
+    assert result.calibration.describe() == "1 pack of 3 trials in 5.0s"
+    # The first-pack extra counts in every pack: an overestimate by 2 s a pack.
+    assert result.seconds == pytest.approx(2 * (FIRST_EXTRA_S + FIXED_S) + bookkeeping(2, 6))
+    assert result.line().startswith("toy_sized [smoke]: 6 trials in 2 packs; ~12s with 1 worker on this CPU")
+
+
+def test_a_pack_that_fails_to_train_still_leaves_the_counts():
+    clock = FakeClock()
+    ablation = toy(clock, fail=True)
+    result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
+    assert result.seconds is None and result.peak_memory_mb is None
+    assert result.line() == (
+        "toy_sized [smoke]: 6 trials in 2 packs, 60 epochs; time not estimated (the calibration pack failed: FloatingPointError: diverged)."
+    )
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(42, "42s"), (125, "2m"), (3 * 3600 + 300, "3h05m")])
+def test_durations_read_as_people_say_them(seconds, text):
+    assert duration(seconds) == text
+
+
+def test_calibrating_a_real_ablation_writes_nothing(_never_the_real_mlruns):
+    results = _never_the_real_mlruns  # ABLATE_RESULTS_DIR and the MLflow database point here
+    ablation = get_ablation("vanishing_gradients")
+    result = estimate(ablation, ablation.resolve("smoke"))
+    assert isinstance(result.calibration, Calibration) and result.seconds > 0
+    assert result.calibration.epochs == (1,)  # the smoke profile trains 1 epoch: nothing to cut
+    assert list(results.iterdir()) == []
+
+
+def test_a_dry_run_prints_one_line_per_ablation_and_writes_nothing(tmp_path):
+    results = tmp_path / "results"
+    env = {**os.environ, "ABLATE_RESULTS_DIR": str(results), "MLFLOW_TRACKING_URI": f"sqlite:///{results}/mlflow.db"}
+    command = [sys.executable, "-m", "ablations", "run", "vanishing_gradients", "linear_collapse", "--profile", "smoke", "--dry-run"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert re.fullmatch(
+        r"vanishing_gradients \[smoke\]: 4 trials in 2 packs, 4 epochs; ~\d+s with 1 worker on this CPU \(\d+ cores\), "
+        r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 2 trials: [\d.]+s at 1 epochs\)\.",
+        lines[0],
+    ), lines[0]
+    assert lines[1].startswith("linear_collapse [smoke]: ")
+    assert not results.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
