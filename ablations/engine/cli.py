@@ -214,7 +214,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.jit:
         os.environ[JIT_ENV] = "1"  # read where the stacked step compiles, here and in worker processes
     if args.dry_run:
-        return _dry_run(plans)
+        return _dry_run(plans, args.workers)
     open_storage(args.storage)
     import_tensorflow()
     configure_gpus()
@@ -240,7 +240,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dry_run(plans: list[tuple[Ablation, ResolvedConfig]]) -> int:
+def _dry_run(plans: list[tuple[Ablation, ResolvedConfig]], workers: int) -> int:
     """``ablate run --dry-run``: per ablation, its grid's size and cost on this device; writes nothing."""
     from ablations.engine.tensorflow_quiet import import_tensorflow
 
@@ -249,7 +249,7 @@ def _dry_run(plans: list[tuple[Ablation, ResolvedConfig]]) -> int:
     from ablations.engine.estimate import estimate
 
     for ablation, config in plans:
-        print(estimate(ablation, config).line(), flush=True)
+        print(estimate(ablation, config, workers=workers).line(), flush=True)
     return 0
 
 
