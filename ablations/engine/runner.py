@@ -367,6 +367,10 @@ def _trial_name(trial_config: dict, config: ResolvedConfig, skip: set[str] = fro
 def read_trials(tracker: Tracker, ablation: Ablation, experiment_id: str, parent_run_id: str) -> pd.DataFrame:
     """The child runs of ``parent_run_id`` as typed columns: params, final metrics, run_id, status."""
     raw = tracker.child_runs(experiment_id, parent_run_id)
+    params = [column for column in raw.columns if column.startswith("params.")]
+    if params:
+        # A run killed while it was being created has no params, and no result either.
+        raw = raw[raw[params].notna().any(axis=1)]
     if raw.empty:
         return raw
     columns = {"run_id": raw["run_id"], "status": raw["status"]}

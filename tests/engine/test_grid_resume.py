@@ -107,3 +107,14 @@ def test_fresh_starts_a_new_grid_beside_the_unfinished_one(tracker, capsys):
     run_ablation(TOY, config, tracker=tracker, progress=False)
     assert "resuming grid" in capsys.readouterr().err and len(TRAINED) == 4 + 6 + 2
     assert sorted(s.user_attrs["concluded"] for s in open_storage(None).get_all_studies()) == [True, True]
+
+
+def test_a_child_run_killed_before_its_params_were_logged_is_not_read_back(tracker):
+    from ablations.engine.runner import read_trials
+
+    result = run_ablation(TOY, TOY.resolve("smoke"), tracker=tracker, progress=False)
+    # What a SIGKILL between creating a trial's run and logging its params leaves behind.
+    tracker.start_run(result.experiment_id, "killed at birth", params={}, tags={"run_kind": "trial"}, parent_run_id=result.parent_run_id)
+    trials = read_trials(tracker, TOY, result.experiment_id, result.parent_run_id)
+    assert len(tracker.child_runs(result.experiment_id, result.parent_run_id)) == 7
+    assert len(trials) == 6 and trials["seed"].tolist() == [0, 1, 0, 1, 0, 1]
