@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from ablations.engine.grid import POINT_ATTR
 from ablations.engine.storage import open_storage
+from tests.engine.kills import kill_when
 from ablations.engine.tracking import Tracker
 
 pytestmark = pytest.mark.process
@@ -30,8 +31,6 @@ pytestmark = pytest.mark.process
 # vanishing_gradients' smoke grid over four depths: 8 trials in 4 packs of 2 (relu and sigmoid train together).
 SETTINGS = ["vanishing_gradients", "--profile", "smoke", "--set", "depth=2,3,4,5", "--no-report", "--quiet"]
 POINTS = 8
-POLL_S = 0.02
-"""How often the test reads the storage; only the reaction time depends on it."""
 
 
 def _ablate(*extra: str) -> list[str]:
@@ -48,22 +47,6 @@ def _points(storage) -> list:
 
 def _complete(trials) -> int:
     return sum(t.state == TrialState.COMPLETE for t in trials)
-
-
-def _kill_when(process, storage, ready, what: str) -> list:
-    """Kills ``process`` once ``ready(trials)`` holds; returns the trials seen then."""
-    while True:
-        trials = _points(storage)
-        if ready(trials):
-            break
-        if process.poll() is not None:
-            raise AssertionError(f"ablate run exited with {process.returncode} before {what}")
-        time.sleep(POLL_S)
-    alive = process.poll() is None
-    process.kill()
-    process.wait()
-    assert alive, f"ablate run exited before its kill {what}"
-    return trials
 
 
 def _training(trials) -> bool:
@@ -100,9 +83,9 @@ def test_a_grid_killed_twice_at_progress_points_resumes_to_the_same_aggregates(t
         def start():
             return subprocess.Popen(_ablate(), env=os.environ, stdout=output, stderr=subprocess.STDOUT)
 
-        seen.append(_kill_when(start(), storage, lambda ts: _complete(ts) >= 2 and _training(ts), "a pack finished and the next began"))
+        seen.append(kill_when(start(), lambda: _points(storage), lambda ts: _complete(ts) >= 2 and _training(ts), "a pack finished and the next began"))
         base = _complete(_points(storage))
-        seen.append(_kill_when(start(), storage, lambda ts: _complete(ts) > base and _training(ts), "the rerun finished a pack"))
+        seen.append(kill_when(start(), lambda: _points(storage), lambda ts: _complete(ts) > base and _training(ts), "the rerun finished a pack"))
         final = subprocess.run(_ablate(), env=os.environ, stdout=output, stderr=subprocess.STDOUT, timeout=600)
     context = f"(output:\n{log.read_text()[-3000:]})"
     assert final.returncode == 0, context

@@ -13,13 +13,13 @@ RUNNING trial, and every MLflow child run is in a terminal state.
 import os
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from ablations.engine.storage import open_storage
+from tests.engine.kills import kill_when
 
 pytestmark = pytest.mark.process
 
@@ -27,8 +27,6 @@ N = 8
 NAME = "killed"
 COMMAND = [sys.executable, "-m", "ablations", "study", "--space", "tiny", "--data", "moons", "--trials", str(N), "--study-name", NAME]
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
-POLL_S = 0.02
-"""How often the test reads the storage; only the reaction time depends on it."""
 
 
 def _trials(storage) -> list:
@@ -40,22 +38,6 @@ def _trials(storage) -> list:
 
 def _counted(trials) -> int:
     return sum(t.state in COUNTED for t in trials)
-
-
-def _kill_when(process, storage, ready, what: str) -> list:
-    """Kills ``process`` once ``ready(trials)`` holds; returns the trials seen then."""
-    while True:
-        trials = _trials(storage)
-        if ready(trials):
-            break
-        if process.poll() is not None:
-            raise AssertionError(f"the study exited with {process.returncode} before {what}")
-        time.sleep(POLL_S)
-    alive = process.poll() is None
-    process.kill()
-    process.wait()
-    assert alive, f"the study exited before its kill {what}"
-    return trials
 
 
 def _running(trials, *, epochs: int = 0) -> bool:
@@ -71,11 +53,11 @@ def test_a_study_killed_three_times_at_progress_points_ends_with_exactly_n_trial
         def start():
             return subprocess.Popen(COMMAND, env=os.environ, stdout=output, stderr=subprocess.STDOUT)
 
-        seen.append(_kill_when(start(), storage, lambda ts: _running(ts, epochs=1), "a trial recorded an epoch"))
+        seen.append(kill_when(start(), lambda: _trials(storage), lambda ts: _running(ts, epochs=1), "a trial recorded an epoch"))
         base = _counted(seen[-1])
-        seen.append(_kill_when(start(), storage, lambda ts: _counted(ts) > base and _running(ts), "a trial finished and the next began"))
+        seen.append(kill_when(start(), lambda: _trials(storage), lambda ts: _counted(ts) > base and _running(ts), "a trial finished and the next began"))
         base = _counted(seen[-1])
-        seen.append(_kill_when(start(), storage, lambda ts: _counted(ts) > base and _running(ts, epochs=1), "another trial finished"))
+        seen.append(kill_when(start(), lambda: _trials(storage), lambda ts: _counted(ts) > base and _running(ts, epochs=1), "another trial finished"))
         final = subprocess.run(COMMAND, env=os.environ, stdout=output, stderr=subprocess.STDOUT, timeout=600)
     context = f"(output:\n{log.read_text()[-3000:]})"
     assert final.returncode == 0, context

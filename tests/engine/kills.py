@@ -1,0 +1,26 @@
+"""Killing a process at a point defined by its progress, read from storage: never after a sleep."""
+
+import time
+from collections.abc import Callable
+
+POLL_S = 0.02
+"""How often the storage is read; only the reaction time depends on it, not what the test sees."""
+
+
+def kill_when(process, read: Callable[[], list], ready: Callable[[list], bool], what: str) -> list:
+    """SIGKILLs ``process`` once ``ready(read())`` holds; returns what ``read`` saw then.
+
+    Fails when the process exits before that state, or before the kill lands.
+    """
+    while True:
+        trials = read()
+        if ready(trials):
+            break
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args[3:5]} exited with {process.returncode} before {what}")
+        time.sleep(POLL_S)
+    alive = process.poll() is None
+    process.kill()
+    process.wait()
+    assert alive, f"{process.args[3:5]} exited before its kill {what}"
+    return trials
