@@ -228,7 +228,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         verdict = result.verdict
         if verdict is not None:
             outcome = f"{verdict.outcome}: {verdict.summary}"
-        elif len(result.trials) or result.failed:
+        elif result.concluded:
             outcome = "no trial finished"
         else:
             outcome = f"no pack left here; grid {result.study_name} is concluded by the worker that finishes its last pack"

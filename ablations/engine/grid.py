@@ -15,6 +15,9 @@ machine or many (through an RDB storage), repeat:
    worker touches once the pack has a RUNNING trial;
 3. train it, and tell each trial's outcome.
 
+A process that finds the grid before its creator has enqueued it all waits
+until the creator marks it ready, or finishes it if the creator died.
+
 When no grid point is left, the worker that claims the token (atomically, like
 a pack) writes the verdict: whichever worker finishes the last pack.
 
@@ -40,7 +43,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ablations.engine.spec import Ablation, ResolvedConfig
 from ablations.engine.study.optuna_private import storage_of, trial_id
-from ablations.engine.study.stale import REASON_ATTR, WORKER_ATTR, fail_stale_trials, worker_identity
+from ablations.engine.study.stale import REASON_ATTR, WORKER_ATTR, fail_stale_trials, worker_alive, worker_identity
 
 ABLATION_ATTR = "ablation"
 PROFILE_ATTR = "profile"
@@ -60,6 +63,12 @@ TOKEN_PACK = -1
 CONCLUDED_REASON = "conclusion token: this worker wrote the verdict"
 RETRY_PREFIX = "stale:"
 """Failure reasons that leave the grid point to be trained again (dead worker, interrupt)."""
+DUPLICATE_PREFIX = "duplicate:"
+"""The failure reason of a second trial of one grid point: not a result of the point (its other trial is)."""
+CREATOR_ATTR = "creator"
+"""The worker that created the grid (`worker_identity`): a joiner finishes the grid of a dead one."""
+READY_TIMEOUT_S = 120.0
+"""A joiner finishes a grid that is not ready this long after it found it (its creator on another machine died)."""
 
 
 def grid_settings(config: ResolvedConfig) -> dict[str, Any]:
@@ -160,8 +169,9 @@ def open_grid(
     ]
     unfinished.sort(key=lambda study: study.user_attrs.get(CREATED_ATTR, 0.0))
     same = [summary for summary in unfinished if summary.user_attrs.get(KEY_ATTR) == key]
+    creation = _Creation(ablation, config, configs, start_parent, max_members, say)
     if same and not fresh:
-        study = optuna.load_study(study_name=same[-1].study_name, storage=storage)
+        study = creation.join(optuna.load_study(study_name=same[-1].study_name, storage=storage))
         grid = Grid(study, study.user_attrs[PARENT_ATTR], configs, resumed=True)
         say(f"{ablation.name}: resuming grid {grid.name}: {len(grid.done_points())} of {len(configs)} grid points done.")
         return grid
@@ -171,43 +181,63 @@ def open_grid(
         changed = _changes(unfinished[-1].user_attrs.get(SETTINGS_ATTR, {}), grid_settings(config))
         say(f"{ablation.name}: settings differ from the unfinished grid {unfinished[-1].study_name} ({changed}); starting a new grid.")
     # The name follows from the settings, so that machines started at once create one grid: one wins, the others join it.
-    earlier = sum(1 for study in storage.get_all_studies() if study.user_attrs.get(KEY_ATTR) == key)
-    name = f"{ablation.name}-{config.profile}-{key}" + (f"-{earlier + 1}" if earlier else "")
+    base = f"{ablation.name}-{config.profile}-{key}"
+    earlier = sum(1 for study in storage.get_all_studies() if study.study_name == base or study.study_name.startswith(base + "-"))
+    name = base + (f"-{earlier + 1}" if earlier else "")
     try:
         study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage)
-        study = _wait_until_ready(study)
+        study = creation.join(optuna.load_study(study_name=name, storage=storage))
         return Grid(study, study.user_attrs[PARENT_ATTR], configs, resumed=True)
-    parent = start_parent()
-    for attr, value in {
-        PARENT_ATTR: parent,
-        ABLATION_ATTR: ablation.name,
-        PROFILE_ATTR: config.profile,
-        KEY_ATTR: key,
-        SETTINGS_ATTR: json.loads(json.dumps(grid_settings(config), default=str)),
-        CONCLUDED_ATTR: False,
-        CREATED_ATTR: time.time(),
-        MAX_MEMBERS_ATTR: max_members,
-    }.items():
-        study.set_user_attr(attr, value)
-    for pack, points in enumerate(pack_points(configs, ablation.pack_key, max_members)):
-        for point in points:
-            _enqueue(study, config, configs[point], point, pack)
-    study.enqueue_trial({}, user_attrs={PACK_ATTR: TOKEN_PACK})
-    study.set_user_attr(READY_ATTR, True)
-    return Grid(study, parent, configs, resumed=False)
+    study.set_user_attr(CREATOR_ATTR, worker_identity())  # first, so that joiners can tell a slow creator from a dead one
+    creation.complete(study)
+    return Grid(study, study.user_attrs[PARENT_ATTR], configs, resumed=False)
 
 
-def _wait_until_ready(study: optuna.Study, timeout_s: float = 120.0) -> optuna.Study:
-    """A grid another process has just created, once it has enqueued every point."""
-    deadline = time.monotonic() + timeout_s
-    while not study.user_attrs.get(READY_ATTR):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"grid {study.study_name} is not ready {timeout_s:g} s after its creation; if its creator died, rerun")
-        time.sleep(0.2)
-        study = optuna.load_study(study_name=study.study_name, storage=storage_of(study))
-    return study
+@dataclass
+class _Creation:
+    """Creates a grid's content in its study; the creator does it at once, a joiner finishes what a dead creator left."""
+
+    ablation: Ablation
+    config: ResolvedConfig
+    configs: list[dict[str, Any]]
+    start_parent: Callable[[], str]
+    max_members: int | None
+    say: Callable[[str], None]
+
+    def complete(self, study: optuna.Study) -> None:
+        """Sets the attributes the study lacks, enqueues the grid points and the token it lacks, then marks it ready."""
+        attrs = study.user_attrs
+        if PARENT_ATTR not in attrs:
+            study.set_user_attr(PARENT_ATTR, self.start_parent())
+        for attr, value in {
+            ABLATION_ATTR: self.ablation.name,
+            PROFILE_ATTR: self.config.profile,
+            KEY_ATTR: grid_key(self.ablation.name, self.config),
+            SETTINGS_ATTR: json.loads(json.dumps(grid_settings(self.config), default=str)),
+            CONCLUDED_ATTR: False,
+            CREATED_ATTR: time.time(),
+            MAX_MEMBERS_ATTR: self.max_members,
+        }.items():
+            if attr not in attrs:
+                study.set_user_attr(attr, value)
+        _enqueue_missing(study, self.config, self.configs, self.ablation.pack_key)
+        study.set_user_attr(READY_ATTR, True)
+
+    def join(self, study: optuna.Study, timeout_s: float = READY_TIMEOUT_S) -> optuna.Study:
+        """The study once its creator has made it ready; finishes it instead if the creator died or timed out."""
+        deadline = time.monotonic() + timeout_s
+        while not study.user_attrs.get(READY_ATTR):
+            creator = study.user_attrs.get(CREATOR_ATTR)
+            dead = creator is not None and worker_alive(creator) is False
+            if dead or time.monotonic() > deadline:
+                why = "its creator died" if dead else f"it is not ready {timeout_s:g} s after its creation"
+                self.say(f"{self.ablation.name}: grid {study.study_name}: {why}; enqueueing the grid points it lacks.")
+                self.complete(study)
+            else:
+                time.sleep(0.2)  # the creator is enqueueing the grid points
+            study = optuna.load_study(study_name=study.study_name, storage=storage_of(study))
+        return study
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
@@ -237,7 +267,7 @@ def _final(trial: FrozenTrial) -> bool:
         return True
     # A FAIL without a reason was failed by Optuna's heartbeat check: its worker died.
     reason = trial.user_attrs.get(REASON_ATTR)
-    return trial.state == TrialState.FAIL and reason is not None and not reason.startswith(RETRY_PREFIX)
+    return trial.state == TrialState.FAIL and reason is not None and not reason.startswith((RETRY_PREFIX, DUPLICATE_PREFIX))
 
 
 def repair(grid: Grid, config: ResolvedConfig, pack_key: Callable | None) -> list[int]:
@@ -247,19 +277,26 @@ def repair(grid: Grid, config: ResolvedConfig, pack_key: Callable | None) -> lis
     the later copy.
     """
     fail_stale_trials(grid.study)
+    return _enqueue_missing(grid.study, config, grid.configs, pack_key)
+
+
+def _enqueue_missing(study: optuna.Study, config: ResolvedConfig, configs: list[dict[str, Any]], pack_key: Callable | None) -> list[int]:
+    """Enqueues, in pack order, every grid point that has no live or final trial, and the token if none is left; returns the points."""
+    trials = study.get_trials(deepcopy=False)
     covered = {
         t.user_attrs[POINT_ATTR]
-        for t in grid.trials()
+        for t in trials
         if _is_point(t) and (t.state in (TrialState.WAITING, TrialState.RUNNING) or _final(t))
     }
-    lost = [point for point in range(len(grid.configs)) if point not in covered]
-    max_members = grid.study.user_attrs.get(MAX_MEMBERS_ATTR)
-    packs = {point: pack for pack, points in enumerate(pack_points(grid.configs, pack_key, max_members)) for point in points}
-    for point in lost:
-        _enqueue(grid.study, config, grid.configs[point], point, packs[point])
-    tokens = [t for t in grid.trials() if t.user_attrs.get(PACK_ATTR) == TOKEN_PACK]
+    lost = []
+    for pack, points in enumerate(pack_points(configs, pack_key, study.user_attrs.get(MAX_MEMBERS_ATTR))):
+        for point in points:
+            if point not in covered:
+                _enqueue(study, config, configs[point], point, pack)
+                lost.append(point)
+    tokens = [t for t in trials if t.user_attrs.get(PACK_ATTR) == TOKEN_PACK]
     if not any(t.state in (TrialState.WAITING, TrialState.RUNNING) or t.user_attrs.get(REASON_ATTR) == CONCLUDED_REASON for t in tokens):
-        grid.study.enqueue_trial({}, user_attrs={PACK_ATTR: TOKEN_PACK})  # its concluder died
+        study.enqueue_trial({}, user_attrs={PACK_ATTR: TOKEN_PACK})  # a new grid, or its concluder died
     return lost
 
 
@@ -285,7 +322,10 @@ def claim_pack(grid: Grid, axes: dict[str, list]) -> list[optuna.Trial]:
         if not _take(storage, members[0]):
             continue  # another worker took it first: look again
         claimed = [members[0]] + [t for t in members[1:] if _take(storage, t)]
-        return _drop_duplicates(grid, claimed, axes)
+        kept = _drop_duplicates(grid, claimed, axes)
+        if kept:
+            return kept
+        # Every trial of the pack was a second copy of a point: look for the next pack.
 
 
 def _take(storage: optuna.storages.BaseStorage, trial: FrozenTrial) -> bool:
@@ -314,7 +354,7 @@ def _drop_duplicates(grid: Grid, claimed: list[FrozenTrial], axes: dict[str, lis
     for t in claimed:
         holder = holders.get(t.user_attrs[POINT_ATTR], trial_id(t))
         if holder != trial_id(t):
-            storage.set_trial_user_attr(trial_id(t), REASON_ATTR, f"duplicate: grid point held by trial id {holder}")
+            storage.set_trial_user_attr(trial_id(t), REASON_ATTR, f"{DUPLICATE_PREFIX} grid point held by trial id {holder}")
             storage.set_trial_state_values(trial_id(t), state=TrialState.FAIL)
             continue
         trial = optuna.Trial(grid.study, trial_id(t))

@@ -63,6 +63,8 @@ class AblationResult:
     failed: int
     peak_rss_mb_first: float
     peak_rss_mb_last: float
+    concluded: bool = True
+    """Whether the grid is concluded (False: another worker writes the verdict when it finishes the last pack)."""
 
 
 def peak_rss_mb() -> float:
@@ -185,7 +187,9 @@ def work_on_grid(
     tracker.flush()
     if not claim_conclusion(grid):
         bar.close("no pack left here; the worker that finishes the last pack writes the verdict")
-        return AblationResult(parent, experiment_id, grid.name, None, pd.DataFrame(), pd.DataFrame(), final_failures(grid), rss_first, rss_last)
+        return AblationResult(
+            parent, experiment_id, grid.name, None, pd.DataFrame(), pd.DataFrame(), final_failures(grid), rss_first, rss_last, concluded=False
+        )
     try:
         finished, aggregates, verdict = _conclude(ablation, config, grid.study, tracker, experiment_id, parent)
     except BaseException as error:
@@ -220,6 +224,7 @@ def _read_result(ablation: Ablation, grid: Grid, tracker: Tracker, experiment_id
         final_failures(grid),
         metrics.get("peak_rss_mb_first", math.nan),
         metrics.get("peak_rss_mb_last", math.nan),
+        concluded=concluded,
     )
 
 

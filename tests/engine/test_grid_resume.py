@@ -1,13 +1,15 @@
 """Resuming a grid in-process: an interrupted grid continues, a changed setting or --fresh starts a new one."""
 
 import matplotlib.pyplot as plt
+import optuna
 import pytest
 
-from ablations.engine.grid import grid_key, pack_points
+from ablations.engine.grid import CREATOR_ATTR, POINT_ATTR, READY_ATTR, grid_key, pack_points
 from ablations.engine.runner import run_ablation
 from ablations.engine.spec import Ablation, Param
 from ablations.engine.storage import open_storage
 from ablations.engine.stats import summarize
+from ablations.engine.study.stale import worker_identity
 from ablations.engine.verdict import Check, Verdict
 
 TRAINED: list[tuple[int, int]] = []
@@ -118,3 +120,74 @@ def test_a_child_run_killed_before_its_params_were_logged_is_not_read_back(track
     trials = read_trials(tracker, TOY, result.experiment_id, result.parent_run_id)
     assert len(tracker.child_runs(result.experiment_id, result.parent_run_id)) == 7
     assert len(trials) == 6 and trials["seed"].tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def _created_in_part(config, tracker, monkeypatch, points: int) -> optuna.Study:
+    """A grid whose creator stopped after enqueueing ``points`` grid points (killed, or still at it)."""
+    from ablations.engine import grid as grid_module
+
+    enqueue = grid_module._enqueue
+    calls = []
+
+    def stop_after(*args):
+        if len(calls) == points:
+            raise KeyboardInterrupt
+        calls.append(args)
+        enqueue(*args)
+
+    monkeypatch.setattr(grid_module, "_enqueue", stop_after)
+    with pytest.raises(KeyboardInterrupt):
+        run_ablation(TOY, config, tracker=tracker, progress=False)
+    monkeypatch.setattr(grid_module, "_enqueue", enqueue)
+    (summary,) = open_storage(None).get_all_studies()
+    study = optuna.load_study(study_name=summary.study_name, storage=open_storage(None))
+    assert not study.user_attrs.get(READY_ATTR) and len(study.trials) == points
+    return study
+
+
+def test_a_grid_whose_creator_died_while_enqueueing_is_finished_by_the_next_run(tracker, monkeypatch, capsys):
+    config = TOY.resolve("smoke")
+    study = _created_in_part(config, tracker, monkeypatch, points=2)
+    study.set_user_attr(CREATOR_ATTR, {**worker_identity(), "boot": "before a reboot"})  # a worker that no longer runs
+    capsys.readouterr()
+    result = run_ablation(TOY, config, tracker=tracker, progress=False)
+    assert f"grid {study.study_name}: its creator died; enqueueing the grid points it lacks." in capsys.readouterr().err
+    assert sorted(TRAINED) == [(x, seed) for x in (1, 2, 3) for seed in (0, 1)]  # each point once
+    assert result.study_name == study.study_name and result.verdict.outcome == "reproduced" and result.failed == 0
+
+
+def test_a_run_that_finds_a_grid_being_created_waits_for_its_creator(tracker, monkeypatch, capsys):
+    from ablations.engine import grid as grid_module
+
+    config = TOY.resolve("smoke")
+    study = _created_in_part(config, tracker, monkeypatch, points=3)  # its creator (this process) still runs
+    waits = []
+
+    def creator_finishes(seconds):
+        # Called only while the joiner waits: the creator enqueues the rest then, as it would on another machine.
+        waits.append(seconds)
+        grid_module._Creation(TOY, config, config.trials(), lambda: "unused", None, print).complete(study)
+
+    monkeypatch.setattr(grid_module.time, "sleep", creator_finishes)
+    capsys.readouterr()
+    result = run_ablation(TOY, config, tracker=tracker, progress=False)
+    assert len(waits) == 1 and "creator died" not in capsys.readouterr().err
+    # The joiner enqueued nothing of its own: one trial per grid point, each trained once.
+    points = [t.user_attrs[POINT_ATTR] for t in optuna.load_study(study_name=study.study_name, storage=open_storage(None)).trials if POINT_ATTR in t.user_attrs]
+    assert sorted(points) == list(range(6)) and sorted(TRAINED) == [(x, seed) for x in (1, 2, 3) for seed in (0, 1)]
+    assert result.verdict.outcome == "reproduced"
+
+
+def test_a_second_trial_of_a_finished_grid_point_is_dropped_and_not_counted_as_a_failure(tracker):
+    from ablations.engine import grid as grid_module
+
+    config = TOY.resolve("smoke")
+    _interrupted(config, tracker, at=2)  # the x=1 pack (points 0 and 1) finishes
+    (summary,) = open_storage(None).get_all_studies()
+    study = optuna.load_study(study_name=summary.study_name, storage=open_storage(None))
+    grid_module._enqueue(study, config, config.trials()[0], 0, 0)  # what two workers repairing at once can leave
+    result = run_ablation(TOY, config, tracker=tracker, progress=False)
+    assert sorted(TRAINED) == [(x, seed) for x in (1, 2, 3) for seed in (0, 1)]
+    (duplicate,) = [t for t in optuna.load_study(study_name=summary.study_name, storage=open_storage(None)).trials if t.state.name == "FAIL" and t.user_attrs.get(POINT_ATTR) == 0]
+    assert duplicate.user_attrs["failure_reason"].startswith("duplicate: grid point held by trial id ")
+    assert result.failed == 0 and tracker.client.get_run(result.parent_run_id).data.metrics["trials_failed"] == 0
