@@ -19,7 +19,8 @@ import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Param as MlflowParam  # noqa: E402
-from mlflow.entities import RunTag  # noqa: E402
+from mlflow.entities import RunStatus, RunTag  # noqa: E402
+from mlflow.utils.time import get_current_time_millis  # noqa: E402
 
 from ablations.engine.storage import results_dir  # noqa: E402
 
@@ -141,7 +142,16 @@ class Tracker:
         self.client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        self.client.set_terminated(run_id, status=status)
+        """Gives the run its final status and end time, after this tracker's pending writes.
+
+        Not `MlflowClient.set_terminated`: that shuts MLflow's asynchronous
+        logging down and waits about a second for its thread to notice, once
+        per pack of trials, where `flush` has already waited for every write.
+        """
+        self.flush()
+        # MlflowClient has no public way to set the end time without that wait; its store does.
+        store = self.client._tracking_client.store
+        store.update_run_info(run_id, run_status=RunStatus.from_string(status), end_time=get_current_time_millis(), run_name=None)
 
     def log_figure(self, run_id: str, figure, path: str) -> None:
         self.client.log_figure(run_id, figure, path)
