@@ -10,6 +10,7 @@ back from MLflow -> aggregates over seeds, verdict, figures on the parent run.
 
 from __future__ import annotations
 
+import gc
 import math
 import resource
 from collections.abc import Callable
@@ -178,8 +179,11 @@ def work_on_grid(
             tracker.end_run(parent, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
             raise
         # Drop the pack's graphs so memory stays flat across packs (clear_session
-        # also runs the garbage collector).
+        # also runs the garbage collector). What survives is long-lived (TensorFlow,
+        # Keras, MLflow, the data): frozen, the next pack's collection skips it
+        # instead of spending ~0.3 s walking it.
         keras.backend.clear_session(free_memory=True)
+        gc.freeze()
         rss_last = peak_rss_mb()
         packs_here += 1
         if packs_here == 1:
