@@ -7,13 +7,13 @@ counts optimizer steps, summed over trials; the configured count, so an upper
 bound where trials stop early).
 
 The time is calibrated on this device (`calibrate`). One pack of the grid, the
-one of median size, is trained three times with its epochs cut to a few, with
-loggers that keep nothing: nothing is logged, nothing is written. The first run
-(at the fewest epochs) pays what only a process's first pack pays (loading
-data, TensorFlow's lazy set-up); the second (same epochs) and the third (a few
-epochs more) put a line through time against epochs, whose intercept is a
-pack's fixed cost (building the models, tracing the step) and whose slope is
-the cost of an epoch. The cost model is then::
+one of median size, is trained three times with its epochs cut, with loggers
+that keep nothing: nothing is logged, nothing is written. The first run (at the
+fewest epochs) pays what only a process's first pack pays (loading data,
+TensorFlow's lazy set-up); the second (same epochs) and the third (enough epochs
+more to take `MIN_SLOPE_S` longer) put a line through time against epochs, whose
+intercept is a pack's fixed cost (building the models, tracing the step) and
+whose slope is the cost of an epoch. The cost model is then::
 
     seconds = first-pack extra + packs x (fixed + PACK_BOOKKEEPING_S)
               + trials x TRIAL_BOOKKEEPING_S + (member epochs) x per-member-epoch
@@ -52,16 +52,21 @@ from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext
 EPOCH_KEYS = ("epochs", "train_steps")
 """The settings that say how long a trial trains, in the order they are looked for."""
 EXTRA_EPOCHS = 3
-"""Epochs the third calibration run trains beyond the first two (fewer when the trials train fewer)."""
-PACK_BOOKKEEPING_S = 1.0
-"""The runner's cost per pack beyond training: ending a pack's first MLflow run
-stops MLflow's asynchronous logging thread (``MlflowClient.set_terminated``),
-which waits about a second (MLflow 3.17, measured on a 2-core CPU)."""
-TRIAL_BOOKKEEPING_S = 0.04
+"""Epochs the third calibration run first trains beyond the first two (fewer when the trials train fewer)."""
+MIN_SLOPE_S = 2.0
+"""The third calibration run trains more epochs (four times more each try, up to
+the trials' own count) until it takes this much longer than the second: a cost
+per epoch read off a smaller difference is mostly timing noise (a pack of small
+models trains a step in milliseconds)."""
+PACK_BOOKKEEPING_S = 0.04
+"""The runner's cost per pack beyond training: repair, claim, closing finished
+runs, clearing the Keras session (SQLite store and journal file; measured with
+an ablation that trains nothing, 60 packs against 3, on a 2-core CPU)."""
+TRIAL_BOOKKEEPING_S = 0.045
 """The runner's cost per trial beyond training: its MLflow run created, tagged,
-its params, per-epoch and final metrics logged, ended; its Optuna trial
-enqueued, claimed and told (SQLite store and journal file, measured on a 2-core
-CPU: 0.03 s, plus about 0.5 ms per asynchronous metrics call)."""
+its params, five epochs' and its final metrics logged, ended, read back; its
+Optuna trial enqueued, claimed and told (measured as above, 180 trials against
+60)."""
 HOUR_S = 3600.0
 
 Clock = Callable[[], float]
@@ -206,6 +211,9 @@ def calibrate(
         extra = max(first - at_low, 0.0)
         if high > low:
             at_high = _time_pack(ablation, config, [{**c, key: high} for c in pack], clock)
+            while at_high - at_low < MIN_SLOPE_S and high < budget:
+                high = min(budget, high * 4)
+                at_high = _time_pack(ablation, config, [{**c, key: high} for c in pack], clock)
             per_epoch = max((at_high - at_low) / (high - low), 0.0)  # noise can tip a flat line below 0
             fixed = max(at_low - per_epoch * low, 0.0)
             epochs, seconds = (low, high), (at_low, at_high)

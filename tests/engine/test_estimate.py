@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from ablations.engine.estimate import (
+    MIN_SLOPE_S,
     PACK_BOOKKEEPING_S,
     TRIAL_BOOKKEEPING_S,
     Calibration,
@@ -43,7 +44,7 @@ class FakeClock:
         return self.now
 
 
-def toy(clock: FakeClock, *, epochs: bool = True, fail: bool = False) -> Ablation:
+def toy(clock: FakeClock, *, epochs: bool = True, fail: bool = False, per_member_epoch_s: float = PER_MEMBER_EPOCH_S) -> Ablation:
     """A grid over x (3 values here, 6 in full) and seeds, packed by seed; its run only moves ``clock``."""
 
     def run(configs, context):
@@ -53,7 +54,7 @@ def toy(clock: FakeClock, *, epochs: bool = True, fail: bool = False) -> Ablatio
         if fail:
             raise FloatingPointError("diverged")
         clock.now += (0.0 if clock.packs else FIRST_EXTRA_S) + FIXED_S
-        clock.now += PER_MEMBER_EPOCH_S * sum(c["epochs"] for c in configs) if epochs else 0.0
+        clock.now += per_member_epoch_s * sum(c["epochs"] for c in configs) if epochs else 0.0
         clock.packs.append(configs)
         return [{"final_val_loss": 0.0} for _ in configs]
 
@@ -105,6 +106,20 @@ def test_calibration_splits_a_first_pack_extra_a_fixed_cost_and_a_cost_per_membe
     assert calibration.peak_rss_bytes > 0 and calibration.peak_gpu_bytes is None  # this suite runs on a CPU
 
 
+def test_a_cheap_epoch_is_timed_over_enough_epochs_to_stand_out_of_the_noise():
+    clock = FakeClock()
+    ablation = toy(clock, per_member_epoch_s=0.01)  # 3 members: 0.09 s more at 4 epochs than at 1
+    calibration = calibrate(ablation, ablation.resolve("smoke", {"epochs": "2000"}), clock=clock)
+    # The third run grows fourfold until it takes MIN_SLOPE_S longer than the second (2.55 s more at 256 epochs).
+    assert [pack[0]["epochs"] for pack in clock.packs] == [1, 1, 4, 16, 64, 256]
+    assert calibration.epochs == (1, 256) and calibration.seconds[1] - calibration.seconds[0] >= MIN_SLOPE_S
+    assert calibration.fixed_s == pytest.approx(FIXED_S) and calibration.per_member_epoch_s == pytest.approx(0.01)
+    # It never trains more than the trials would.
+    clock = FakeClock()
+    calibration = calibrate(toy(clock, per_member_epoch_s=0.01), ablation.resolve("smoke"), clock=clock)
+    assert [pack[0]["epochs"] for pack in clock.packs] == [1, 1, 4, 10] and calibration.epochs == (1, 10)
+
+
 def test_a_calibration_under_jit_says_so(monkeypatch):
     from ablations.engine.device import JIT_ENV
 
@@ -118,18 +133,18 @@ def test_the_estimate_extrapolates_the_calibration_and_workers_share_it_up_to_th
     clock = FakeClock()
     ablation = toy(clock)
     result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
-    seconds = FIRST_EXTRA_S + 2 * FIXED_S + PER_MEMBER_EPOCH_S * 60 + bookkeeping(2, 6)  # 40.24 s
+    seconds = FIRST_EXTRA_S + 2 * FIXED_S + PER_MEMBER_EPOCH_S * 60 + bookkeeping(2, 6)  # 38.35 s
     assert result.seconds == pytest.approx(seconds)
     line = format_estimate(result)
     assert line == result.line()
     assert re.fullmatch(
-        r"toy_sized \[smoke\]: 6 trials in 2 packs, 60 epochs; ~40s with 1 worker on this CPU \(\d+ cores\), "
+        r"toy_sized \[smoke\]: 6 trials in 2 packs, 60 epochs; ~38s with 1 worker on this CPU \(\d+ cores\), "
         r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 3 trials: 4\.5s at 1 and 9\.0s at 4 epochs\)\.",
         line,
     ), line
     calibration = result.calibration
     two = Estimate("toy_sized", "smoke", result.size, calibration, workers=2, parallel_slots=2)
-    assert two.seconds == pytest.approx(seconds / 2) and "~20s with 2 workers" in two.line()
+    assert two.seconds == pytest.approx(seconds / 2) and "~19s with 2 workers" in two.line()
     # Beyond the device's parallel slots, more workers buy nothing.
     assert Estimate("t", "smoke", result.size, calibration, workers=8, parallel_slots=2).seconds == pytest.approx(seconds / 2)
 
@@ -164,7 +179,7 @@ def test_an_ablation_without_epochs_is_timed_as_a_whole_pack():
     assert result.calibration.describe() == "1 pack of 3 trials in 5.0s"
     # The first-pack extra counts in every pack: an overestimate by 2 s a pack.
     assert result.seconds == pytest.approx(2 * (FIRST_EXTRA_S + FIXED_S) + bookkeeping(2, 6))
-    assert result.line().startswith("toy_sized [smoke]: 6 trials in 2 packs; ~12s with 1 worker on this CPU")
+    assert result.line().startswith("toy_sized [smoke]: 6 trials in 2 packs; ~10s with 1 worker on this CPU")
 
 
 def test_a_pack_that_fails_to_train_still_leaves_the_counts():
