@@ -195,6 +195,8 @@ def work_on_grid(
             parent, experiment_id, grid.name, None, pd.DataFrame(), pd.DataFrame(), final_failures(grid), rss_first, rss_last, concluded=False
         )
     try:
+        # The runs of trials other workers have just told, ended here if those workers have not yet.
+        close_finished_runs(tracker, experiment_id, parent, grid.study)
         finished, aggregates, verdict = _conclude(ablation, config, grid.study, tracker, experiment_id, parent)
     except BaseException as error:
         tracker.set_tags(parent, {"failure_reason": f"{type(error).__name__}: {error}".splitlines()[0][:500]})
@@ -346,8 +348,11 @@ def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, stu
             study.tell(trial, state=TrialState.FAIL)
             failed += 1
             continue
-        tracker.end_run(run_id, "FINISHED")
+        # Optuna first: a kill between the two leaves a COMPLETE trial whose run
+        # `close_finished_runs` ends FINISHED, never a FINISHED run whose trial is
+        # failed as stale and trained again.
         study.tell(trial, objective)
+        tracker.end_run(run_id, "FINISHED")
     varying = {axis for axis in config.grid if len({c[axis] for _, c in pack}) > 1}
     bar.advance(len(pack), _trial_name(pack[0][1], config, skip=varying), time.perf_counter() - started)
     return failed
