@@ -182,8 +182,12 @@ def open_grid(
         say(f"{ablation.name}: settings differ from the unfinished grid {unfinished[-1].study_name} ({changed}); starting a new grid.")
     # The name follows from the settings, so that machines started at once create one grid: one wins, the others join it.
     base = f"{ablation.name}-{config.profile}-{key}"
-    earlier = sum(1 for study in storage.get_all_studies() if study.study_name == base or study.study_name.startswith(base + "-"))
-    name = base + (f"-{earlier + 1}" if earlier else "")
+    earlier = [study for study in storage.get_all_studies() if study.study_name == base or study.study_name.startswith(base + "-")]
+    being_created = [study for study in earlier if CONCLUDED_ATTR not in study.user_attrs]
+    if being_created and not fresh:  # another process created it a moment ago and has not set its attributes yet
+        study = creation.join(optuna.load_study(study_name=being_created[-1].study_name, storage=storage))
+        return Grid(study, study.user_attrs[PARENT_ATTR], configs, resumed=True)
+    name = base + (f"-{len(earlier) + 1}" if earlier else "")
     try:
         study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
     except optuna.exceptions.DuplicatedStudyError:
