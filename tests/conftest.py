@@ -43,6 +43,14 @@ def pytest_sessionfinish(session, exitstatus):
 _TREE = pytest.StashKey[dict]()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _generated_data_cache(tmp_path_factory):
+    """Generated data sets (MNIST-1D) are kept under the session's temporary folder, not in the user's home."""
+    from ablations.engine.data.bundled import CACHE_ENV
+
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("data-cache"))
+
+
 @pytest.fixture(autouse=True)
 def _never_the_real_mlruns(tmp_path_factory, monkeypatch):
     """Every test writes MLflow runs and Optuna studies under a temporary folder."""

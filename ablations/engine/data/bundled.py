@@ -8,7 +8,13 @@ Each library is imported when its set is first loaded, not when this module is.
 from __future__ import annotations
 
 import functools
+import os
 import random
+import tempfile
+import zipfile
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 
@@ -16,25 +22,71 @@ from ablations.engine.data.core import DataError, RawData, is_int, is_real, read
 from ablations.engine.data.registry import register_dataset
 
 
+CACHE_ENV = "ABLATE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where generated data sets are kept between runs.
+
+    ``$ABLATE_CACHE_DIR``, else ``$XDG_CACHE_HOME/ablations`` (by default ``~/.cache/ablations``).
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ablations"
+
+
+def _stored(name: str, generate: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``generate()``'s arrays, kept in ``cache_dir()/<name>.npz``: later processes read them in milliseconds.
+
+    A missing or damaged file is generated again; a cache that cannot be written
+    (a read-only home) only costs the generation each time.
+    """
+    path = cache_dir() / f"{name}.npz"
+    try:
+        with np.load(path) as stored:
+            return {key: stored[key] for key in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        pass
+    arrays = generate()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside it, then renamed: processes generating it at once never read half a file.
+        temporary = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{name}-", suffix=".npz", delete=False)
+    except OSError:
+        return arrays
+    try:
+        with temporary:
+            np.savez(temporary, **arrays)
+        os.replace(temporary.name, path)
+    except OSError:
+        Path(temporary.name).unlink(missing_ok=True)
+    return arrays
+
+
 @functools.lru_cache(maxsize=4)
 def mnist1d_arrays(num_samples: int = 5000) -> tuple[np.ndarray, ...]:
-    """MNIST-1D's train/test arrays (80/20 of `num_samples`), generated locally (~3 s per 5,000)."""
-    # `get_dataset` would try the network and write a pickle into the working
-    # directory; `make_dataset` only computes.
-    from mnist1d.data import get_dataset_args, make_dataset
+    """MNIST-1D's train/test arrays (80/20 of `num_samples`), generated locally (~1 s per 5,000) and kept in `cache_dir`."""
 
-    args = get_dataset_args()
-    args.num_samples = num_samples
+    def generate() -> dict[str, np.ndarray]:
+        # `get_dataset` would try the network and write a pickle into the working
+        # directory; `make_dataset` only computes.
+        from mnist1d.data import get_dataset_args, make_dataset
 
-    # make_dataset reseeds NumPy's and Python's global generators; restoring
-    # them keeps the caller's (and the trials') random streams untouched.
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    try:
-        generated = make_dataset(args)
-    finally:
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
-    return read_only(generated["x"], generated["y"], generated["x_test"], generated["y_test"])
+        args = get_dataset_args()
+        args.num_samples = num_samples
+        # make_dataset reseeds NumPy's and Python's global generators; restoring
+        # them keeps the caller's (and the trials') random streams untouched.
+        numpy_state, python_state = np.random.get_state(), random.getstate()
+        try:
+            generated = make_dataset(args)
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+        return {key: generated[key] for key in ("x", "y", "x_test", "y_test")}
+
+    # The generator's settings are its defaults, fixed by its version.
+    arrays = _stored(f"mnist1d-{version('mnist1d')}-{num_samples}", generate)
+    return read_only(arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"])
 
 
 @register_dataset("mnist1d")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from importlib.metadata import version
 
 import numpy as np
 import pytest
@@ -47,8 +48,9 @@ def test_mnist1d_num_samples_option():
     with pytest.raises(DataError, match=r"num_samples must be an integer >= 10; got 5"):
         load_dataset("mnist1d", num_samples=5)
 
-def test_mnist1d_restores_global_random_states():
-    bundled.mnist1d_arrays.cache_clear()  # force the generator to run again
+def test_mnist1d_restores_global_random_states(tmp_path, monkeypatch):
+    monkeypatch.setenv(bundled.CACHE_ENV, str(tmp_path))  # an empty cache: the generator runs
+    bundled.mnist1d_arrays.cache_clear()
     np.random.seed(123)
     random.seed(123)
     numpy_before, python_before = np.random.get_state(), random.getstate()
@@ -58,6 +60,47 @@ def test_mnist1d_restores_global_random_states():
     np.testing.assert_array_equal(numpy_after[1], numpy_before[1])
     assert numpy_after[2:] == numpy_before[2:]
     assert random.getstate() == python_before
+
+def _generate_mnist1d(num_samples: int) -> tuple[np.ndarray, ...]:
+    bundled.mnist1d_arrays.cache_clear()  # a new process: only the disk cache is left
+    return bundled.mnist1d_arrays(num_samples)
+
+
+def test_mnist1d_is_generated_once_then_read_back_from_the_cache(tmp_path, monkeypatch):
+    import mnist1d.data
+
+    monkeypatch.setenv(bundled.CACHE_ENV, str(tmp_path))
+    generated = _generate_mnist1d(200)
+    assert [p.name for p in tmp_path.iterdir()] == [f"mnist1d-{version('mnist1d')}-200.npz"]
+
+    def no_generation(args):
+        raise AssertionError("generated again instead of read from the cache")
+
+    monkeypatch.setattr(mnist1d.data, "make_dataset", no_generation)
+    for stored, fresh in zip(_generate_mnist1d(200), generated, strict=True):
+        np.testing.assert_array_equal(stored, fresh)
+        assert stored.dtype == fresh.dtype and not stored.flags.writeable
+
+
+def test_a_damaged_cache_file_is_generated_again(tmp_path, monkeypatch):
+    monkeypatch.setenv(bundled.CACHE_ENV, str(tmp_path))
+    generated = _generate_mnist1d(200)
+    (path,) = tmp_path.iterdir()
+    path.write_bytes(path.read_bytes()[:100])  # cut short, as by a full disk
+    for again, first in zip(_generate_mnist1d(200), generated, strict=True):
+        np.testing.assert_array_equal(again, first)
+    with np.load(path) as repaired:
+        np.testing.assert_array_equal(repaired["x"], generated[0])
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_generation(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv(bundled.CACHE_ENV, str(blocker / "cache"))
+    x, y, x_test, y_test = _generate_mnist1d(200)
+    assert (len(y), len(y_test)) == (160, 40) and x.shape == (160, 40)
+    assert [p.name for p in tmp_path.iterdir()] == ["not-a-folder"]
+
 
 def test_synthetic_options_and_data_seed():
     small = load_dataset("circles", n_samples=50, noise=0.0)
