@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 from ablations.engine.device import JIT_ENV, configure_gpus
 
 if TYPE_CHECKING:
+    from ablations.engine.grid_workers import GridHelpers
     from ablations.engine.spec import Ablation, ResolvedConfig
 
 # Set before TensorFlow or MLflow load (MLflow may load before `tracking`, which sets
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from ablations.engine.registry import ablation_names, all_ablations, get_ablation
+    from ablations.engine.registry import all_ablations
 
     if args.command == "list":
         for name, ablation in all_ablations().items():
@@ -201,7 +202,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(write_report(output))
         return 0
 
+    if args.jit:
+        os.environ[JIT_ENV] = "1"  # read where the stacked step compiles, here and in the helpers
+    if args.workers > 1 and not args.dry_run:
+        from ablations.engine.grid_workers import GridHelpers
+
+        # Started first: their start-up runs while this process loads and checks everything.
+        with GridHelpers(args.workers, progress=not args.quiet) as helpers:
+            return _run(args, helpers)
+    return _run(args, None)
+
+
+def _run(args: argparse.Namespace, helpers: GridHelpers | None) -> int:
+    """``ablate run``: validates, then runs (or sizes, with --dry-run) each ablation's grid and writes the report."""
+    from ablations.engine.registry import ablation_names, get_ablation
     from ablations.engine.storage import open_storage
+    from ablations.engine.study.workers import configure_threads
     from ablations.engine.tensorflow_quiet import import_tensorflow
 
     names = args.names or ablation_names()
@@ -210,21 +226,20 @@ def _dispatch(args: argparse.Namespace) -> int:
     plans = [
         (get_ablation(n), get_ablation(n).resolve(args.profile, overrides, args.seeds, download=args.download)) for n in names
     ]
+    if helpers is not None:
+        # This process trains as worker 0: its thread pools are sized as the helpers' are, before a data set
+        # loaded from TFDS can run TensorFlow's first op.
+        configure_threads(helpers.threads)
     _load_data([config for _, config in plans], download=args.download)
-    if args.jit:
-        os.environ[JIT_ENV] = "1"  # read where the stacked step compiles, here and in worker processes
     if args.dry_run:
         return _dry_run(plans, args.workers)
     open_storage(args.storage)
     import_tensorflow()
     configure_gpus()
-    from ablations.engine.grid_workers import run_grid_workers
     from ablations.engine.runner import run_ablation
 
     for ablation, config in plans:
-        result = run_ablation(
-            ablation, config, storage=args.storage, progress=not args.quiet, fresh=args.fresh, workers=args.workers, spawn_workers=run_grid_workers
-        )
+        result = run_ablation(ablation, config, storage=args.storage, progress=not args.quiet, fresh=args.fresh, helpers=helpers)
         verdict = result.verdict
         if verdict is not None:
             outcome = f"{verdict.outcome}: {verdict.summary}"

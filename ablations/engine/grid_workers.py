@@ -1,10 +1,14 @@
-"""``ablate run NAME --workers N``: N fresh processes on one grid, sharing this machine's cores.
+"""``ablate run NAME --workers N``: this process and N-1 helper processes on one grid.
 
-The parent process has opened the grid (`grid.open_grid`), so each worker only
-loads it by name and runs `runner.work_on_grid` until no pack is left; the one
-that takes the conclusion token writes the verdict. As for ``ablate study
---workers``, each worker is a new interpreter whose TensorFlow thread pools are
-sized before TensorFlow's first op (`study.workers.threads_per_worker`).
+This process trains as worker 0; `GridHelpers` starts the other N-1 as soon as
+the command line is parsed, so that their start-up (TensorFlow, MLflow, about
+5 s each) runs while this process imports TensorFlow and opens the grid instead
+of after it. Each helper is a new interpreter whose TensorFlow thread pools are
+sized before TensorFlow's first op (`study.workers.threads_per_worker`), as this
+process's are (`configure_threads`). A helper then waits on its stdin for one
+grid at a time, runs `runner.work_on_grid` on it until no pack is left, and
+writes its exit status on its stdout; the worker that takes the conclusion
+token, here or in a helper, writes the verdict.
 
 Many machines: run the same ``ablate run`` on each, with ``--storage
 postgresql://...`` and ``MLFLOW_TRACKING_URI`` set to an MLflow tracking server.
@@ -21,54 +25,129 @@ import sys
 from ablations.engine.spec import ResolvedConfig
 from ablations.engine.study.workers import available_cores, configure_threads, threads_per_worker
 
-GRID_ENV = "ABLATE_GRID"
 THREADS_ENV = "ABLATE_GRID_THREADS"
+EXIT_INTERRUPTED = 130
 
 
-def run_grid_workers(config: ResolvedConfig, grid, storage: str | None, workers: int, *, progress: bool = True) -> None:
-    """Runs ``workers`` processes on ``grid`` to its end.
+class GridHelpers:
+    """The N-1 processes that train beside this one on each grid of ``ablate run --workers N``.
+
+    Start them before this process imports TensorFlow; then, per grid, `start`
+    hands them the open grid and `join` waits until they have left it.
 
     Args:
-        config: The grid's resolved configuration (handed over as is, not resolved again).
-        grid: The open grid.
-        storage: Its Optuna storage URL (None: the default journal file).
-        workers: Number of processes.
-        progress: Print each worker's progress lines.
+        workers: Workers in all, this process included (at least 2).
+        progress: Print each helper's progress lines.
 
-    Raises:
-        RuntimeError: A worker crashed (its own output says why).
+    Attributes:
+        threads: TensorFlow threads of each worker, this process's included (`configure_threads`).
+        processes: The helpers, worker 1 first.
     """
-    threads = threads_per_worker(workers)
-    job = {
-        "ablation": grid.study.user_attrs["ablation"],
-        "profile": config.profile,
-        "fixed": config.fixed,
-        "grid": config.grid,
-        "study": grid.name,
-        "storage": storage,
-        "progress": progress,
-    }
-    env = {**os.environ, GRID_ENV: json.dumps(job), THREADS_ENV: str(threads)}
-    if progress:
-        print(f"{job['ablation']}: {workers} workers, {threads} TensorFlow thread(s) each, on {available_cores()} cores", file=sys.stderr, flush=True)
-    processes = [subprocess.Popen([sys.executable, "-m", "ablations.engine.grid_workers", str(i)], env=env) for i in range(workers)]
-    try:
-        codes = [process.wait() for process in processes]
-    except KeyboardInterrupt:
-        for process in processes:
+
+    def __init__(self, workers: int, *, progress: bool = True):
+        if workers < 2:
+            raise ValueError(f"GridHelpers needs workers >= 2 (this process is one of them); got {workers}.")
+        self.workers = workers
+        self.threads = threads_per_worker(workers)
+        self.progress = progress
+        self._started = False
+        env = {**os.environ, THREADS_ENV: str(self.threads)}
+        self.processes = tuple(
+            subprocess.Popen(
+                [sys.executable, "-m", "ablations.engine.grid_workers", str(index)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for index in range(1, workers)
+        )
+
+    def start(self, config: ResolvedConfig, grid, storage: str | None) -> None:
+        """Hands ``grid`` to every helper.
+
+        Args:
+            config: The grid's resolved configuration (handed over as is, not resolved again).
+            grid: The open grid (`grid.open_grid`).
+            storage: Its Optuna storage URL (None: the default journal file).
+        """
+        job = {
+            "ablation": grid.study.user_attrs["ablation"],
+            "profile": config.profile,
+            "fixed": config.fixed,
+            "grid": config.grid,
+            "study": grid.name,
+            "storage": storage,
+            "progress": self.progress,
+        }
+        if self.progress:
+            print(
+                f"{job['ablation']}: {self.workers} workers, {self.threads} TensorFlow thread(s) each, on {available_cores()} cores",
+                file=sys.stderr,
+                flush=True,
+            )
+        self._started = True
+        for process in self.processes:
+            try:
+                process.stdin.write(json.dumps(job) + "\n")
+                process.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died before this grid; `join` says so
+
+    def join(self) -> None:
+        """Waits until every helper has left the grid it was handed.
+
+        Raises:
+            RuntimeError: A helper crashed (its own output says why).
+        """
+        failed = {}
+        for index, process in enumerate(self.processes, start=1):
+            status = process.stdout.readline().strip()
+            if status != "0":
+                failed[index] = status or f"exited with {process.wait()}"
+        if failed:
+            raise RuntimeError("grid worker(s) failed: " + "; ".join(f"/w{index} {why}" for index, why in failed.items()))
+
+    def interrupt(self) -> None:
+        """Passes a Ctrl-C on to the helpers still running and waits for them to stop."""
+        for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
-        for process in processes:
+        for process in self.processes:
             process.wait()
-        raise
-    crashed = [index for index, code in enumerate(codes) if code != 0]
-    if crashed:
-        raise RuntimeError(f"grid worker(s) {', '.join(map(str, crashed))} exited with {[codes[i] for i in crashed]}")
+
+    def close(self) -> None:
+        """Tells the helpers no grid is coming (end of their stdin) and waits for them to exit.
+
+        Helpers never handed a grid hold nothing, so they are stopped at once
+        rather than left to finish starting up (a typo on the command line costs
+        no more with helpers than without).
+        """
+        if not self._started:
+            for process in self.processes:
+                process.terminate()
+        for process in self.processes:
+            if process.stdin and not process.stdin.closed:
+                try:
+                    process.stdin.close()
+                except BrokenPipeError:
+                    pass
+        for process in self.processes:
+            process.wait()
+
+    def __enter__(self) -> GridHelpers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def main(argv: list[str]) -> int:
-    """A worker: ``python -m ablations.engine.grid_workers INDEX`` with the job in the environment."""
+    """A helper: ``python -m ablations.engine.grid_workers INDEX``; one grid per line of stdin, one status per line of stdout."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Statuses go to the parent on the original stdout; anything else printed goes to stderr.
+    statuses = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     configure_threads(int(os.environ[THREADS_ENV]))
     # Imported once the thread pools are sized: the runner loads Keras.
     import optuna
@@ -84,18 +163,22 @@ def main(argv: list[str]) -> int:
     from ablations.engine.study.stale import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S
     from ablations.engine.tracking import Tracker
 
-    job = json.loads(os.environ[GRID_ENV])
-    ablation = get_ablation(job["ablation"])
-    config = ResolvedConfig(profile=job["profile"], fixed=job["fixed"], grid=job["grid"])
-    storage = open_storage(job["storage"], heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=job["study"], storage=storage)
-    grid = Grid(study, study.user_attrs[PARENT_ATTR], config.trials(), resumed=True)
-    tracker = Tracker()
+    tracker = None
     try:
-        work_on_grid(ablation, config, grid, tracker, tracker.experiment_id(ablation.name), progress=job["progress"], label=f"/w{argv[0]}")
+        for line in sys.stdin:
+            job = json.loads(line)
+            ablation = get_ablation(job["ablation"])
+            config = ResolvedConfig(profile=job["profile"], fixed=job["fixed"], grid=job["grid"])
+            storage = open_storage(job["storage"], heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S)
+            study = optuna.load_study(study_name=job["study"], storage=storage)
+            grid = Grid(study, study.user_attrs[PARENT_ATTR], config.trials(), resumed=True)
+            tracker = tracker or Tracker()
+            work_on_grid(ablation, config, grid, tracker, tracker.experiment_id(ablation.name), progress=job["progress"], label=f"/w{argv[0]}")
+            statuses.write("0\n")
+            statuses.flush()
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 

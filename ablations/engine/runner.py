@@ -13,9 +13,9 @@ from __future__ import annotations
 import gc
 import math
 import resource
-from collections.abc import Callable
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import keras
 import matplotlib
@@ -49,6 +49,19 @@ from ablations.engine.stats import aggregate  # noqa: E402
 from ablations.engine.storage import open_storage  # noqa: E402
 from ablations.engine.tracking import Tracker  # noqa: E402
 from ablations.engine.verdict import Verdict  # noqa: E402
+
+
+class Helpers(Protocol):
+    """Processes that train beside this one on a grid (`grid_workers.GridHelpers`, which imports this module)."""
+
+    def start(self, config: ResolvedConfig, grid: Grid, storage: str | None) -> None:
+        """Hands them the open grid."""
+
+    def join(self) -> None:
+        """Waits until they have left it; raises RuntimeError if one failed."""
+
+    def interrupt(self) -> None:
+        """Stops them (their packs are failed for a rerun)."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +98,7 @@ def run_ablation(
     tracker: Tracker | None = None,
     progress: bool = True,
     fresh: bool = False,
-    workers: int = 1,
-    spawn_workers: Callable[..., None] | None = None,
+    helpers: Helpers | None = None,
 ) -> AblationResult:
     """Runs (or resumes) the grid of ``config``; the worker that finishes it logs aggregates, verdict and figures.
 
@@ -97,9 +109,8 @@ def run_ablation(
         tracker: MLflow tracker; defaults to the configured tracking URI.
         progress: Print a line per pack of trials with the time left.
         fresh: Start a new grid even if an unfinished one has these settings.
-        workers: Processes that share the grid on this machine (1: this one).
-        spawn_workers: Runs ``workers`` processes on the open grid
-            (`grid_workers.run_grid_workers`, which imports this module).
+        helpers: Processes that train beside this one on the grid
+            (``--workers N``: N-1 of them); None: this process alone.
 
     Raises:
         ConfigError: The storage cannot be opened (nothing is written then).
@@ -115,12 +126,19 @@ def run_ablation(
     tracker.set_tags(grid.parent_run_id, {"optuna_study": grid.name})
     if grid.resumed and tracker.client.get_run(grid.parent_run_id).info.status != "RUNNING":
         tracker.client.update_run(grid.parent_run_id, status="RUNNING")
-    if workers > 1:
-        if spawn_workers is None:
-            raise ValueError("workers > 1 needs spawn_workers (grid_workers.run_grid_workers).")
-        spawn_workers(config, grid, storage, workers, progress=progress)
-        return _read_result(ablation, grid, tracker, experiment_id)
-    return work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress)
+    if helpers is None:
+        return work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress)
+    helpers.start(config, grid, storage)
+    try:
+        result = work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress, label="/w0")
+        helpers.join()
+    except BaseException:
+        # Stopped here (Ctrl-C, or a pack that raised and would raise again): the
+        # helpers stop too, their packs failed for a rerun to train again.
+        helpers.interrupt()
+        raise
+    # A helper finished the last pack and wrote the verdict: read it back.
+    return result if result.concluded else _read_result(ablation, grid, tracker, experiment_id)
 
 
 def _start_parent(tracker: Tracker, experiment_id: str, ablation: Ablation, config: ResolvedConfig) -> str:
