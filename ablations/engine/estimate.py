@@ -6,9 +6,12 @@ epochs (each trial's ``epochs`` setting, or ``train_steps`` where an ablation
 counts optimizer steps, summed over trials; the configured count, so an upper
 bound where trials stop early).
 
-The time is calibrated on this device (`calibrate`). One pack of the grid, the
-one of median size, is trained three times with its epochs cut, with loggers
-that keep nothing: nothing is logged, nothing is written. The first run (at the
+The time is calibrated on this device (`calibrate`). Packs that differ in what
+makes a pack dear (`COST_AXES`: the data set, the training-set size, depth,
+width) are timed apart, one group of alike packs at a time (`cost_groups`). One
+pack of each group, the one of median size, is trained three times with its
+epochs cut, with loggers that keep nothing: nothing is logged, nothing is
+written. The first run (at the
 fewest epochs) pays what only a process's first pack pays (loading data,
 TensorFlow's lazy set-up); the second (same epochs) and the third (enough epochs
 more to take `MIN_SLOPE_S` longer) put a line through time against epochs, whose
@@ -18,10 +21,10 @@ whose slope is the cost of an epoch. The cost model is then::
     seconds = first-pack extra + packs x (fixed + PACK_BOOKKEEPING_S)
               + trials x TRIAL_BOOKKEEPING_S + (member epochs) x per-member-epoch
 
-where the per-member-epoch cost is the slope divided by the pack's members. It
-assumes every pack costs about what the median one does: packs that differ in
-depth, width or training-set size differ in cost, so the estimate is rough and
-a real run is what checks it. An ablation without an epoch setting is timed as
+summed over the groups, where the per-member-epoch cost is the slope divided by
+the pack's members. It assumes every pack of a group costs about what its
+median one does (packs that differ in an initializer or a seed do), so the
+estimate is rough and a real run is what checks it. An ablation without an epoch setting is timed as
 one whole pack, once, and multiplied by the packs (its first-pack extra
 counted in every pack: an overestimate, by seconds per pack).
 
@@ -67,6 +70,11 @@ TRIAL_BOOKKEEPING_S = 0.045
 its params, five epochs' and its final metrics logged, ended, read back; its
 Optuna trial enqueued, claimed and told (measured as above, 180 trials against
 60)."""
+COST_AXES = ("data", "n_train", "depth", "width")
+"""Settings that change what a pack costs (an epoch's examples, a step's work):
+packs that differ in them are timed apart."""
+MAX_TIMED_GROUPS = 6
+"""Most groups a dry run times; past it the last of `COST_AXES` stop splitting packs."""
 HOUR_S = 3600.0
 
 Clock = Callable[[], float]
@@ -112,6 +120,44 @@ def grid_size(ablation: Ablation, config: ResolvedConfig, max_members: int | Non
 def pack_limit(config: ResolvedConfig) -> int | None:
     """The pack size the runner would use on this device (None on a CPU: as the ablation packs)."""
     return members_per_pack(max(member_bytes(c) for c in config.trials()), free_gpu_bytes())
+
+
+def cost_groups(configs: list[dict[str, Any]], packs: list[list[int]]) -> list[tuple[dict[str, Any], list[list[int]]]]:
+    """The packs grouped by the `COST_AXES` in which they differ, each group with what its packs share.
+
+    An axis counts when it differs between packs and never within one. While
+    there would be more than `MAX_TIMED_GROUPS` groups, the last counted axis is
+    dropped (one group, sharing nothing, when none is left).
+
+    Args:
+        configs: Every grid point's configuration, in grid order.
+        packs: The grid points of each pack (`grid.pack_points`).
+    """
+
+    def values(axis: str, points: list[int]) -> set[str]:
+        return {repr(configs[i].get(axis)) for i in points}
+
+    axes = [
+        axis
+        for axis in COST_AXES
+        if len(values(axis, [pack[0] for pack in packs])) > 1 and all(len(values(axis, pack)) == 1 for pack in packs)
+    ]
+    while True:
+        groups: dict[str, tuple[dict[str, Any], list[list[int]]]] = {}
+        for pack in packs:
+            shared = {axis: configs[pack[0]][axis] for axis in axes}
+            groups.setdefault(repr(shared), (shared, []))[1].append(pack)
+        if len(groups) <= MAX_TIMED_GROUPS or not axes:
+            try:  # in the order of their settings (depth 2 before 10), where those compare
+                return sorted(groups.values(), key=lambda group: tuple(group[0].values()))
+            except TypeError:
+                return list(groups.values())
+        axes.pop()
+
+
+def _size_of(configs: list[dict[str, Any]], packs: list[list[int]], key: str | None) -> GridSize:
+    points = [i for pack in packs for i in pack]
+    return GridSize(len(points), len(packs), sum(int(configs[i][key]) for i in points) if key else None, key)
 
 
 @dataclass(frozen=True)
@@ -172,6 +218,7 @@ def calibrate(
     config: ResolvedConfig,
     *,
     max_members: int | None = None,
+    packs: list[list[int]] | None = None,
     clock: Clock = time.perf_counter,
 ) -> Calibration:
     """Times one pack of ``config``'s grid on this device, with its epochs cut to a few; writes nothing.
@@ -184,11 +231,12 @@ def calibrate(
         ablation: The ablation.
         config: Its resolved configuration.
         max_members: Largest pack, as the runner would split them (None: no limit).
+        packs: The packs to choose from (grid point indices, `cost_groups`); None: every pack of the grid.
         clock: Seconds, for timing (a test passes a fake one).
     """
     configure_gpus()  # before anything initializes the GPUs; a no-op on a CPU or when done already
     configs = config.trials()
-    packs = pack_points(configs, ablation.pack_key, max_members)
+    packs = packs or pack_points(configs, ablation.pack_key, max_members)
     # The median pack by size: the grid order puts the cheapest or the dearest first.
     by_size = sorted(packs, key=lambda points: (sum(member_bytes(configs[i]) for i in points), points))
     pack = [configs[i] for i in by_size[len(by_size) // 2]]
@@ -239,6 +287,26 @@ def calibrate(
 
 
 @dataclass(frozen=True)
+class TimedGroup:
+    """Packs that cost alike, and the timing of one of them.
+
+    Args:
+        shared: The `COST_AXES` settings its packs share ({} when the grid is timed as one group).
+        size: Its counts.
+        calibration: One of its packs timed.
+    """
+
+    shared: dict[str, Any]
+    size: GridSize
+    calibration: Calibration
+
+    def describe(self) -> str:
+        """What was timed: "depth=20: 1 pack of 7 trials: ..." (no prefix for a grid timed as one group)."""
+        prefix = ", ".join(f"{axis}={value}" for axis, value in self.shared.items())
+        return f"{prefix}: {self.calibration.describe()}" if prefix else self.calibration.describe()
+
+
+@dataclass(frozen=True)
 class Estimate:
     """A grid's size and its expected cost on this device.
 
@@ -246,7 +314,7 @@ class Estimate:
         name: The ablation.
         profile: The profile.
         size: The grid's counts.
-        calibration: The timing the estimate rests on; None when the pack could not be timed.
+        groups: Its packs in groups that cost alike, each timed (`cost_groups`); () when a pack could not be timed.
         workers: Processes the run would use on this machine (``--workers``).
         parallel_slots: Workers this device runs side by side at full speed:
             one per core on a CPU, one per GPU on a GPU machine (`parallel_slots`).
@@ -257,7 +325,7 @@ class Estimate:
     name: str
     profile: str
     size: GridSize
-    calibration: Calibration | None
+    groups: tuple[TimedGroup, ...]
     workers: int = 1
     parallel_slots: int = 1
     slot_unit: str = "core"
@@ -266,7 +334,7 @@ class Estimate:
     @property
     def seconds_one_worker(self) -> float | None:
         """Estimated wall time with one worker."""
-        return None if self.calibration is None else self.calibration.seconds_for(self.size)
+        return sum(group.calibration.seconds_for(group.size) for group in self.groups) if self.groups else None
 
     @property
     def seconds(self) -> float | None:
@@ -275,13 +343,22 @@ class Estimate:
         return None if one is None else one / max(1, min(self.workers, self.parallel_slots))
 
     @property
+    def peak_rss_bytes(self) -> int | None:
+        """This process's peak resident memory after the timings (a worker reaches it too)."""
+        return max(group.calibration.peak_rss_bytes for group in self.groups) if self.groups else None
+
+    @property
+    def peak_gpu_bytes(self) -> int | None:
+        """The first GPU's peak allocation over the timings; None on a CPU."""
+        peaks = [group.calibration.peak_gpu_bytes for group in self.groups if group.calibration.peak_gpu_bytes is not None]
+        return max(peaks) if peaks else None
+
+    @property
     def peak_memory_mb(self) -> float | None:
         """Peak memory of one worker (MiB): the GPU's peak allocation on a GPU, else the process's peak RSS."""
-        if self.calibration is None:
+        if not self.groups:
             return None
-        calibration = self.calibration
-        peak = calibration.peak_gpu_bytes if calibration.peak_gpu_bytes is not None else calibration.peak_rss_bytes
-        return peak / 2**20
+        return (self.peak_gpu_bytes if self.peak_gpu_bytes is not None else self.peak_rss_bytes) / 2**20
 
     def workers_for(self, seconds: float = HOUR_S) -> int | None:
         """Workers that bring the run under ``seconds``, if throughput grows linearly with them (None: not timed)."""
@@ -298,10 +375,9 @@ def estimate(
     config: ResolvedConfig,
     *,
     workers: int = 1,
-    calibration: Calibration | None = None,
     clock: Clock = time.perf_counter,
 ) -> Estimate:
-    """Sizes ``config``'s grid and times one of its packs on this device; writes nothing.
+    """Sizes ``config``'s grid and times one pack of each group of alike packs on this device; writes nothing.
 
     A pack that fails to train is reported in the estimate (`Estimate.error`),
     not raised: the counts still stand.
@@ -310,19 +386,23 @@ def estimate(
         ablation: The ablation.
         config: Its resolved configuration.
         workers: Processes that would share the grid on this machine (``--workers``).
-        calibration: A timing made before (`calibrate`); None times a pack now.
         clock: Seconds, for timing (a test passes a fake one).
     """
     limit = pack_limit(config)
     size = grid_size(ablation, config, limit)
+    configs = config.trials()
+    key = epoch_key(ablation)
+    groups: tuple[TimedGroup, ...] = ()
     error = None
-    if calibration is None:
-        try:
-            calibration = calibrate(ablation, config, max_members=limit, clock=clock)
-        except Exception as exception:  # a dry run still prints the counts
-            error = f"{type(exception).__name__}: {exception}".splitlines()[0][:200]
+    try:
+        groups = tuple(
+            TimedGroup(shared, _size_of(configs, packs, key), calibrate(ablation, config, max_members=limit, packs=packs, clock=clock))
+            for shared, packs in cost_groups(configs, pack_points(configs, ablation.pack_key, limit))
+        )
+    except Exception as exception:  # a dry run still prints the counts
+        error = f"{type(exception).__name__}: {exception}".splitlines()[0][:200]
     slots, unit = parallel_slots()
-    return Estimate(ablation.name, config.profile, size, calibration, workers, slots, unit, error)
+    return Estimate(ablation.name, config.profile, size, groups, workers, slots, unit, error)
 
 
 def format_estimate(result: Estimate) -> str:
@@ -340,15 +420,16 @@ def format_estimate(result: Estimate) -> str:
     size = result.size
     epochs = f", {size.epochs:,} {size.epoch_key.replace('_', ' ')}" if size.epochs is not None else ""
     text = f"{result.name} [{result.profile}]: {size.trials:,} trials in {size.packs:,} packs{epochs}; "
-    calibration = result.calibration
-    if calibration is None:
+    if not result.groups:
         return text + f"time not estimated (the calibration pack failed: {result.error})."
     workers = f"{result.workers} worker{'s' if result.workers != 1 else ''}"
-    if calibration.peak_gpu_bytes is None:
-        memory = f"peak memory ~{calibration.peak_rss_bytes / 2**20:,.0f} MiB per worker"
+    if result.peak_gpu_bytes is None:
+        memory = f"peak memory ~{result.peak_rss_bytes / 2**20:,.0f} MiB per worker"
     else:
-        memory = f"peak GPU memory ~{calibration.peak_gpu_bytes / 2**20:,.0f} MiB, host ~{calibration.peak_rss_bytes / 2**20:,.0f} MiB per worker"
-    text += f"~{duration(result.seconds)} with {workers} on this {calibration.device}, {memory} (calibrated: {calibration.describe()})"
+        memory = f"peak GPU memory ~{result.peak_gpu_bytes / 2**20:,.0f} MiB, host ~{result.peak_rss_bytes / 2**20:,.0f} MiB per worker"
+    timed = "; ".join(group.describe() for group in result.groups)
+    device = result.groups[0].calibration.device
+    text += f"~{duration(result.seconds)} with {workers} on this {device}, {memory} (calibrated: {timed})"
     if result.profile == "full":
         text += "; " + _under_an_hour(result)
     return text + "."

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pytest
@@ -12,10 +13,12 @@ from ablations.engine.estimate import (
     MIN_SLOPE_S,
     PACK_BOOKKEEPING_S,
     TRIAL_BOOKKEEPING_S,
+    MAX_TIMED_GROUPS,
     Calibration,
     Estimate,
     GridSize,
     calibrate,
+    cost_groups,
     duration,
     estimate,
     format_estimate,
@@ -44,8 +47,13 @@ class FakeClock:
         return self.now
 
 
-def toy(clock: FakeClock, *, epochs: bool = True, fail: bool = False, per_member_epoch_s: float = PER_MEMBER_EPOCH_S) -> Ablation:
-    """A grid over x (3 values here, 6 in full) and seeds, packed by seed; its run only moves ``clock``."""
+def toy(
+    clock: FakeClock, *, epochs: bool = True, fail: bool = False, per_member_epoch_s: float = PER_MEMBER_EPOCH_S, depths: list[int] | None = None
+) -> Ablation:
+    """A grid over x (3 values here, 6 in full) and seeds, packed by seed; its run only moves ``clock``.
+
+    With ``depths``, depth is an axis too, packed apart, and a member's epoch costs ``per_member_epoch_s`` per layer.
+    """
 
     def run(configs, context):
         assert len(context.loggers) == len(context.artifact_loggers) == len(configs)
@@ -54,11 +62,11 @@ def toy(clock: FakeClock, *, epochs: bool = True, fail: bool = False, per_member
         if fail:
             raise FloatingPointError("diverged")
         clock.now += (0.0 if clock.packs else FIRST_EXTRA_S) + FIXED_S
-        clock.now += per_member_epoch_s * sum(c["epochs"] for c in configs) if epochs else 0.0
+        clock.now += per_member_epoch_s * sum(c["epochs"] * c["depth"] for c in configs) if epochs else 0.0
         clock.packs.append(configs)
         return [{"final_val_loss": 0.0} for _ in configs]
 
-    params = {"x": Param(1, low=0, high=10)}
+    params = {"x": Param(1, low=0, high=10), "depth": Param(1, low=1, high=100)}
     if epochs:
         params["epochs"] = Param(10, low=1, high=10_000)
     full = {"x": [1, 2, 3, 4, 5, 6], "seeds": 5, **({"epochs": 2000} if epochs else {})}
@@ -66,11 +74,11 @@ def toy(clock: FakeClock, *, epochs: bool = True, fail: bool = False, per_member
         name="toy_sized",
         claim="c",
         params=params,
-        profiles={"smoke": {"x": [1, 2, 3], "seeds": 2}, "full": full},
+        profiles={"smoke": {"x": [1, 2, 3], "seeds": 2, **({"depth": depths} if depths else {})}, "full": full},
         run=run,
         verdict=lambda trials: Verdict([]),
         figures=lambda trials, client: {"toy": plt.figure()},
-        pack_key=lambda config: config["seed"],
+        pack_key=lambda config: (config["seed"], config["depth"]),
     )
 
 
@@ -142,11 +150,56 @@ def test_the_estimate_extrapolates_the_calibration_and_workers_share_it_up_to_th
         r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 3 trials: 4\.5s at 1 and 9\.0s at 4 epochs\)\.",
         line,
     ), line
-    calibration = result.calibration
-    two = Estimate("toy_sized", "smoke", result.size, calibration, workers=2, parallel_slots=2)
+    two = Estimate("toy_sized", "smoke", result.size, result.groups, workers=2, parallel_slots=2)
     assert two.seconds == pytest.approx(seconds / 2) and "~19s with 2 workers" in two.line()
     # Beyond the device's parallel slots, more workers buy nothing.
-    assert Estimate("t", "smoke", result.size, calibration, workers=8, parallel_slots=2).seconds == pytest.approx(seconds / 2)
+    assert Estimate("t", "smoke", result.size, result.groups, workers=8, parallel_slots=2).seconds == pytest.approx(seconds / 2)
+
+
+def test_packs_that_differ_in_cost_are_timed_apart_and_their_costs_summed():
+    clock = FakeClock()
+    ablation = toy(clock, depths=[1, 4])  # a depth-4 member's epoch costs four times a depth-1 one's
+    result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
+    assert [group.shared for group in result.groups] == [{"depth": 1}, {"depth": 4}]
+    assert [(g.size.trials, g.size.packs, g.size.epochs) for g in result.groups] == [(6, 2, 60), (6, 2, 60)]
+    assert [g.calibration.per_member_epoch_s for g in result.groups] == pytest.approx([PER_MEMBER_EPOCH_S, 4 * PER_MEMBER_EPOCH_S])
+    # Exactly what the toy's 4 packs cost in one process: its first-pack extra once, then each pack's own.
+    seconds = FIRST_EXTRA_S + 4 * FIXED_S + PER_MEMBER_EPOCH_S * 60 * (1 + 4) + bookkeeping(4, 12)
+    assert result.seconds == pytest.approx(seconds)
+    # Timed as one group by its median pack (a depth-4 one), the same grid would read 35% dearer.
+    median_only = FIRST_EXTRA_S + 4 * FIXED_S + 4 * PER_MEMBER_EPOCH_S * 120 + bookkeeping(4, 12)
+    assert median_only / seconds > 1.35
+    assert result.line().endswith(
+        "(calibrated: depth=1: 1 pack of 3 trials: 4.5s at 1 and 9.0s at 4 epochs; depth=4: 1 pack of 3 trials: 9.0s at 1 and 27.0s at 4 epochs)."
+    )
+
+
+def _points(**axes) -> list[dict]:
+    """Every combination of ``axes`` (name -> values), a seed (0 or 1) innermost."""
+    points = [{}]
+    for name, values in {**axes, "seed": [0, 1]}.items():
+        points = [{**point, name: value} for point in points for value in values]
+    return points
+
+
+def test_cost_groups_split_only_on_settings_that_differ_between_packs():
+    # n_train varies inside each pack (packed by data and seed): only the data set splits the packs.
+    configs = _points(data=["mnist5k", "digits"], n_train=[100, 300])
+    packs = [[i for i, c in enumerate(configs) if (c["data"], c["seed"]) == key] for key in sorted({(c["data"], c["seed"]) for c in configs})]
+    groups = cost_groups(configs, packs)
+    assert [shared for shared, _ in groups] == [{"data": "digits"}, {"data": "mnist5k"}]
+    assert sorted(i for _, group in groups for pack in group for i in pack) == list(range(len(configs)))
+    # A grid on one data set, one size: one group, sharing nothing.
+    assert cost_groups(_points(x=[1, 2]), [[0, 1], [2, 3]]) == [({}, [[0, 1], [2, 3]])]
+
+
+def test_past_the_most_groups_a_dry_run_times_the_last_cost_settings_stop_splitting():
+    configs = _points(data=["a", "b"], n_train=[10, 20], depth=[2, 5, 10])  # 12 combinations, 2 seeds each
+    packs = [[i, i + 1] for i in range(0, len(configs), 2)]
+    groups = cost_groups(configs, packs)
+    assert len(packs) > MAX_TIMED_GROUPS and len(groups) == 4
+    assert [shared for shared, _ in groups] == [{"data": d, "n_train": n} for d in "ab" for n in (10, 20)]
+    assert [len(group) for _, group in groups] == [3, 3, 3, 3]
 
 
 def test_a_full_profile_says_how_many_workers_or_machines_bring_it_under_an_hour():
@@ -156,18 +209,19 @@ def test_a_full_profile_says_how_many_workers_or_machines_bring_it_under_an_hour
     seconds = FIRST_EXTRA_S + 5 * FIXED_S + PER_MEMBER_EPOCH_S * 30 * 2000 + bookkeeping(5, 30)  # about 30,023 s
     assert result.seconds == pytest.approx(seconds)
     assert result.workers_for() == 9
-    on_16_cores = Estimate("toy_sized", "full", result.size, result.calibration, parallel_slots=16)
+    on_16_cores = Estimate("toy_sized", "full", result.size, result.groups, parallel_slots=16)
     assert on_16_cores.line().endswith(
         "; 9 workers would bring it under an hour (--workers 9; assumes linear speed-up up to this device's 16 cores)."
     )
-    on_2_cores = Estimate("toy_sized", "full", result.size, result.calibration, parallel_slots=2)
+    on_2_cores = Estimate("toy_sized", "full", result.size, result.groups, parallel_slots=2)
     assert on_2_cores.line().endswith(
         "; 9 workers would bring it under an hour at linear speed-up, more than this device's 2 cores: "
         "5 machines like this one, 2 workers each, sharing one --storage."
     )
-    on_1_gpu = Estimate("toy_sized", "full", result.size, result.calibration, parallel_slots=1, slot_unit="GPU")
+    on_1_gpu = Estimate("toy_sized", "full", result.size, result.groups, parallel_slots=1, slot_unit="GPU")
     assert on_1_gpu.line().endswith("more than this device's 1 GPU: 9 machines like this one, 1 worker each, sharing one --storage.")
-    small = Estimate("a", "full", GridSize(1, 1, 1, "epochs"), result.calibration)
+    (group,) = result.groups
+    small = Estimate("a", "full", GridSize(1, 1, 1, "epochs"), (replace(group, size=GridSize(1, 1, 1, "epochs")),))
     assert small.line().endswith("; under an hour with one worker.")
 
 
@@ -176,7 +230,7 @@ def test_an_ablation_without_epochs_is_timed_as_a_whole_pack():
     ablation = toy(clock, epochs=False)
     result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
     assert len(clock.packs) == 1  # one run: a whole pack may take minutes
-    assert result.calibration.describe() == "1 pack of 3 trials in 5.0s"
+    assert result.line().endswith("(calibrated: 1 pack of 3 trials in 5.0s).")
     # The first-pack extra counts in every pack: an overestimate by 2 s a pack.
     assert result.seconds == pytest.approx(2 * (FIRST_EXTRA_S + FIXED_S) + bookkeeping(2, 6))
     assert result.line().startswith("toy_sized [smoke]: 6 trials in 2 packs; ~10s with 1 worker on this CPU")
@@ -201,8 +255,11 @@ def test_calibrating_a_real_ablation_writes_nothing(_never_the_real_mlruns):
     results = _never_the_real_mlruns  # ABLATE_RESULTS_DIR and the MLflow database point here
     ablation = get_ablation("vanishing_gradients")
     result = estimate(ablation, ablation.resolve("smoke"))
-    assert isinstance(result.calibration, Calibration) and result.seconds > 0
-    assert result.calibration.epochs == (1,)  # the smoke profile trains 1 epoch: nothing to cut
+    # Its smoke grid packs depths 2 and 5 apart: one pack of each timed.
+    assert [group.shared for group in result.groups] == [{"depth": 2}, {"depth": 5}] and result.seconds > 0
+    for group in result.groups:
+        assert isinstance(group.calibration, Calibration)
+        assert group.calibration.epochs == (1,)  # the smoke profile trains 1 epoch: nothing to cut
     assert list(results.iterdir()) == []
 
 
@@ -216,7 +273,8 @@ def test_a_dry_run_prints_one_line_per_ablation_and_writes_nothing(tmp_path):
     assert len(lines) == 2
     assert re.fullmatch(
         r"vanishing_gradients \[smoke\]: 4 trials in 2 packs, 4 epochs; ~\d+s with 1 worker on this CPU \(\d+ cores\), "
-        r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 2 trials: [\d.]+s at 1 epochs\)\.",
+        r"peak memory ~[\d,]+ MiB per worker \(calibrated: depth=2: 1 pack of 2 trials: [\d.]+s at 1 epochs; "
+        r"depth=5: 1 pack of 2 trials: [\d.]+s at 1 epochs\)\.",
         lines[0],
     ), lines[0]
     assert lines[1].startswith("linear_collapse [smoke]: ")
