@@ -112,9 +112,7 @@ def grid_size(ablation: Ablation, config: ResolvedConfig, max_members: int | Non
             None packs as the ablation's ``pack_key`` says.
     """
     configs = config.trials()
-    key = epoch_key(ablation)
-    epochs = sum(int(c[key]) for c in configs) if key else None
-    return GridSize(len(configs), len(pack_points(configs, ablation.pack_key, max_members)), epochs, key)
+    return _size_of(configs, pack_points(configs, ablation.pack_key, max_members), epoch_key(ablation))
 
 
 def pack_limit(config: ResolvedConfig) -> int | None:
@@ -389,15 +387,16 @@ def estimate(
         clock: Seconds, for timing (a test passes a fake one).
     """
     limit = pack_limit(config)
-    size = grid_size(ablation, config, limit)
     configs = config.trials()
+    packs = pack_points(configs, ablation.pack_key, limit)
     key = epoch_key(ablation)
+    size = _size_of(configs, packs, key)
     groups: tuple[TimedGroup, ...] = ()
     error = None
     try:
         groups = tuple(
-            TimedGroup(shared, _size_of(configs, packs, key), calibrate(ablation, config, max_members=limit, packs=packs, clock=clock))
-            for shared, packs in cost_groups(configs, pack_points(configs, ablation.pack_key, limit))
+            TimedGroup(shared, _size_of(configs, alike, key), calibrate(ablation, config, max_members=limit, packs=alike, clock=clock))
+            for shared, alike in cost_groups(configs, packs)
         )
     except Exception as exception:  # a dry run still prints the counts
         error = f"{type(exception).__name__}: {exception}".splitlines()[0][:200]
