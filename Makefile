@@ -28,7 +28,7 @@ ablate: $(STAMP) ## run every ablation (PROFILE=quick by default) into mlruns/, 
 smoke: $(STAMP) ## every ablation on the seconds-long smoke profile
 	$(BIN)/ablate run --profile smoke
 
-full: $(STAMP) ## the full grids (meant for a GPU: pip install -e '.[gpu]'); WORKERS=N processes share each grid
+full: $(STAMP) ## the full grids (meant for a GPU: pip install -e '.[gpu]'); WORKERS=N processes share each grid, N checked against this machine (2 per core or 4 per GPU, 2 GiB each)
 	$(BIN)/ablate run --profile full --workers $(WORKERS)
 
 test: $(STAMP) ## check the import contracts, then run the test suite

@@ -37,9 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from ablations.engine.device import available_cores  # noqa: E402
 from ablations.engine.storage import open_storage  # noqa: E402
 from ablations.engine.study import run_study, study_options  # noqa: E402
-from ablations.engine.study.workers import available_cores  # noqa: E402
 from ablations.engine.tracking import Tracker  # noqa: E402
 
 SPACE = "small"

@@ -28,6 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 EXIT_USAGE = 2
+EXIT_NOT_STARTED = 1
+"""A worker process could not start: the machine's doing, not the command line's (the same command may work later)."""
 EXIT_INTERRUPTED = 130
 MAX_FAILURES_NOTE = "trials kept failing; their failure_reason tags in MLflow say why"
 DOWNLOAD_HELP = "let TFDS download a tfds:<name> data set that is not prepared yet (needs network)"
@@ -171,10 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else 0
     from ablations.engine.data import DataError, TfdsNotPreparedError
     from ablations.engine.spec import ConfigError
+    from ablations.engine.worker_processes import WorkerStartError
     from models.registry import UnknownNameError
 
     try:
         return _dispatch(args)
+    except WorkerStartError as error:  # the workers already started are stopped by now
+        print(f"ablate: error: {error}", file=sys.stderr)
+        return EXIT_NOT_STARTED
     except (ConfigError, UnknownNameError, DataError) as error:
         # The loader's remedy is worded for Python (download=True); here it is a flag.
         text = error.advice("rerun with --download") if isinstance(error, TfdsNotPreparedError) else str(error)
@@ -202,6 +208,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(write_report(output))
         return 0
 
+    refused = _check_workers(args.workers)  # before any helper starts, and before a dry run times anything
+    if refused is not None:
+        return refused
     if args.jit:
         os.environ[JIT_ENV] = "1"  # read where the stacked step compiles, here and in the helpers
     if args.workers > 1 and not args.dry_run:
@@ -211,6 +220,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         with GridHelpers(args.workers, progress=not args.quiet) as helpers:
             return _run(args, helpers)
     return _run(args, None)
+
+
+def _check_workers(workers: int) -> int | None:
+    """Checks ``--workers`` against what this machine holds (`device.worker_bound`): EXIT_USAGE if beyond it, else None.
+
+    Beyond it, one ``ablate: error: ...`` line names the most that fit and why;
+    within it but beyond the cores of a CPU, one ``ablate: note: ...`` line says
+    they only share the cores. Reads /proc, not TensorFlow: answered at once.
+    """
+    if workers <= 1:
+        return None
+    from ablations.engine.device import check_workers, machine_worker_bound, workers_note
+
+    bound = machine_worker_bound()
+    error = check_workers(workers, bound)
+    if error is not None:
+        print(f"ablate: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    note = workers_note(workers, bound)
+    if note is not None:
+        print(f"ablate: note: {note}", file=sys.stderr, flush=True)
+    return None
 
 
 def _run(args: argparse.Namespace, helpers: GridHelpers | None) -> int:
@@ -276,6 +307,11 @@ def _study(args: argparse.Namespace) -> int:
     from ablations.engine.study.options import option_table, study_options
     from ablations.engine.tensorflow_quiet import import_tensorflow
 
+    # Before the other options: a --workers beyond the machine is answered with its bound,
+    # not with the option's range (which no machine here reaches).
+    refused = _check_workers(args.workers)
+    if refused is not None:
+        return refused
     given = {name: getattr(args, name) for name in option_table()}
     try:
         options = study_options(**given)

@@ -36,6 +36,9 @@ score) is not included.
 
 Peak memory is measured around the calibration: this process's peak resident
 memory (which a worker reaches too), and on a GPU the device's peak allocation.
+The workers that fit on this machine (`device.worker_bound`) are counted with
+that peak resident memory per worker in place of the documented bound that
+``--workers`` is checked against (`device.WORKER_MEMORY_BYTES`).
 """
 
 from __future__ import annotations
@@ -48,7 +51,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ablations.engine.device import configure_gpus, free_gpu_bytes, jit_enabled, member_bytes, members_per_pack
+from ablations.engine.device import (
+    MachineFigures,
+    WorkerBound,
+    available_cores,
+    configure_gpus,
+    free_gpu_bytes,
+    jit_enabled,
+    machine_figures,
+    member_bytes,
+    members_per_pack,
+)
 from ablations.engine.grid import pack_points
 from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext
 
@@ -318,6 +331,8 @@ class Estimate:
             one per core on a CPU, one per GPU on a GPU machine (`parallel_slots`).
         slot_unit: What a slot is, for the printed line: "core" or "GPU".
         error: Why the pack could not be timed (the calibration's exception), or None.
+        machine: This machine's cores, GPUs and available memory (`device.machine_figures`);
+            None: the line does not say how many workers fit.
     """
 
     name: str
@@ -328,6 +343,7 @@ class Estimate:
     parallel_slots: int = 1
     slot_unit: str = "core"
     error: str | None = None
+    machine: MachineFigures | None = None
 
     @property
     def seconds_one_worker(self) -> float | None:
@@ -357,6 +373,17 @@ class Estimate:
         if not self.groups:
             return None
         return (self.peak_gpu_bytes if self.peak_gpu_bytes is not None else self.peak_rss_bytes) / 2**20
+
+    @property
+    def workers_that_fit(self) -> WorkerBound | None:
+        """How many workers fit on this machine, each needing the measured peak resident memory (None: not timed).
+
+        The host's memory is what runs out as workers are added, on a GPU too
+        (the GPU's own memory is shared under memory growth and capped per GPU).
+        """
+        if self.machine is None or not self.groups:
+            return None
+        return self.machine.worker_bound(per_worker_bytes=self.peak_rss_bytes)
 
     def workers_for(self, seconds: float = HOUR_S) -> int | None:
         """Workers that bring the run under ``seconds``, if throughput grows linearly with them (None: not timed)."""
@@ -391,6 +418,7 @@ def estimate(
     packs = pack_points(configs, ablation.pack_key, limit)
     key = epoch_key(ablation)
     size = _size_of(configs, packs, key)
+    machine = machine_figures()  # before the timings, whose memory this process then holds
     groups: tuple[TimedGroup, ...] = ()
     error = None
     try:
@@ -401,7 +429,7 @@ def estimate(
     except Exception as exception:  # a dry run still prints the counts
         error = f"{type(exception).__name__}: {exception}".splitlines()[0][:200]
     slots, unit = parallel_slots()
-    return Estimate(ablation.name, config.profile, size, groups, workers, slots, unit, error)
+    return Estimate(ablation.name, config.profile, size, groups, workers, slots, unit, error, machine)
 
 
 def format_estimate(result: Estimate) -> str:
@@ -410,8 +438,11 @@ def format_estimate(result: Estimate) -> str:
     Example: ``vanishing_gradients [quick]: 168 trials in 24 packs, 840
     epochs; ~2m with 1 worker on this CPU (2 cores), peak memory ~888 MiB per
     worker (calibrated: 1 pack of 7 trials: 2.1s at 1 and 3.7s at 4 epochs).``
-    A full profile adds the workers (or machines) that would bring it under an
-    hour, and the speed-up that assumes.
+    Then how many workers fit on this machine (`Estimate.workers_that_fit`):
+    ``; up to 4 workers fit on this machine (2 cores x 2 workers per core = 4;
+    20.1 GiB available / 0.87 GiB per worker = 23)``. A full profile adds the
+    workers (or machines) that would bring it under an hour, and the speed-up
+    that assumes.
 
     Args:
         result: An `estimate`.
@@ -429,6 +460,9 @@ def format_estimate(result: Estimate) -> str:
     timed = "; ".join(group.describe() for group in result.groups)
     device = result.groups[0].calibration.device
     text += f"~{duration(result.seconds)} with {workers} on this {device}, {memory} (calibrated: {timed})"
+    fit = result.workers_that_fit
+    if fit is not None:
+        text += f"; up to {fit.most} worker{'s fit' if fit.most != 1 else ' fits'} on this machine ({fit.reason})"
     if result.profile == "full":
         text += "; " + _under_an_hour(result)
     return text + "."
@@ -517,8 +551,6 @@ def parallel_slots() -> tuple[int, str]:
     """
     import tensorflow as tf
 
-    from ablations.engine.study.workers import available_cores
-
     gpus = len(tf.config.list_physical_devices("GPU"))
     return (gpus, "GPU") if gpus else (available_cores(), "core")
 
@@ -526,8 +558,6 @@ def parallel_slots() -> tuple[int, str]:
 def device_name() -> str:
     """The device trials train on: the first GPU's name (and count), else "CPU (N cores)"."""
     import tensorflow as tf
-
-    from ablations.engine.study.workers import available_cores
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:

@@ -8,7 +8,9 @@ sized before TensorFlow's first op (`study.workers.threads_per_worker`), as this
 process's are (`configure_threads`). A helper then waits on its stdin for one
 grid at a time, runs `runner.work_on_grid` on it until no pack is left, and
 writes its exit status on its stdout; the worker that takes the conclusion
-token, here or in a helper, writes the verdict.
+token, here or in a helper, writes the verdict. Helpers start one at a time and
+die with this process, however it dies (`worker_processes`); how many may run is
+checked before the first starts (`device.worker_bound`).
 
 Many machines: run the same ``ablate run`` on each, with ``--storage
 postgresql://...`` and ``MLFLOW_TRACKING_URI`` set to an MLflow tracking server.
@@ -21,9 +23,16 @@ import os
 import signal
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
-from ablations.engine.spec import ResolvedConfig
-from ablations.engine.study.workers import available_cores, configure_threads, threads_per_worker
+from ablations.engine.device import available_cores
+from ablations.engine.study.workers import configure_threads, threads_per_worker
+from ablations.engine.worker_processes import WorkerStartError, die_with_parent, start_workers, stop
+
+if TYPE_CHECKING:
+    # Not imported at run time here: it loads pandas (a second), and a helper's
+    # `main` must reach `die_with_parent` at once.
+    from ablations.engine.spec import ResolvedConfig
 
 THREADS_ENV = "ABLATE_GRID_THREADS"
 EXIT_INTERRUPTED = 130
@@ -36,8 +45,12 @@ class GridHelpers:
     hands them the open grid and `join` waits until they have left it.
 
     Args:
-        workers: Workers in all, this process included (at least 2).
+        workers: Workers in all, this process included (at least 2; `cli` has
+            checked them against what the machine holds, `device.worker_bound`).
         progress: Print each helper's progress lines.
+
+    Raises:
+        WorkerStartError: A helper could not start; those started are stopped.
 
     Attributes:
         threads: TensorFlow threads of each worker, this process's included (`configure_threads`).
@@ -52,15 +65,17 @@ class GridHelpers:
         self.progress = progress
         self._started = False
         env = {**os.environ, THREADS_ENV: str(self.threads)}
+        # One at a time; if one cannot start, those started are stopped and the launch ends in one line.
         self.processes = tuple(
-            subprocess.Popen(
-                [sys.executable, "-m", "ablations.engine.grid_workers", str(index)],
+            start_workers(
+                "ablations.engine.grid_workers",
+                range(1, workers),
+                total=workers,
                 env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            for index in range(1, workers)
         )
 
     def start(self, config: ResolvedConfig, grid, storage: str | None) -> None:
@@ -70,7 +85,12 @@ class GridHelpers:
             config: The grid's resolved configuration (handed over as is, not resolved again).
             grid: The open grid (`grid.open_grid`).
             storage: Its Optuna storage URL (None: the default journal file).
+
+        Raises:
+            WorkerStartError: A helper exited before it was handed the grid
+                (it could not start up); the others are stopped.
         """
+        self._stop_if_one_died()
         job = {
             "ablation": grid.study.user_attrs["ablation"],
             "profile": config.profile,
@@ -93,6 +113,17 @@ class GridHelpers:
                 process.stdin.flush()
             except BrokenPipeError:
                 pass  # it died before this grid; `join` says so
+
+    def _stop_if_one_died(self) -> None:
+        """Stops the launch when a helper already exited: it never got as far as waiting for a grid."""
+        for index, process in enumerate(self.processes, start=1):
+            code = process.poll()
+            if code is not None:
+                stop(self.processes)
+                raise WorkerStartError(
+                    f"grid helper /w{index} of {self.workers} exited with {code} before it was handed the grid "
+                    f"(its own output says why); stopped the other {len(self.processes) - 1}"
+                )
 
     def join(self) -> None:
         """Waits until every helper has left the grid it was handed.
@@ -144,6 +175,7 @@ class GridHelpers:
 
 def main(argv: list[str]) -> int:
     """A helper: ``python -m ablations.engine.grid_workers INDEX``; one grid per line of stdin, one status per line of stdout."""
+    die_with_parent()  # first: a parent killed from here on takes this helper with it
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Statuses go to the parent on the original stdout; anything else printed goes to stderr.
     statuses = os.fdopen(os.dup(sys.stdout.fileno()), "w")
@@ -159,6 +191,7 @@ def main(argv: list[str]) -> int:
     from ablations.engine.grid import PARENT_ATTR, Grid
     from ablations.engine.registry import get_ablation
     from ablations.engine.runner import work_on_grid
+    from ablations.engine.spec import ResolvedConfig
     from ablations.engine.storage import open_storage
     from ablations.engine.study.stale import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S
     from ablations.engine.tracking import Tracker

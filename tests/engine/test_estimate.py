@@ -9,6 +9,7 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import pytest
 
+from ablations.engine.device import GIB, MachineFigures
 from ablations.engine.estimate import (
     MIN_SLOPE_S,
     PACK_BOOKKEEPING_S,
@@ -29,6 +30,8 @@ from ablations.engine.spec import Ablation, Param
 from ablations.engine.verdict import Verdict
 
 FIRST_EXTRA_S, FIXED_S, PER_MEMBER_EPOCH_S = 2.0, 3.0, 0.5
+FITS = r"; up to \d+ workers? fits? on this machine \([^()]*\)"
+"""How many workers fit on the machine the tests run on (`test_the_line_says_how_many_workers_fit_on_this_machine` pins the text)."""
 
 
 def bookkeeping(packs: int, trials: int) -> float:
@@ -147,7 +150,7 @@ def test_the_estimate_extrapolates_the_calibration_and_workers_share_it_up_to_th
     assert line == result.line()
     assert re.fullmatch(
         r"toy_sized \[smoke\]: 6 trials in 2 packs, 60 epochs; ~38s with 1 worker on this CPU \(\d+ cores\), "
-        r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 3 trials: 4\.5s at 1 and 9\.0s at 4 epochs\)\.",
+        r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 3 trials: 4\.5s at 1 and 9\.0s at 4 epochs\)" + FITS + r"\.",
         line,
     ), line
     two = Estimate("toy_sized", "smoke", result.size, result.groups, workers=2, parallel_slots=2)
@@ -169,7 +172,7 @@ def test_packs_that_differ_in_cost_are_timed_apart_and_their_costs_summed():
     # Timed as one group by its median pack (a depth-4 one), the same grid would read 35% dearer.
     median_only = FIRST_EXTRA_S + 4 * FIXED_S + 4 * PER_MEMBER_EPOCH_S * 120 + bookkeeping(4, 12)
     assert median_only / seconds > 1.35
-    assert result.line().endswith(
+    assert replace(result, machine=None).line().endswith(
         "(calibrated: depth=1: 1 pack of 3 trials: 4.5s at 1 and 9.0s at 4 epochs; depth=4: 1 pack of 3 trials: 9.0s at 1 and 27.0s at 4 epochs)."
     )
 
@@ -230,7 +233,7 @@ def test_an_ablation_without_epochs_is_timed_as_a_whole_pack():
     ablation = toy(clock, epochs=False)
     result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
     assert len(clock.packs) == 1  # one run: a whole pack may take minutes
-    assert result.line().endswith("(calibrated: 1 pack of 3 trials in 5.0s).")
+    assert re.search(r"\(calibrated: 1 pack of 3 trials in 5\.0s\)" + FITS + r"\.$", result.line()), result.line()
     # The first-pack extra counts in every pack: an overestimate by 2 s a pack.
     assert result.seconds == pytest.approx(2 * (FIRST_EXTRA_S + FIXED_S) + bookkeeping(2, 6))
     assert result.line().startswith("toy_sized [smoke]: 6 trials in 2 packs; ~10s with 1 worker on this CPU")
@@ -244,6 +247,26 @@ def test_a_pack_that_fails_to_train_still_leaves_the_counts():
     assert result.line() == (
         "toy_sized [smoke]: 6 trials in 2 packs, 60 epochs; time not estimated (the calibration pack failed: FloatingPointError: diverged)."
     )
+
+
+def test_the_line_says_how_many_workers_fit_on_this_machine():
+    clock = FakeClock()
+    ablation = toy(clock)
+    result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
+    assert result.machine is not None  # read from this machine: cores, GPUs, available memory
+    # The calibration's measured peak memory takes the place of the documented bound per worker.
+    (group,) = result.groups
+    measured = replace(group, calibration=replace(group.calibration, peak_rss_bytes=GIB // 2))
+    on_2_cores = replace(result, groups=(measured,), machine=MachineFigures(cores=2, gpus=0, memory_bytes=20 * GIB))
+    assert on_2_cores.workers_that_fit.most == 4
+    assert on_2_cores.line().endswith(
+        "; up to 4 workers fit on this machine (2 cores x 2 workers per core = 4; 20.0 GiB available / 0.5 GiB per worker = 40)."
+    )
+    tight = replace(on_2_cores, machine=MachineFigures(cores=2, gpus=0, memory_bytes=GIB))
+    assert tight.line().endswith("; up to 2 workers fit on this machine (2 cores x 2 workers per core = 4; 1.0 GiB available / 0.5 GiB per worker = 2).")
+    lone = replace(on_2_cores, machine=MachineFigures(cores=1, gpus=0, memory_bytes=GIB // 4))
+    assert "; up to 1 worker fits on this machine (1 core x 2 workers per core = 2; " in lone.line()
+    assert replace(result, machine=None).workers_that_fit is None
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(42, "42s"), (125, "2m"), (3 * 3600 + 300, "3h05m")])
@@ -274,7 +297,7 @@ def test_a_dry_run_prints_one_line_per_ablation_and_writes_nothing(tmp_path):
     assert re.fullmatch(
         r"vanishing_gradients \[smoke\]: 4 trials in 2 packs, 4 epochs; ~\d+s with 1 worker on this CPU \(\d+ cores\), "
         r"peak memory ~[\d,]+ MiB per worker \(calibrated: depth=2: 1 pack of 2 trials: [\d.]+s at 1 epochs; "
-        r"depth=5: 1 pack of 2 trials: [\d.]+s at 1 epochs\)\.",
+        r"depth=5: 1 pack of 2 trials: [\d.]+s at 1 epochs\)" + FITS + r"\.",
         lines[0],
     ), lines[0]
     assert lines[1].startswith("linear_collapse [smoke]: ")

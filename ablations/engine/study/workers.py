@@ -6,7 +6,8 @@ interpreter (``python -m ablations.engine.study.workers INDEX``) whose
 TensorFlow thread pools are sized before TensorFlow runs its first op: with C
 cores, each of N workers gets max(1, C // N) intra-op and inter-op threads, so
 the workers share the cores instead of each spreading over all of them. The
-Optuna storage (journal file, or an RDB) keeps them on one study.
+Optuna storage (journal file, or an RDB) keeps them on one study. They start
+one at a time and die with the parent, however it dies (`worker_processes`).
 
 Many machines: run the same ``ablate study`` command on each, with
 ``--storage postgresql://...`` and ``MLFLOW_TRACKING_URI`` set to an MLflow
@@ -17,21 +18,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
+
+from ablations.engine.device import available_cores
+from ablations.engine.worker_processes import die_with_parent, start_workers
 
 OPTIONS_ENV = "ABLATE_STUDY_OPTIONS"
 THREADS_ENV = "ABLATE_STUDY_THREADS"
 EXIT_STOPPED = 3
 """A worker's exit code when it stopped because trials kept failing."""
-
-
-def available_cores() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
@@ -43,16 +38,15 @@ def run_workers(session) -> bool:
     """Runs ``session.options.workers`` worker processes to the study's end; True if one stopped early.
 
     Raises:
+        WorkerStartError: a worker could not start; those started were stopped.
         RuntimeError: a worker crashed (its own output says why).
     """
     options = session.options
     threads = threads_per_worker(options.workers)
     env = {**os.environ, OPTIONS_ENV: options.to_json(), THREADS_ENV: str(threads)}
     session.log(f"{options.workers} workers, {threads} TensorFlow thread(s) each")
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "ablations.engine.study.workers", str(index)], env=env)
-        for index in range(options.workers)
-    ]
+    # One at a time; if one cannot start, those started are stopped and the launch ends in one line.
+    workers = start_workers("ablations.engine.study.workers", range(options.workers), total=options.workers, env=env)
     try:
         codes = [worker.wait() for worker in workers]
     except KeyboardInterrupt:
@@ -80,6 +74,7 @@ def configure_threads(threads: int) -> None:
 
 def main(argv: list[str]) -> int:
     """A worker: ``python -m ablations.engine.study.workers INDEX`` with the options in the environment."""
+    die_with_parent()  # first: a parent killed from here on takes this worker with it
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     configure_threads(int(os.environ[THREADS_ENV]))
     # Imported once the thread pools are sized: the loop loads Keras, and TensorFlow
