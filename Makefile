@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install ablate smoke full test test-slow test-process report ui dashboard bench bench-study clean
+.PHONY: help install ablate smoke full test test-slow test-process report ui dashboard bench bench-study verdict-rates clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ clean: ## remove results (mlruns/ content) and caches; keeps .venv
 dashboard: $(STAMP) ## Optuna dashboard on http://127.0.0.1:8080 for the default study storage (mlruns/optuna.journal)
 	@mkdir -p $(or $(ABLATE_RESULTS_DIR),mlruns) && touch $(or $(ABLATE_RESULTS_DIR),mlruns)/optuna.journal
 	$(BIN)/optuna-dashboard $(or $(ABLATE_RESULTS_DIR),mlruns)/optuna.journal --host 127.0.0.1 --port 8080
+
+verdict-rates: $(STAMP) ## the verdict policy's simulated false-reproduced rate and power per claim shape, old policy beside new
+	$(BIN)/python -m ablations.engine.verdict_rates
 
 bench-study: $(STAMP) ## ablate study: 1 vs 2 workers, pruning vs none, ours vs keras-tuner; prints the numbers
 	$(BIN)/python -m benchmarks.bench_study

@@ -79,7 +79,7 @@ from ablations.engine.effects import per_seed
 from ablations.engine.plots import metric_history
 from ablations.engine.spec import Ablation, Param, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
-from ablations.engine.verdict import REGIME, Check, Verdict, regime
+from ablations.engine.verdict import REGIME, Check, SmallestEffect, Verdict, regime
 
 CORRELATIONS = (0.0, 0.9, 0.99, 0.999)
 PATH_LAMBDAS = tuple(float(v) for v in np.logspace(-2, 4, 25))
@@ -89,6 +89,10 @@ PREDICTIONS_STABLE = 1.25
 """Predictions are "stable" when their spread changes by less than this factor (25%) over the ρ grid."""
 SOLVER_TOLERANCE = 1e-6
 """The most OLS may differ from numpy.linalg.lstsq (relative) for its spreads to be judged."""
+A_TENTH_DECADE = SmallestEffect(0.1, "a tenth of a decade (a spread 26% larger or smaller): less is within the bootstrap's own noise")
+SPREAD_CHANGE = SmallestEffect(0.1, "a tenth of the true coefficient: a spread that small flips no sign")
+PREDICTIONS_CHANGE = SmallestEffect(0.05, "a 5% change of the prediction spread")
+ZEROS_GAINED = SmallestEffect(0.05, "one resample in twenty")
 
 PARAMS = {
     "n_features": Param(2, "number of equicorrelated features", low=2, high=50),
@@ -320,15 +324,30 @@ def _checks(label: str, group: pd.DataFrame) -> list[Check]:
     ridge_cut = summarize(np.log10(ridge[high] / coef[high]).dropna())
     more_zeros = summarize((zeros[high] - zeros[low]).dropna())
     return [
-        Check.above(label, f"log10 growth of OLS coefficient sd ({span})", growth, spec="+.2f", details=details),
+        Check.above(label, f"log10 growth of OLS coefficient sd ({span})", growth, smallest=A_TENTH_DECADE, spec="+.2f", details=details),
         Check.above(
-            label, f"OLS coefficient sd at ρ = {high:g} (true coefficient {TRUE_COEFFICIENT:g})", spread, TRUE_COEFFICIENT, spec=".3g", details=details
+            label,
+            f"OLS coefficient sd at ρ = {high:g} (true coefficient {TRUE_COEFFICIENT:g})",
+            spread,
+            TRUE_COEFFICIENT,
+            smallest=SPREAD_CHANGE,
+            null=TRUE_COEFFICIENT,
+            spec=".3g",
+            details=details,
         ),
         Check.within(
-            label, f"ratio of OLS prediction sd ({span})", predictions, 1 / PREDICTIONS_STABLE, PREDICTIONS_STABLE, spec=".3f", details=details
+            label,
+            f"ratio of OLS prediction sd ({span})",
+            predictions,
+            1 / PREDICTIONS_STABLE,
+            PREDICTIONS_STABLE,
+            smallest=PREDICTIONS_CHANGE,
+            null=1.0,
+            spec=".3f",
+            details=details,
         ),
-        Check.below(label, f"log10 ridge ÷ OLS coefficient sd at ρ = {high:g}", ridge_cut, spec="+.2f", details=details),
-        Check.above(label, f"LASSO zero fraction gained ({span})", more_zeros, spec="+.2f", details=details),
+        Check.below(label, f"log10 ridge ÷ OLS coefficient sd at ρ = {high:g}", ridge_cut, smallest=A_TENTH_DECADE, spec="+.2f", details=details),
+        Check.above(label, f"LASSO zero fraction gained ({span})", more_zeros, smallest=ZEROS_GAINED, spec="+.2f", details=details),
     ]
 
 

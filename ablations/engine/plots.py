@@ -106,3 +106,61 @@ def mean_std_panels(
             axes[0][column].legend(fontsize=8)
     fig.suptitle(suptitle)
     return fig, axes
+
+
+OUTCOME_COLOURS = {"reproduced": "#2a8c2a", "not reproduced": "#c0392b", "no effect": "#7f7f7f", "inconclusive": "#d4a017"}
+"""A check's colour in a forest plot, by its outcome."""
+
+
+def forest_plot(checks: Sequence[dict[str, Any]], *, width: float = 3.6, row_height: float = 0.17) -> plt.Figure:
+    """A claim's checks at a glance: per part a panel, per condition a line with its interval and mean.
+
+    The claimed region is shaded green and the no-effect band (null ± the
+    smallest effect) grey; each interval is coloured by its check's outcome,
+    and an interval that runs past the panel ends in an arrow. Boundary and
+    sanity checks are drawn dashed: shown, but they never decide.
+
+    Args:
+        checks: `verdict.Check.numbers` of each check, as the verdict's JSON keeps them.
+        width: The figure's width in inches.
+        row_height: Inches per condition.
+    """
+    parts = list(dict.fromkeys(check["part"] for check in checks))
+    rows = [sum(check["part"] == part for check in checks) for part in parts]
+    height = sum(rows) * row_height + 0.32 * len(parts) + 0.1
+    fig, axes = plt.subplots(len(parts), 1, figsize=(width, height), squeeze=False, gridspec_kw={"height_ratios": rows})
+    for ax, part in zip(axes[:, 0], parts):
+        _forest_panel(ax, [check for check in checks if check["part"] == part])
+        ax.set_title(part, fontsize=6, loc="left", pad=2)
+    fig.subplots_adjust(left=0.3, right=0.98, top=1 - 0.18 / height, bottom=0.12 / height, hspace=0.3 / max(1, len(parts)) * 4)
+    return fig
+
+
+def _forest_panel(ax: plt.Axes, checks: Sequence[dict[str, Any]]) -> None:
+    """One part's conditions, top to bottom, on a shared axis."""
+    finite = [v for c in checks for v in (c["low"], c["high"], c["mean"], *c["region"], *c["band"]) if v is not None and math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (-1.0, 1.0)
+    pad = (hi - lo) * 0.08 or 1.0
+    lo, hi = lo - pad, hi + pad
+    region, band = checks[0]["region"], checks[0]["band"]
+    ax.axvspan(max(region[0], lo), min(region[1], hi), color="#2a8c2a", alpha=0.12, lw=0)
+    if band[1] > band[0]:
+        ax.axvspan(band[0], band[1], color="#7f7f7f", alpha=0.25, lw=0)
+    for row, check in enumerate(checks):
+        y = len(checks) - 1 - row
+        colour = OUTCOME_COLOURS.get(check["outcome"], "black")
+        style = "--" if check["role"] != "claim" else "-"
+        low = check["low"] if math.isfinite(check["low"]) else lo
+        high = check["high"] if math.isfinite(check["high"]) else hi
+        ax.plot([max(low, lo), min(high, hi)], [y, y], style, color=colour, lw=1.2)
+        for end, edge, marker in ((check["low"], lo, "<"), (check["high"], hi, ">")):
+            if not math.isfinite(end) or not lo <= end <= hi:
+                ax.plot([edge], [y], marker, color=colour, ms=3)
+        if math.isfinite(check["mean"]):
+            ax.plot([min(max(check["mean"], lo), hi)], [y], "o", color=colour, ms=2.5)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(-0.7, len(checks) - 0.3)
+    labels = [c["condition"] + ("" if c["role"] == "claim" else f" ({c['role']})") for c in checks]
+    ax.set_yticks(range(len(checks))[::-1], labels, fontsize=5)
+    ax.tick_params(axis="x", labelsize=5, length=2, pad=1)
+    ax.tick_params(axis="y", length=0)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import tempfile
 from pathlib import Path
 
+from ablations.engine.plots import forest_plot
 from ablations.engine.protocol import REMEDIES
 from ablations.engine.registry import all_ablations
 from ablations.engine.tracking import Tracker, results_dir
@@ -19,6 +21,8 @@ h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
 .outcome { font-weight: bold; padding: .1em .5em; border-radius: .3em; }
 .reproduced { background: #d4f4d4; } .partly-reproduced { background: #e4f0c0; }
 .not-reproduced { background: #f8d4d4; } .inconclusive { background: #f4ecc4; }
+.not-reproduced-no-effect { background: #e4e4e4; }
+img.forest { border: none; margin: 0; max-width: 420px; }
 .rule { background: #f6f6f6; padding: .5em .8em; font-size: .9em; }
 table { border-collapse: collapse; font-size: .85em; margin: .8em 0; }
 td, th { border: 1px solid #ddd; padding: .25em .5em; text-align: left; }
@@ -62,7 +66,26 @@ def _diagnoses(tracker: Tracker, run) -> str:
 
 
 def _outcome_badge(outcome: str) -> str:
-    return f"<span class='outcome {outcome.replace(' ', '-')}'>{html.escape(outcome)}</span>"
+    css = outcome.replace(" (", "-").replace(")", "").replace(" ", "-")
+    return f"<span class='outcome {css}'>{html.escape(outcome)}</span>"
+
+
+def _png(figure) -> str:
+    """A figure as a base64 PNG, closed once encoded."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=130)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _forest(verdict: dict) -> str:
+    """The claim's compact forest plot: each check's interval against its region and no-effect band."""
+    checks = verdict.get("checks") or []
+    if not checks:
+        return ""
+    return f"<img class='forest' alt='checks of the claim' src='data:image/png;base64,{_png(forest_plot(checks))}'>"
 
 
 def _one_line(claim: str) -> str:
@@ -82,7 +105,7 @@ def _summary_row(name: str, claim: str, run, verdict: dict | None) -> str:
     """One row of the summary table: the claim, its outcome, the headline effect, where it held and failed."""
     link = f"<a href='#{html.escape(name)}'>{html.escape(name)}</a>"
     if run is None or verdict is None:
-        cells = [link, html.escape(_one_line(claim)), "not run yet" if run is None else "no verdict", "", "", ""]
+        cells = [link, html.escape(_one_line(claim)), "not run yet" if run is None else "no verdict", "", ""]
     else:
         headline = verdict.get("headline")
         effect = f"{headline['part']} ({headline['condition']}): {headline['measured']}" if headline else ""
@@ -91,15 +114,21 @@ def _summary_row(name: str, claim: str, run, verdict: dict | None) -> str:
             html.escape(_one_line(claim)),
             _outcome_badge(verdict["outcome"]),
             html.escape(effect),
-            html.escape("; ".join(verdict.get("held", []))),
-            html.escape("; ".join(verdict.get("failed", []))),
+            _forest(verdict),
         ]
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
 
 def _summary_table(rows: list[str]) -> str:
-    head = "".join(f"<th>{c}</th>" for c in ("ablation", "claim", "outcome", "headline effect (95% CI)", "held under", "failed under"))
+    head = "".join(f"<th>{c}</th>" for c in ("ablation", "claim", "outcome", "headline effect (CI)", "checks: interval, claimed region (green), no effect (grey)"))
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _where(verdict: dict) -> str:
+    """The conditions under each reading of the claim checks, as a short list."""
+    readings = (("held", "held under"), ("failed", "failed under"), ("no_effect", "no effect under"), ("unclear", "could not be told under"))
+    items = [f"<li>{label}: {html.escape('; '.join(verdict[key]))}</li>" for key, label in readings if verdict.get(key)]
+    return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
 def _section(tracker: Tracker, name: str, claim: str, run, verdict: dict | None) -> str:
@@ -117,6 +146,7 @@ def _section(tracker: Tracker, name: str, claim: str, run, verdict: dict | None)
     )
     if verdict:
         parts.append(f"<p>{_outcome_badge(verdict['outcome'])} {html.escape(verdict['summary'])}</p>")
+        parts.append(_where(verdict))
         parts.append("<p>Per condition:</p>" + _table(verdict.get("table", [])))
     parts.append(_diagnoses(tracker, run))
     with tempfile.TemporaryDirectory() as folder:

@@ -252,6 +252,10 @@ def _read_result(ablation: Ablation, grid: Grid, tracker: Tracker, experiment_id
     )
 
 
+class SanityCheckError(RuntimeError):
+    """A sanity check of a verdict failed: something that holds by construction did not, so the code is wrong."""
+
+
 def _conclude(ablation, config, study, tracker, experiment_id, parent) -> tuple[pd.DataFrame, pd.DataFrame, Verdict | None]:
     """Reads the trials back from MLflow; logs aggregates, verdict, the test score and figures."""
     trials = read_trials(tracker, ablation, experiment_id, parent)
@@ -276,6 +280,10 @@ def _conclude(ablation, config, study, tracker, experiment_id, parent) -> tuple[
     for name, figure in ablation.figures(finished, tracker.client).items():
         tracker.log_figure(parent, figure, f"figures/{name}.png")
         plt.close(figure)
+    if verdict.sanity_failures:
+        # Logged first (verdict, figures), so the failed run shows what broke.
+        failed = "; ".join(f"{check.condition}: {check.part} = {check.measured}, claimed {check.claimed}" for check in verdict.sanity_failures)
+        raise SanityCheckError(f"a check that holds by construction failed (a bug, not a finding): {failed}")
     return finished, aggregates, verdict
 
 

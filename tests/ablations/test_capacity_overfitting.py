@@ -116,55 +116,79 @@ def checks_of(result, task):
     return {check.part.split(" (")[0]: check for check in result.checks if check.condition == task}
 
 
+EIGHT_SEEDS = tuple(range(8))
+"""The fraction check is a median's (a bounded share): its order-statistic interval needs n ≥ 6 seeds at 95%
+(n ≥ 8 at 97.5%, two tasks) to be bounded at all; with 3 seeds it is the whole of [0, 1]."""
+FRACTION = "fraction of capacities with training error below held-out error"
+
+
 def test_verdict_reproduced_with_the_overfitting_regime_of_the_largest_capacity():
-    result = verdict(_trials([0.9, 0.5, 0.2, 0.0], [1.0, 0.6, 0.3, 5.0]))
+    result = verdict(_trials([0.9, 0.5, 0.2, 0.0], [1.0, 0.6, 0.3, 5.0], seeds=EIGHT_SEEDS))
     assert result.outcome == "reproduced"
+    assert {check.outcome for check in result.checks} == {"reproduced"}
     checks = checks_of(result, "rbf_1d")
-    assert checks["training error falls"].part == "training error falls (p=16 − p=2)"
-    assert checks["training error falls"].effect.mean == pytest.approx(-0.9 * 1.01)
+    # Seeds 0-7 scale training errors by 1 + 0.01·seed (1.035 on average), held-out errors by 1 + 0.02·seed.
+    assert checks["training error falls"].part == "training error falls (largest − smallest capacity)"
+    assert checks["training error falls"].details["capacities compared"] == "falls: p=16 − p=2; largest rise: p=8 → 16"
+    assert checks["training error falls"].effect.mean == pytest.approx(-0.9 * 1.035)
     # The step that falls least: 8 → 16, -0.2 at seed 0.
-    assert checks["largest mean rise between neighbouring capacities"].part.endswith("(p=8 → 16)")
-    assert checks["largest mean rise between neighbouring capacities"].effect.mean == pytest.approx(-0.2 * 1.01)
+    assert checks["largest mean rise between neighbouring capacities"].details["capacities compared"].endswith("p=8 → 16")
+    assert checks["largest mean rise between neighbouring capacities"].effect.mean == pytest.approx(-0.2 * 1.035)
     below = checks["fraction of capacities with training error below held-out error"]
-    assert (below.effect.mean, below.effect.n) == (1.0, 3) and result.headline is below
+    assert (below.effect.mean, below.effect.n) == (1.0, 8) and result.headline is below
+    assert below.interval == (1.0, 1.0)
     # The largest capacity's errors, means over seeds: it interpolates the training data.
-    assert checks["training error falls"].details[REGIME] == "overfits (train 0, held-out 5.1)"
-    assert "held-out error (median over seeds) 0.306 at p=8" in result.summary
+    assert checks["training error falls"].details[REGIME] == "overfits (train 0, held-out 5.35)"
+    assert "held-out error (median over seeds) 0.321 at p=8" in result.summary
+
+
+def test_verdict_three_seeds_all_below_held_out_cannot_decide_the_fraction():
+    # The table above with 3 seeds: the two mean checks still decide, but three of three seeds at a share
+    # of 1 are a sign test's 1/4 chance, so the median's interval is all of [0, 1]: the claim is inconclusive.
+    result = verdict(_trials([0.9, 0.5, 0.2, 0.0], [1.0, 0.6, 0.3, 5.0]))
+    assert result.outcome == "inconclusive"
+    assert result.where("inconclusive") == [f"rbf_1d: {FRACTION}"]
+    assert result.where("reproduced") == ["rbf_1d: training error falls (largest − smallest capacity)", "rbf_1d: largest mean rise between neighbouring capacities"]
+    below = checks_of(result, "rbf_1d")[FRACTION]
+    assert (below.effect.mean, below.effect.n) == (1.0, 3) and below.interval == (0.0, 1.0)
 
 
 def test_verdict_partly_reproduced_when_one_task_rises_and_not_reproduced_when_all_do():
-    good = _trials([0.9, 0.5, 0.2, 0.1], [1.0, 0.6, 0.3, 5.0])
-    rising = _trials([0.9, 0.5, 0.6, 0.1], [1.0, 0.6, 0.7, 5.0], task="rbf_2d")
+    good = _trials([0.9, 0.5, 0.2, 0.1], [1.0, 0.6, 0.3, 5.0], seeds=EIGHT_SEEDS)
+    rising = _trials([0.9, 0.5, 0.6, 0.1], [1.0, 0.6, 0.7, 5.0], task="rbf_2d", seeds=EIGHT_SEEDS)
     result = verdict(pd.concat([good, rising]))
     assert result.outcome == "partly reproduced"
-    assert result.where("not reproduced") == ["rbf_2d: largest mean rise between neighbouring capacities (p=4 → 8)"]
+    assert result.where("not reproduced") == ["rbf_2d: largest mean rise between neighbouring capacities"]
+    assert result.where("inconclusive") == [] and result.where("no effect") == []
     alone = verdict(rising)
     assert alone.outcome == "partly reproduced"  # it still falls overall and stays below held-out
+    assert alone.where("reproduced") == ["rbf_2d: training error falls (largest − smallest capacity)", f"rbf_2d: {FRACTION}"]
     # Training error that falls but lies above the held-out error everywhere: only that part fails.
-    above = verdict(_trials([0.9, 0.5, 0.2, 0.1], [0.8, 0.4, 0.1, 0.05]))
+    above = verdict(_trials([0.9, 0.5, 0.2, 0.1], [0.8, 0.4, 0.1, 0.05], seeds=EIGHT_SEEDS))
     assert above.outcome == "partly reproduced"
     assert above.where("not reproduced") == ["rbf_1d: fraction of capacities with training error below held-out error"]
 
 
 def test_verdict_not_reproduced_when_training_error_grows_and_overestimates_held_out_error():
-    result = verdict(_trials([0.1, 0.2, 0.4, 0.8], [0.05, 0.1, 0.2, 0.4]))
+    result = verdict(_trials([0.1, 0.2, 0.4, 0.8], [0.05, 0.1, 0.2, 0.4], seeds=EIGHT_SEEDS))
     assert result.outcome == "not reproduced"
     assert {check.outcome for check in result.checks} == {"not reproduced"}
     assert result.checks[0].details[REGIME].startswith("does not overfit")
 
 
 def test_verdict_inconclusive_when_the_seeds_disagree_or_the_grid_has_one_capacity():
-    # Below held-out at every capacity for two seeds, at none for the third: the share straddles a half.
-    frame = _trials([0.9, 0.5, 0.2, 0.1], [1.0, 0.6, 0.3, 0.2])
+    # Below held-out at every capacity for seven seeds, at none for seed 2: at 95% the median's interval over
+    # eight seeds runs from the lowest share to the highest, so it straddles a half (eight that agree decide it: above).
+    frame = _trials([0.9, 0.5, 0.2, 0.1], [1.0, 0.6, 0.3, 0.2], seeds=EIGHT_SEEDS)
     third = frame["seed"] == 2
     frame.loc[third, "final_val_error"] = frame.loc[third, "final_train_error"] / 2
     below = checks_of(verdict(frame), "rbf_1d")["fraction of capacities with training error below held-out error"]
-    assert below.effect.mean == pytest.approx(2 / 3) and below.outcome == "inconclusive"
+    assert below.effect.mean == pytest.approx(7 / 8) and below.interval == (0.0, 1.0) and below.outcome == "inconclusive"
     # One seed whose training error rises by a step, two whose does not: unclear, not a failure.
     frame = _trials([0.9, 0.5, 0.2, 0.1], [1.0, 0.6, 0.3, 5.0])
     frame.loc[(frame["seed"] == 0) & (frame["capacity"] == 8), "final_train_error"] = 0.7
     step = checks_of(verdict(frame), "rbf_1d")["largest mean rise between neighbouring capacities"]
-    assert step.part.endswith("(p=4 → 8)") and step.outcome == "inconclusive"
+    assert step.details["capacities compared"].endswith("p=4 → 8") and step.outcome == "inconclusive"
     one = verdict(_trials([0.9], [1.0]))
     assert one.outcome == "inconclusive" and one.checks == () and "two capacities" in one.summary
 

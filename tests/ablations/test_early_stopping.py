@@ -32,7 +32,7 @@ def test_noisy_labels_replace_an_exact_fraction_with_fixed_draws():
 
 
 def test_stopping_split_is_carved_from_the_training_data():
-    config = {"data": "digits", "n_train": 100, "label_noise": 0.0, "stop_fraction": 0.2}
+    config = {"data": "digits", "n_train": 100, "label_noise": 0.0, "stop_fraction": 0.2, "seed": 0}
     data, (x_fit, y_fit), (x_stop, y_stop) = early_stopping._data(config)
     assert len(x_fit) == 80 and len(x_stop) == 20
     np.testing.assert_array_equal(np.concatenate([x_fit, x_stop]), data.x_train)

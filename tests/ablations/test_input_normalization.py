@@ -103,30 +103,56 @@ def test_best_learning_rate_is_the_fastest_and_never_counts_as_epochs_plus_one()
     assert never[~never["normalize"]]["best_epochs"].eq(31).all()
 
 
+EIGHT_SEEDS = 8
+"""The usable-rates check is a median's (a difference of counts): its order-statistic interval needs n ≥ 6 seeds
+at 95% to be bounded at all; with 3 seeds it is the whole range, ± the grid's 3 rates."""
+SAVED = "data=mnist1d, optimizer=sgd, decades=4.0: epochs to training loss 1 saved (raw − normalized, of 30)"
+USABLE = "data=mnist1d, optimizer=sgd, decades=4.0: learning rates usable, normalized − raw"
+
+
 def test_verdict_reproduced_when_normalized_is_faster_and_usable_at_more_rates():
-    result = input_normalization.verdict(_grid([25, None, "nan"], [20, 8, None], decades=(0.0, 4.0)))
+    # Seed s adds s epochs to both arms: raw 20-27 epochs at 0.01 (within the 30), normalized 3-10 at 0.1.
+    result = input_normalization.verdict(_grid([20, None, "nan"], [15, 3, None], decades=(0.0, 4.0), seeds=EIGHT_SEEDS))
     assert result.outcome == "reproduced"
     faster, stabler = result.checks
     assert faster.condition == stabler.condition == "data=mnist1d, optimizer=sgd, decades=4.0"
-    assert (faster.effect.mean, faster.effect.n, faster.lower_bound) == (17.0, 3, False) and result.headline is faster
-    assert stabler.effect.mean == 1.0 and stabler.effect.std == 0.0
-    # The raw arm at its best rate (0.01, 25 epochs) fits the target: it overfits.
+    assert (faster.effect.mean, faster.effect.n, faster.lower_bound) == (17.0, 8, False) and result.headline is faster
+    assert stabler.effect.mean == 1.0 and stabler.effect.std == 0.0 and stabler.interval == (1.0, 1.0)
+    # The raw arm at its best rate (0.01) fits the target: it overfits.
     assert faster.details[REGIME] == "overfits (train 0.100, held-out 0.500)"
     assert faster.details["usable lrs raw / normalized"] == "1.0 / 2.0 of 3"
     # The control is reported, not judged.
     assert "control data=mnist1d, optimizer=sgd, decades=0.0" in result.notes
 
 
-def test_verdict_partly_reproduced_when_normalizing_is_faster_but_not_usable_at_more_rates():
-    result = input_normalization.verdict(_grid([25, 20, None], [12, 10, None]))
+def test_verdict_three_seeds_cannot_tell_the_usable_rates():
+    # The same arms over 3 seeds: faster still decides (a t-interval), but three of three seeds at +1 rate
+    # are a sign test's 1/4 chance: the median's interval is the whole range, ± 3 rates.
+    result = input_normalization.verdict(_grid([20, None, "nan"], [15, 3, None], decades=(0.0, 4.0)))
+    assert result.outcome == "inconclusive"
+    assert result.where("reproduced") == [SAVED] and result.where("inconclusive") == [USABLE]
+    assert result.checks[1].effect.n == 3 and result.checks[1].interval == (-3.0, 3.0)
+
+
+def test_verdict_partly_reproduced_when_normalizing_is_faster_but_usable_at_no_more_rates():
+    # The same two rates usable in both arms on every seed: a difference of exactly 0, within ± one rate,
+    # shows no effect beside the reproduced speed-up (the new rule: partly reproduced, nothing on the wrong side).
+    result = input_normalization.verdict(_grid([25, 20, None], [12, 10, None], seeds=EIGHT_SEEDS))
     assert result.outcome == "partly reproduced"
-    assert result.where("not reproduced") == ["data=mnist1d, optimizer=sgd, decades=4.0: learning rates usable, normalized − raw"]
+    assert result.where("reproduced") == [SAVED]
+    assert result.where("no effect") == [USABLE] and result.where("not reproduced") == []
 
 
-def test_verdict_not_reproduced_when_raw_features_train_as_fast():
-    result = input_normalization.verdict(_grid([8, 10, None], [8, 10, None]))
-    assert result.outcome == "not reproduced"
+def test_verdict_no_effect_when_raw_features_train_as_fast():
+    # Both arms the same on every seed: 0 epochs saved and 0 extra rates, each within ± its smallest effect.
+    result = input_normalization.verdict(_grid([8, 10, None], [8, 10, None], seeds=EIGHT_SEEDS))
+    assert result.outcome == "not reproduced (no effect)"
+    assert result.where("no effect") == [SAVED, USABLE] and result.where("not reproduced") == []
     assert result.checks[0].details[REGIME].startswith("overfits")
+    # Over 3 seeds only the epochs show no effect; the usable rates cannot be told, and no effect still stands.
+    three = input_normalization.verdict(_grid([8, 10, None], [8, 10, None]))
+    assert three.outcome == "not reproduced (no effect)"
+    assert three.where("no effect") == [SAVED] and three.where("inconclusive") == [USABLE]
 
 
 def test_verdict_without_badly_scaled_features_or_a_normalized_arm_is_inconclusive():
@@ -134,11 +160,16 @@ def test_verdict_without_badly_scaled_features_or_a_normalized_arm_is_inconclusi
     assert control.outcome == "inconclusive" and control.checks == () and "No badly scaled condition" in control.summary
     raw_only = _grid([8, 10, None], [8, 10, None])
     assert input_normalization.verdict(raw_only[~raw_only["normalize"]]).outcome == "inconclusive"
-    # Seeds that disagree on which arm is faster: unclear (and the same rates usable: not more stably).
-    frame = _grid([10, None, None], [12, None, None])
-    frame.loc[~frame["normalize"] & (frame["seed"] == 0) & (frame["learning_rate"] == 0.01), "epochs_to_target"] = 25
+
+
+def test_verdict_seeds_that_disagree_on_speed_are_unclear_and_the_same_usable_rates_show_no_effect():
+    # Normalized 10-13 epochs faster on seeds 0-3, 2 slower on seeds 4-7: the epochs saved straddle 0 and
+    # the band (unclear); the same one rate usable on every seed: no effect, so the claim shows none.
+    frame = _grid([10, None, None], [12, None, None], seeds=EIGHT_SEEDS)
+    frame.loc[~frame["normalize"] & (frame["seed"] < 4) & (frame["learning_rate"] == 0.01), "epochs_to_target"] = 25
     result = input_normalization.verdict(frame)
-    assert [c.outcome for c in result.checks] == ["inconclusive", "not reproduced"] and result.outcome == "not reproduced"
+    assert [c.outcome for c in result.checks] == ["inconclusive", "no effect"]
+    assert result.outcome == "not reproduced (no effect)"
 
 
 def test_a_raw_arm_that_never_reaches_the_target_gives_a_lower_bound():

@@ -5,7 +5,9 @@ import pytest
 
 from ablations.engine.spec import Ablation, Param
 from ablations.engine.stats import summarize
-from ablations.engine.verdict import Check, Verdict
+from ablations.engine.verdict import Check, SmallestEffect, Verdict
+
+TOY_SMALLEST = SmallestEffect(0.1, "a toy threshold")
 
 _EFFECTS = {"reproduced": [1.0], "not reproduced": [-1.0], "inconclusive": []}
 
@@ -17,8 +19,8 @@ def toy_ablation(shift: float = 0.0, outcome: str = "reproduced") -> Ablation:
         return [{"final_val_loss": float(c["x"] + c["seed"]) + (shift if c["x"] == 2 else 0.0)} for c in configs]
 
     def verdict(trials):
-        # One check whose effect the policy reads as ``outcome``.
-        return Verdict([Check.above("toy", "loss effect", summarize(_EFFECTS[outcome]))])
+        # One check whose effect the policy reads as ``outcome`` (exact: one value decides).
+        return Verdict([Check.above("toy", "loss effect", summarize(_EFFECTS[outcome], kind="exact"), smallest=TOY_SMALLEST)])
 
     return Ablation(
         name="toy",

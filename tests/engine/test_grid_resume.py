@@ -10,7 +10,9 @@ from ablations.engine.spec import Ablation, Param
 from ablations.engine.storage import open_storage
 from ablations.engine.stats import summarize
 from ablations.engine.study.stale import worker_identity
-from ablations.engine.verdict import Check, Verdict
+from ablations.engine.verdict import Check, SmallestEffect, Verdict
+
+TOY_SMALLEST = SmallestEffect(0.1, "a toy threshold")
 
 TRAINED: list[tuple[int, int]] = []
 INTERRUPT_AT: set[int] = set()
@@ -33,7 +35,7 @@ TOY = Ablation(
     params={"x": Param(1, low=0, high=10), "y": Param(0, low=0, high=10)},
     profiles={"smoke": {"x": [1, 2, 3], "seeds": 2}},
     run=_run,
-    verdict=lambda trials: Verdict([Check.above("all", "loss", summarize(trials["final_val_loss"]))]),
+    verdict=lambda trials: Verdict([Check.above("all", "loss", summarize(trials["final_val_loss"]), smallest=TOY_SMALLEST)]),
     figures=lambda trials, client: {"toy": plt.figure()},
     objective="final_val_loss",
     pack_key=lambda config: config["x"],

@@ -9,10 +9,12 @@ import pytest
 
 from ablations.engine.protocol import TestSetAlreadyUsed
 from ablations.engine.report import write_report
-from ablations.engine.runner import open_storage, run_ablation
+from ablations.engine.runner import SanityCheckError, open_storage, run_ablation
 from ablations.engine.spec import Ablation, ConfigError, Param
 from ablations.engine.stats import summarize
-from ablations.engine.verdict import RULE, Check, Verdict
+from ablations.engine.verdict import RULE, Check, SmallestEffect, Verdict
+
+TOY_SMALLEST = SmallestEffect(0.1, "a toy threshold")
 
 
 def _run(configs, context):
@@ -28,7 +30,7 @@ def _run(configs, context):
 
 
 def _verdict(trials):
-    return Verdict([Check.above("all x", "mean x", summarize(trials["x"]), details={"n": len(trials)})])
+    return Verdict([Check.above("all x", "mean x", summarize(trials["x"]), smallest=TOY_SMALLEST, details={"n": len(trials)})])
 
 
 def _figures(trials, client):
@@ -99,14 +101,17 @@ def test_runner_logs_trials_fails_what_fails_and_tests_once(tracker, monkeypatch
 
     report = write_report(tracker=tracker).read_text()
     assert "x is small" in report and "data:image/png;base64," in report
-    # The summary table opens the report: a linked row per ablation with outcome, headline effect and conditions.
+    # The summary table opens the report: a linked row per ablation with outcome, headline effect and its forest plot.
     summary, sections = report.split("<p class='rule'>")
     measured = "+1.500 (95% CI +0.581 to +2.419, n=4)"
     assert "<td><a href='#toy'>toy</a></td><td>x is small</td>" in summary
-    assert f"<span class='outcome reproduced'>reproduced</span></td><td>mean x (all x): {measured}</td><td>all x</td><td></td>" in summary
+    assert f"<span class='outcome reproduced'>reproduced</span></td><td>mean x (all x): {measured}</td><td><img class='forest'" in summary
     assert html.escape(RULE) in sections and "<h2 id='toy'>toy</h2>" in sections
-    # The section's per-condition table: one row per check, with its details.
-    assert f"<td>all x</td><td>mean x</td><td>{measured}</td><td>&gt; 0</td><td>reproduced</td><td>4</td>" in sections
+    # The condition names moved from the summary into the section, under their reading.
+    assert "<ul><li>held under: all x</li></ul>" in sections
+    # The section's per-condition table: one row per check, with its smallest effect, power and details.
+    row = f"<td>all x</td><td>mean x</td><td>claim</td><td>{measured}</td><td>&gt; 0</td><td>±0.1 around 0: a toy threshold</td>"
+    assert row in sections and "<td>reproduced</td><td>4</td>" in sections
 
 
 def test_unopenable_storage_is_a_config_error():
@@ -162,3 +167,28 @@ def test_a_broken_verdict_fails_the_parent_run(tracker):
     parent = tracker.client.search_runs([experiment.experiment_id], "tags.run_kind = 'ablation'")[0]
     assert parent.info.status == "FAILED"
     assert parent.data.tags["failure_reason"] == "ZeroDivisionError: no verdict"
+
+
+def test_a_failed_sanity_check_fails_the_parent_run_loudly(tracker):
+    def verdict(trials):
+        # Holds by construction, yet fails: a bug. The claim check beside it cannot hide that.
+        sanity = Check.below("all x", "x − x", summarize([1.0], kind="exact"), 1e-12, role="sanity")
+        return Verdict([Check.above("all x", "mean x", summarize(trials["x"], kind="exact"), smallest=TOY_SMALLEST), sanity])
+
+    toy = Ablation(
+        name="toy_insane",
+        claim="c",
+        params={"x": Param(1, low=0, high=10)},
+        profiles={"smoke": {"x": [1]}},
+        run=_run,
+        verdict=verdict,
+        figures=_figures,
+        objective="final_val_loss",
+    )
+    with pytest.raises(SanityCheckError, match=r"holds by construction failed \(a bug, not a finding\): all x: x − x = \+1\.000 \(exact"):
+        run_ablation(toy, toy.resolve("smoke"), tracker=tracker, progress=False)
+    experiment = tracker.client.get_experiment_by_name("toy_insane")
+    parent = tracker.client.search_runs([experiment.experiment_id], "tags.run_kind = 'ablation'")[0]
+    assert parent.info.status == "FAILED" and parent.data.tags["failure_reason"].startswith("SanityCheckError: a check that holds")
+    # The verdict is still logged, naming the failure.
+    assert "Sanity checks FAILED (a bug): all x: x − x" in tracker.load_json(parent.info.run_id, "verdict.json")["summary"]
