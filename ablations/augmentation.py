@@ -129,7 +129,7 @@ PROFILES = {
         "strength": list(STRENGTHS),
         "n_train": [50, 100, 300, 1000, 3000],
         "train_steps": 5000,
-        "seeds": 5,
+        "seeds": 80,  # the pilot's 79 for strong augmentation of digits (README: How many seeds)
     },
 }
 

@@ -88,6 +88,9 @@ ROUND_OFF = 1e-9
 BELOW_FRACTION = 0.5
 """Training error "typically" underestimates held-out error: below it at more than half the capacities of a seed."""
 ERROR_CHANGE = SmallestEffect(0.01, "a hundredth of the error rate (or of var(y) for the RBF tasks): less is invisible on the figure's log axes")
+FALL = SmallestEffect(
+    0.1, "a tenth of var(y) (ten points of error rate for the MLP) over the whole capacity grid: less is no steady fall like the lecture's figure"
+)
 ONE_IN_TEN = SmallestEffect(0.1, "one capacity in ten of the grid")
 
 PARAMS = {
@@ -103,12 +106,13 @@ PARAMS = {
 
 PROFILES = {
     "smoke": {"task": list(TASKS), "capacity": [2, 16, 128], "epochs": 40, "n_train_digits": 100, "seeds": 1},
-    "quick": {"task": list(TASKS), "capacity": list(CAPACITIES), "seeds": 3},
+    # 8 seeds: fewer never decide the median check at its 98.33% level (the sign test needs 7 seeds that agree).
+    "quick": {"task": list(TASKS), "capacity": list(CAPACITIES), "seeds": 8},
     "full": {
         "task": list(TASKS),
         "capacity": [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 48, 56, 64, 96, 128, 192, 256, 384, 512],
         "epochs": 1000,
-        "seeds": 10,
+        "seeds": 35,  # the pilot's 33 for the fraction check at 80% power (README: How many seeds)
     },
 }
 
@@ -283,7 +287,7 @@ def _checks(task: str, group: pd.DataFrame) -> list[Check]:
     # Per seed, the share of its capacities whose training error is below the held-out error.
     below = summarize((train < held_out).where(train.notna() & held_out.notna()).mean(axis=1).dropna(), kind="median", bounds=(0.0, 1.0))
     return [
-        Check.below(task, "training error falls (largest − smallest capacity)", falls, smallest=ERROR_CHANGE, spec="+.3g", details=details),
+        Check.below(task, "training error falls (largest − smallest capacity)", falls, smallest=FALL, spec="+.3g", details=details),
         Check.below(task, "largest mean rise between neighbouring capacities", worst, ROUND_OFF, smallest=ERROR_CHANGE, spec="+.3g", details=details),
         Check.above(
             task,

@@ -77,7 +77,7 @@ from ablations.engine.verdict import REGIME, Check, SmallestEffect, Verdict, reg
 
 SCALE_SEED = 0
 """Fixed, so that every trial scales the same feature by the same factor."""
-ONE_EPOCH = SmallestEffect(1.0, "one epoch: the resolution of the count")
+EPOCHS_SAVED = SmallestEffect(3.0, "three epochs, a tenth of the default budget of 30: fewer saved is no speed-up a user would notice")
 ONE_RATE = SmallestEffect(1.0, "one more learning rate of the grid: the resolution of the count")
 
 PARAMS = {
@@ -100,7 +100,8 @@ PROFILES = {
         "normalize": [False, True],
         "decades": [0.0, 4.0],
         "learning_rate": [0.01, 0.1, 1.0],
-        "seeds": 3,
+        # 6 seeds: the fewest whose median interval of the usable-rate count can decide at 95% (the pilot asks 7).
+        "seeds": 6,
     },
     "full": {
         "normalize": [False, True],
@@ -108,7 +109,7 @@ PROFILES = {
         "optimizer": ["sgd", "adam"],
         "learning_rate": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
         "epochs": 100,
-        "seeds": 5,
+        "seeds": 10,  # the pilot asks 7 (README: How many seeds); never fewer than 10
     },
 }
 
@@ -256,7 +257,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         # A raw arm that never reaches the target counts as epochs + 1: the epochs saved are then a lower bound.
         censored = not group["best_reached_raw"].all() and group["best_reached_norm"].all()
         part = f"epochs to training loss {target:g} saved (raw − normalized, of {epochs})"
-        checks.append(Check.above(label, part, saved, smallest=ONE_EPOCH, spec="+.1f", lower_bound=censored, details=details))
+        checks.append(Check.above(label, part, saved, smallest=EPOCHS_SAVED, spec="+.1f", lower_bound=censored, details=details))
         # A difference of counts of the grid's rates: discrete and bounded, so its interval is a median's.
         rates = float(group["rates_raw"].iloc[0])
         usable = summarize(group["extra_usable"], kind="median", bounds=(-rates, rates))

@@ -45,7 +45,8 @@ lowest mean CV cost, and four checks compare it with λ = 0, paired by seed:
   generalizes best". The headline is this change for L2, the lecture's main
   penalty: the error a reader means by "generalizes", on a metric the λ was
   not selected on, where the cost check is near-true by construction;
-- the largest λ raises the training error by at least `BIAS_RISE` (high bias);
+- the largest λ raises the training error (high bias), by more than
+  `BIAS_RISE` (5 points) for it to count: a rise within ± that is no effect;
 - the largest λ shrinks the CV − training cost gap (less variance): the
   lecture's J_cv − J_train; the error gap is shown beside it, not judged.
 
@@ -99,14 +100,12 @@ DATA_LOSSES = ("mean", "sum")
 STACKABLE_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "prelu")
 PENALTY_TOLERANCE = 1e-5
 """Relative float32 round-off allowed between the Keras penalty and λ·Σ computed by hand."""
-BIAS_RISE = 0.05
-"""The least rise in training error, from λ = 0 to the largest λ, read as high bias (5 points of error)."""
+BIAS_RISE = SmallestEffect(0.05, "five points of training error, from λ = 0 to the largest λ: less is no high bias a reader would see in the curves")
 DROP = 0.0
 """A change from λ = 0 reads as "lower" (CV cost, CV error, CV − training cost gap) when it lies below this: any fall."""
 SPARSER = 0.0
 """L1's near-zero fraction must exceed L2's by more than this."""
-COST_CHANGE = SmallestEffect(0.01, "a hundredth of a nat of cross-entropy: about one point of accuracy's worth on these sets")
-ERROR_POINT = SmallestEffect(0.01, "one point of training error")
+COST_CHANGE = SmallestEffect(0.1, "a tenth of a nat of cross-entropy: the cost of giving the true class a tenth less probability (ln 1.1 ≈ 0.095)")
 SHARE_OF_WEIGHTS = SmallestEffect(0.05, "one weight in twenty")
 
 PARAMS = {
@@ -148,7 +147,7 @@ PROFILES = {
         "epochs": 500,
         "n_train": 300,
         "folds": 5,
-        "seeds": 5,
+        "seeds": 240,  # the pilot's 238 for the CV error at the selected λ (README: How many seeds)
     },
 }
 
@@ -361,7 +360,7 @@ def _penalty_checks(group: pd.DataFrame, condition: str, reading: str) -> tuple[
     checks = [
         check("CV cost lower at the selected λ", "final_val_loss", cv_cost, best, DROP, COST_CHANGE),
         check("CV error lower at the selected λ", "final_val_error", cv_error, best, DROP, HALF_POINT_OF_ERROR),
-        check(f"training error up ≥ {BIAS_RISE:g} at the largest λ", "final_train_error", train_error, largest, BIAS_RISE, ERROR_POINT, True),
+        check("training error up at the largest λ", "final_train_error", train_error, largest, 0.0, BIAS_RISE, True),
         check("CV − training cost gap smaller at the largest λ", "cost_gap", gap, largest, DROP, COST_CHANGE, aside=aside),
     ]
     one_class = _curve(group, "final_distinct_predictions") <= 1.5

@@ -90,20 +90,21 @@ PROFILES = {
         "n_train": 500,
         "seeds": 1,
     },
-    # The claim's activations (sigmoid against the ReLU family) with tanh and the identity beside them; the
-    # smooth ReLU variants (elu, selu, gelu, swish) wait for the full profile, keeping the quick profile in minutes.
+    # The claim's activations (sigmoid against the ReLU family) with tanh and the identity beside them; relu6
+    # (ReLU itself below 6, the same numbers here) and the smooth ReLU variants (elu, selu, gelu, swish) wait for
+    # the full profile, which keeps three seeds of the quick profile in its minutes.
     "quick": {
-        "activation": ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "relu6"],
+        "activation": ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "prelu"],
         "depth": [2, 5, 10, 20],
         "initializer": ["glorot_uniform", "he_normal", "standard"],
-        "seeds": 2,
+        "seeds": 3,  # two seeds never decide a 98.33% interval (its t quantile is 38); the pilot asks 3 to 4
     },
     "full": {
         "activation": list(ACTIVATIONS),
         "depth": [2, 5, 10, 20, 30, 50],
         "initializer": ["glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "standard"],
         "epochs": 20,
-        "seeds": 5,
+        "seeds": 10,  # the pilot asks 4 (README: How many seeds); never fewer than 10
     },
 }
 

@@ -161,13 +161,13 @@ _ABLATION_PARTS: dict[str, dict[str, tuple[PartShape, ...]]] = {
         "full": (PartShape(9, "exact"), PartShape(9), PartShape(9)),
     },
     "activation_composition": {"quick": (PartShape(2, "exact"),) * 2, "full": (PartShape(2, "exact"),) * 2},
-    "vanishing_gradients": {"quick": (PartShape(3),) * 5, "full": (PartShape(6),) * 5},
+    "vanishing_gradients": {"quick": (PartShape(3),) * 4, "full": (PartShape(6),) * 5},
     "capacity_overfitting": {"quick": (PartShape(3), PartShape(3), PartShape(3, "median")), "full": (PartShape(3), PartShape(3), PartShape(3, "median"))},
     "collinearity": {"quick": (PartShape(4),) * 5, "full": (PartShape(6),) * 5},
     "l1_l2_penalty": {"quick": (PartShape(2),) * 4 + (PartShape(1),), "full": (PartShape(2),) * 4 + (PartShape(1),)},
     "dropout": {"quick": (PartShape(1), PartShape(2)), "full": (PartShape(3), PartShape(5))},
     "augmentation": {"quick": (PartShape(4),), "full": (PartShape(6),)},
-    "early_stopping": {"quick": (PartShape(2),), "full": (PartShape(12),)},
+    "early_stopping": {"quick": (PartShape(1),), "full": (PartShape(8),)},  # clean labels are boundary conditions
     "input_normalization": {"quick": (PartShape(1), PartShape(1, "median")), "full": (PartShape(6), PartShape(6, "median"))},
 }
 

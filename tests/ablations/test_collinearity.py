@@ -154,17 +154,17 @@ def test_verdict_reproduced_checks_each_part_per_condition_with_the_regime_of_ol
     ]
     parts = _parts(result, "6 features, n_train=18")
     assert set(parts) == {
-        "log10 growth of OLS coefficient sd", "OLS coefficient sd", "ratio of OLS prediction sd",
+        "log10 growth of OLS coefficient sd", "log10 OLS coefficient sd ÷ true coefficient 1", "ratio of OLS prediction sd",
         "log10 ridge ÷ OLS coefficient sd", "LASSO zero fraction gained",
     }
     assert parts["log10 growth of OLS coefficient sd"].effect.mean == pytest.approx(np.log10(2.0 / 0.09))
     assert parts["ratio of OLS prediction sd"].effect.mean == pytest.approx(1.0)
     assert parts["ratio of OLS prediction sd"].region == (1 / PREDICTIONS_STABLE, PREDICTIONS_STABLE)
-    assert parts["OLS coefficient sd"].region[0] == TRUE_COEFFICIENT
+    assert parts["log10 OLS coefficient sd ÷ true coefficient 1"].region[0] == 0.0
     assert parts["LASSO zero fraction gained"].effect.mean == pytest.approx(0.3 * 1.02)
     # OLS's errors at the largest ρ, means over seeds: it overfits with 18 examples, not with 120.
-    assert parts["OLS coefficient sd"].details[REGIME] == "overfits (train 0.100, held-out 0.306)"
-    assert _parts(result, "6 features, n_train=120")["OLS coefficient sd"].details[REGIME].startswith("does not overfit")
+    assert parts["log10 OLS coefficient sd ÷ true coefficient 1"].details[REGIME] == "overfits (train 0.100, held-out 0.306)"
+    assert _parts(result, "6 features, n_train=120")["log10 OLS coefficient sd ÷ true coefficient 1"].details[REGIME].startswith("does not overfit")
     assert result.headline is result.checks[0] and result.headline.condition == "2 features, n_train=120"
     assert "30% of the bootstrap OLS coefficients have the wrong sign" in result.summary
 
@@ -188,7 +188,7 @@ def test_verdict_partly_reproduced_names_the_part_that_fails():
     # Spread that grows, but stays below the true coefficient: that part alone fails.
     small = verdict(_trials(coef_std_high=0.5))
     assert small.outcome == "partly reproduced"
-    assert small.where("not reproduced")[0] == "2 features, n_train=120: OLS coefficient sd at ρ = 0.999 (true coefficient 1)"
+    assert small.where("not reproduced")[0] == "2 features, n_train=120: log10 OLS coefficient sd ÷ true coefficient 1 at ρ = 0.999"
 
 
 def test_verdict_not_reproduced_when_nothing_the_lecture_says_happens():

@@ -119,10 +119,13 @@ def _trials(gains, spread=0.002):
     return frame
 
 
-def test_verdict_partly_reproduced_where_the_held_out_error_falls_in_one_regime_only():
+def test_verdict_judges_noisy_labels_and_reports_clean_labels_as_a_boundary():
     result = early_stopping.verdict(_trials({0.0: -0.01, 0.3: 0.1}))
-    assert result.outcome == "partly reproduced"
-    assert result.where("reproduced") == ["label_noise=0.3"] and result.where("not reproduced") == ["label_noise=0.0"]
+    # Clean labels are declared a boundary before the run: shown (on the wrong side here), never deciding.
+    assert result.outcome == "reproduced"
+    assert [check.role for check in result.checks] == ["boundary", "claim"]
+    assert result.where("reproduced") == ["label_noise=0.3"] and result.where("not reproduced") == []
+    assert result.where("not reproduced", role="boundary") == ["label_noise=0.0"]
     assert len(result.table) == 2 and result.headline.condition == "label_noise=0.3"
     noisy = result.checks[1]
     # Per seed, the mean over patience 2 and 5: 0.1 - 0.002 s; n = 3 seeds, not 6 trials.
@@ -136,9 +139,11 @@ def test_verdict_partly_reproduced_where_the_held_out_error_falls_in_one_regime_
 
 def test_verdict_reproduced_not_reproduced_and_inconclusive():
     assert early_stopping.verdict(_trials({0.0: 0.05, 0.3: 0.1})).outcome == "reproduced"
-    assert early_stopping.verdict(_trials({0.0: -0.02})).outcome == "not reproduced"
+    assert early_stopping.verdict(_trials({0.1: -0.02})).outcome == "not reproduced"
     # Seeds that disagree: +0.02, -0.03, -0.08.
-    assert early_stopping.verdict(_trials({0.0: 0.02}, spread=0.05)).outcome == "inconclusive"
+    assert early_stopping.verdict(_trials({0.3: 0.02}, spread=0.05)).outcome == "inconclusive"
+    # Clean labels alone: nothing can decide, whatever the boundary shows.
+    assert early_stopping.verdict(_trials({0.0: 0.05})).outcome == "inconclusive"
     no_stopping = _trials({0.0: 0.02})
     empty = early_stopping.verdict(no_stopping[no_stopping["patience"] == 0])
     assert empty.outcome == "inconclusive" and empty.checks == () and "patience 0" in empty.summary
