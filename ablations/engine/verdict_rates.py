@@ -167,7 +167,7 @@ _ABLATION_PARTS: dict[str, dict[str, tuple[PartShape, ...]]] = {
     "l1_l2_penalty": {"quick": (PartShape(2),) * 4 + (PartShape(1),), "full": (PartShape(2),) * 4 + (PartShape(1),)},
     "dropout": {"quick": (PartShape(1), PartShape(2)), "full": (PartShape(3), PartShape(5))},
     "augmentation": {"quick": (PartShape(4),), "full": (PartShape(6),)},
-    "early_stopping": {"quick": (PartShape(1),), "full": (PartShape(8),)},  # clean labels are boundary conditions
+    "early_stopping": {"quick": (PartShape(1),), "full": (PartShape(4),)},  # clean labels are boundary conditions
     "input_normalization": {"quick": (PartShape(1), PartShape(1, "median")), "full": (PartShape(6), PartShape(6, "median"))},
 }
 

@@ -165,7 +165,7 @@ def test_smoke_run_logs_stop_and_restored_epochs(tracker):
     # Same seed, same batches: the callback only watches, so up to its stop the stopped run's curves are the
     # overlong run's, number for number; the weights it returns score what the overlong run scored at the restored epoch.
     curves = {}
-    for name in ("val_loss", "heldout_accuracy", "heldout_loss", "loss"):
+    for name in ("val_accuracy", "val_loss", "heldout_accuracy", "heldout_loss", "loss"):
         long, short = (history(tracker, run["run_id"], name) for run in (overlong, stopped))
         assert sorted(long) == list(range(13)) and sorted(short) == list(range(stop + 1))
         np.testing.assert_array_equal([long[step] for step in sorted(short)], [short[step] for step in sorted(short)], err_msg=name)
@@ -174,9 +174,10 @@ def test_smoke_run_logs_stop_and_restored_epochs(tracker):
     assert stopped["metrics.heldout_error_at_stop"] == pytest.approx(1 - curves["heldout_accuracy"][stop], abs=1e-6)
     assert overlong["metrics.final_val_error"] == pytest.approx(1 - curves["heldout_accuracy"][12], abs=1e-6)
     assert overlong["metrics.min_heldout_error"] == pytest.approx(min(1 - curves["heldout_accuracy"][e] for e in range(1, 13)), abs=1e-6)
-    # The net restored is the best on the stopping split (Keras counts the first minimum).
-    val_loss = [curves["val_loss"][e] for e in range(1, stop + 1)]
-    assert restored == val_loss.index(min(val_loss)) + 1
+    # The net restored is the one with the lowest error on the stopping split (Keras counts the first maximum of
+    # its accuracy), the lecture's rule: it watches error, not cross-entropy.
+    val_accuracy = [curves["val_accuracy"][e] for e in range(1, stop + 1)]
+    assert restored == val_accuracy.index(max(val_accuracy)) + 1
     # Twelve epochs of two steps leave the net far from fitting its 80 examples: high bias, whatever the gap.
     assert (children["metrics.final_train_error"] >= 0.5).all()
     assert set(assert_diagnoses_follow_the_logged_errors(children)) == {"high bias"}
