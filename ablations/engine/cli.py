@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
+from ablations.engine.execution.pool import EXIT_INTERRUPTED  # noqa: E402  (light: no TensorFlow, no Optuna)
+
 EXIT_USAGE = 2
 EXIT_NOT_STARTED = 1
 """A worker process could not start: the machine's doing, not the command line's (the same command may work later)."""
-EXIT_INTERRUPTED = 130
 MAX_FAILURES_NOTE = "trials kept failing; their failure_reason tags in MLflow say why"
 DOWNLOAD_HELP = "let TFDS download a tfds:<name> data set that is not prepared yet (needs network)"
 
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else 0
     from ablations.engine.data import DataError, TfdsNotPreparedError
     from ablations.engine.spec import ConfigError
-    from ablations.engine.worker_processes import WorkerStartError
+    from ablations.engine.execution.pool import WorkerStartError
     from models.registry import UnknownNameError
 
     try:
@@ -248,7 +249,7 @@ def _run(args: argparse.Namespace, helpers: GridHelpers | None) -> int:
     """``ablate run``: validates, then runs (or sizes, with --dry-run) each ablation's grid and writes the report."""
     from ablations.engine.registry import ablation_names, get_ablation
     from ablations.engine.storage import open_storage
-    from ablations.engine.study.workers import configure_threads
+    from ablations.engine.device import configure_threads
     from ablations.engine.tensorflow_quiet import import_tensorflow
 
     names = args.names or ablation_names()

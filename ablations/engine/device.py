@@ -1,4 +1,4 @@
-"""The device trials train on: GPU memory growth, XLA compilation, and what a run records of it.
+"""The device trials train on: cores, threads, memory (host and GPU), pack limits, and what a run records of it.
 
 On a machine with a GPU, TensorFlow would reserve nearly all of its memory in
 the first process; with memory growth on, several workers share one GPU and
@@ -7,15 +7,21 @@ with XLA (``ABLATE_JIT=1``, inherited by worker processes).
 
 It also says how many worker processes this machine holds (`worker_bound`,
 `machine_worker_bound`), from figures read without TensorFlow, so that
-``--workers N`` is checked before any process starts or TensorFlow loads.
+``--workers N`` is checked before any process starts or TensorFlow loads, and
+how many TensorFlow threads each gets (`threads_per_worker`,
+`configure_threads`). The runner, the estimate and the workers read all of
+these here.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import resource
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +56,32 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """TensorFlow threads (intra-op and inter-op each) for one of ``workers`` processes sharing the cores."""
+    return max(1, (cores or available_cores()) // workers)
+
+
+def configure_threads(threads: int) -> None:
+    """Sizes TensorFlow's thread pools; must run before TensorFlow's first op in this process."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    from ablations.engine.tensorflow_quiet import import_tensorflow
+
+    tf = import_tensorflow()  # finds the devices but runs no op, so the pools can still be sized
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far, in bytes (macOS reports bytes, Linux KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return peak_rss_bytes() / 2**20
 
 
 def available_memory_bytes(proc: Path = Path("/proc"), cgroups: Path = Path("/sys/fs/cgroup")) -> int | None:
@@ -339,6 +371,11 @@ def members_per_pack(bytes_per_member: int, free_bytes: int | None = None) -> in
     return max(1, int(free_bytes * PACK_MEMORY_SHARE) // bytes_per_member)
 
 
+def pack_limit(configs: Iterable[dict]) -> int | None:
+    """The most members a pack of these trials stacks on this device (None on a CPU: as the ablation packs them)."""
+    return members_per_pack(max(member_bytes(config) for config in configs), free_gpu_bytes())
+
+
 def free_gpu_bytes() -> int | None:
     """The first GPU's free memory in bytes (None without a GPU or a way to ask)."""
     import tensorflow as tf
@@ -354,3 +391,45 @@ def free_gpu_bytes() -> int | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return int(output.strip().splitlines()[0]) * 2**20
+
+
+def reset_gpu_peak() -> None:
+    """Starts counting the first GPU's peak allocation anew (nothing on a CPU)."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        tf.config.experimental.reset_memory_stats("GPU:0")
+
+
+def gpu_peak_bytes() -> int | None:
+    """The first GPU's peak allocation since `reset_gpu_peak` (None on a CPU)."""
+    import tensorflow as tf
+
+    if not tf.config.list_logical_devices("GPU"):
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
+def parallel_slots() -> tuple[int, str]:
+    """Workers this device runs side by side at full speed, and what each is: one per GPU, else one per core.
+
+    A worker on a CPU gets ``cores // workers`` TensorFlow threads
+    (`threads_per_worker`); the small models here use few, so throughput grows
+    about linearly with workers up to the cores. Several workers can share a
+    GPU (memory growth is on), but no speed-up is assumed from that.
+    """
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return (gpus, "GPU") if gpus else (available_cores(), "core")
+
+
+def device_name() -> str:
+    """The device trials train on: the first GPU's name (and count), else "CPU (N cores)"."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        return name if len(gpus) == 1 else f"{len(gpus)} x {name}"
+    return f"CPU ({available_cores()} cores)"

@@ -44,8 +44,6 @@ that peak resident memory per worker in place of the documented bound that
 from __future__ import annotations
 
 import math
-import resource
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,13 +52,16 @@ from typing import Any
 from ablations.engine.device import (
     MachineFigures,
     WorkerBound,
-    available_cores,
     configure_gpus,
-    free_gpu_bytes,
+    device_name,
+    gpu_peak_bytes,
     jit_enabled,
     machine_figures,
     member_bytes,
-    members_per_pack,
+    pack_limit,
+    parallel_slots,
+    peak_rss_bytes,
+    reset_gpu_peak,
 )
 from ablations.engine.grid import pack_points
 from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext
@@ -126,11 +127,6 @@ def grid_size(ablation: Ablation, config: ResolvedConfig, max_members: int | Non
     """
     configs = config.trials()
     return _size_of(configs, pack_points(configs, ablation.pack_key, max_members), epoch_key(ablation))
-
-
-def pack_limit(config: ResolvedConfig) -> int | None:
-    """The pack size the runner would use on this device (None on a CPU: as the ablation packs)."""
-    return members_per_pack(max(member_bytes(c) for c in config.trials()), free_gpu_bytes())
 
 
 def cost_groups(configs: list[dict[str, Any]], packs: list[list[int]]) -> list[tuple[dict[str, Any], list[list[int]]]]:
@@ -252,8 +248,8 @@ def calibrate(
     by_size = sorted(packs, key=lambda points: (sum(member_bytes(configs[i]) for i in points), points))
     pack = [configs[i] for i in by_size[len(by_size) // 2]]
     key = epoch_key(ablation)
-    rss_before = _peak_rss_bytes()
-    _reset_gpu_peak()
+    rss_before = peak_rss_bytes()
+    reset_gpu_peak()
     if key is None:
         # Nothing to cut: one run of the whole pack, its first-pack extra counted
         # in every pack (a second run to separate it could cost minutes).
@@ -280,7 +276,7 @@ def calibrate(
             per_epoch, fixed = at_low / low, 0.0
             epochs, seconds = (low,), (at_low,)
         per_member_epoch = per_epoch / len(pack)
-    peak = _peak_rss_bytes()
+    peak = peak_rss_bytes()
     return Calibration(
         members=len(pack),
         epoch_key=key,
@@ -291,7 +287,7 @@ def calibrate(
         per_member_epoch_s=per_member_epoch,
         peak_rss_bytes=peak,
         rss_growth_bytes=max(peak - rss_before, 0),
-        peak_gpu_bytes=_gpu_peak(),
+        peak_gpu_bytes=gpu_peak_bytes(),
         device=device_name(),
         jit=jit_enabled(),
     )
@@ -413,7 +409,7 @@ def estimate(
         workers: Processes that would share the grid on this machine (``--workers``).
         clock: Seconds, for timing (a test passes a fake one).
     """
-    limit = pack_limit(config)
+    limit = pack_limit(config.trials())
     configs = config.trials()
     packs = pack_points(configs, ablation.pack_key, limit)
     key = epoch_key(ablation)
@@ -514,53 +510,3 @@ def _time_pack(ablation: Ablation, config: ResolvedConfig, pack: list[dict[str, 
 
 def _discard(*args: Any) -> None:
     """A logger that keeps nothing: a dry run writes nothing."""
-
-
-def _peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
-
-
-def _gpus() -> list:
-    import tensorflow as tf
-
-    return tf.config.list_logical_devices("GPU")
-
-
-def _reset_gpu_peak() -> None:
-    import tensorflow as tf
-
-    if _gpus():
-        tf.config.experimental.reset_memory_stats("GPU:0")
-
-
-def _gpu_peak() -> int | None:
-    import tensorflow as tf
-
-    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"]) if _gpus() else None
-
-
-def parallel_slots() -> tuple[int, str]:
-    """Workers this device runs side by side at full speed, and what each is: one per GPU, else one per core.
-
-    A worker on a CPU gets ``cores // workers`` TensorFlow threads
-    (`study.workers.threads_per_worker`); the small models here use few, so
-    throughput grows about linearly with workers up to the cores. Several
-    workers can share a GPU (memory growth is on), but no speed-up is assumed
-    from that.
-    """
-    import tensorflow as tf
-
-    gpus = len(tf.config.list_physical_devices("GPU"))
-    return (gpus, "GPU") if gpus else (available_cores(), "core")
-
-
-def device_name() -> str:
-    """The device trials train on: the first GPU's name (and count), else "CPU (N cores)"."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-        return name if len(gpus) == 1 else f"{len(gpus)} x {name}"
-    return f"CPU ({available_cores()} cores)"

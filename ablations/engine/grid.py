@@ -7,7 +7,7 @@ grid point as a WAITING trial, tagged with its pack, plus one more trial, the
 conclusion token. Then any number of workers, in one process or many, on one
 machine or many (through an RDB storage), repeat:
 
-1. fail the RUNNING trials of dead workers (`study.stale`) and enqueue their
+1. fail the RUNNING trials of dead workers (`execution.liveness`) and enqueue their
    grid points again;
 2. claim a pack: move the lowest WAITING trial of a pack that has no RUNNING
    trial to RUNNING. Optuna's storages make that move atomic, so one worker
@@ -22,8 +22,8 @@ When no grid point is left, the worker that claims the token (atomically, like
 a pack) writes the verdict: whichever worker finishes the last pack.
 
 A grid point is done when it has a COMPLETE trial, or a FAIL trial whose
-failure is its own (an exception, a NaN objective). A trial failed as stale or
-interrupted (`RETRY_PREFIX`) leaves its point to be trained again.
+failure is its own (`Fate.OWN`: an exception, a NaN objective). A trial failed
+as stale or interrupted (`Fate.retried`) leaves its point to be trained again.
 """
 
 from __future__ import annotations
@@ -41,15 +41,15 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from ablations.engine.execution.liveness import fail_stale_trials, worker_alive, worker_identity
+from ablations.engine.execution.optuna_private import storage_of, trial_id
+from ablations.engine.execution.states import PARENT_ATTR, WORKER_ATTR, Fate, fail_trial, fate_of
 from ablations.engine.spec import Ablation, ResolvedConfig
-from ablations.engine.study.optuna_private import storage_of, trial_id
-from ablations.engine.study.stale import REASON_ATTR, WORKER_ATTR, fail_stale_trials, worker_alive, worker_identity
 
 ABLATION_ATTR = "ablation"
 PROFILE_ATTR = "profile"
 KEY_ATTR = "grid_key"
 SETTINGS_ATTR = "settings"
-PARENT_ATTR = "mlflow_parent_run_id"
 CONCLUDED_ATTR = "concluded"
 CREATED_ATTR = "created"
 READY_ATTR = "ready"
@@ -60,11 +60,6 @@ PACK_ATTR = "pack"
 """A trial's pack: its index in the grid's pack order."""
 TOKEN_PACK = -1
 """The pack of the conclusion token."""
-CONCLUDED_REASON = "conclusion token: this worker wrote the verdict"
-RETRY_PREFIX = "stale:"
-"""Failure reasons that leave the grid point to be trained again (dead worker, interrupt)."""
-DUPLICATE_PREFIX = "duplicate:"
-"""The failure reason of a second trial of one grid point: not a result of the point (its other trial is)."""
 CREATOR_ATTR = "creator"
 """The worker that created the grid (`worker_identity`): a joiner finishes the grid of a dead one."""
 READY_TIMEOUT_S = 120.0
@@ -114,7 +109,8 @@ class Grid:
     parent_run_id: str
     configs: list[dict[str, Any]]
     resumed: bool
-    token_id: int | None = None
+    token: FrozenTrial | None = None
+    """The conclusion token, once this process has claimed it."""
 
     @property
     def name(self) -> str:
@@ -267,11 +263,7 @@ def _is_point(trial: FrozenTrial) -> bool:
 
 
 def _final(trial: FrozenTrial) -> bool:
-    if trial.state == TrialState.COMPLETE:
-        return True
-    # A FAIL without a reason was failed by Optuna's heartbeat check: its worker died.
-    reason = trial.user_attrs.get(REASON_ATTR)
-    return trial.state == TrialState.FAIL and reason is not None and not reason.startswith((RETRY_PREFIX, DUPLICATE_PREFIX))
+    return trial.state == TrialState.COMPLETE or fate_of(trial) == Fate.OWN
 
 
 def repair(grid: Grid, config: ResolvedConfig, pack_key: Callable | None) -> list[int]:
@@ -299,7 +291,7 @@ def _enqueue_missing(study: optuna.Study, config: ResolvedConfig, configs: list[
                 _enqueue(study, config, configs[point], point, pack)
                 lost.append(point)
     tokens = [t for t in trials if t.user_attrs.get(PACK_ATTR) == TOKEN_PACK]
-    if not any(t.state in (TrialState.WAITING, TrialState.RUNNING) or t.user_attrs.get(REASON_ATTR) == CONCLUDED_REASON for t in tokens):
+    if not any(t.state in (TrialState.WAITING, TrialState.RUNNING) or fate_of(t) == Fate.CONCLUDED for t in tokens):
         study.enqueue_trial({}, user_attrs={PACK_ATTR: TOKEN_PACK})  # a new grid, or its concluder died
     return lost
 
@@ -358,8 +350,7 @@ def _drop_duplicates(grid: Grid, claimed: list[FrozenTrial], axes: dict[str, lis
     for t in claimed:
         holder = holders.get(t.user_attrs[POINT_ATTR], trial_id(t))
         if holder != trial_id(t):
-            storage.set_trial_user_attr(trial_id(t), REASON_ATTR, f"{DUPLICATE_PREFIX} grid point held by trial id {holder}")
-            storage.set_trial_state_values(trial_id(t), state=TrialState.FAIL)
+            fail_trial(grid.study, t, Fate.DUPLICATE, f"duplicate: grid point held by trial id {holder}")
             continue
         trial = optuna.Trial(grid.study, trial_id(t))
         for axis, values in axes.items():
@@ -370,13 +361,8 @@ def _drop_duplicates(grid: Grid, claimed: list[FrozenTrial], axes: dict[str, lis
 
 def fail_interrupted(grid: Grid, trials: Iterable[optuna.Trial], reason: str) -> None:
     """Fails trials this worker could not finish, so that a rerun trains their points again."""
-    storage = storage_of(grid.study)
     for trial in trials:
-        try:
-            storage.set_trial_user_attr(trial_id(trial), REASON_ATTR, f"{RETRY_PREFIX} {reason}")
-            storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL)
-        except UpdateFinishedTrialError:
-            pass  # told before the interrupt
+        fail_trial(grid.study, trial, Fate.INTERRUPTED, f"stale: {reason}")  # False: told before the interrupt
 
 
 def claim_conclusion(grid: Grid) -> bool:
@@ -390,15 +376,13 @@ def claim_conclusion(grid: Grid) -> bool:
     token = next((t for t in grid.trials() if t.user_attrs.get(PACK_ATTR) == TOKEN_PACK and t.state == TrialState.WAITING), None)
     if token is None or not _take(storage_of(grid.study), token):
         return False
-    grid.token_id = trial_id(token)
+    grid.token = token
     return True
 
 
 def mark_concluded(grid: Grid) -> None:
     """Records that the verdict is written: the token is spent, and a rerun starts a new grid."""
-    storage = storage_of(grid.study)
-    storage.set_trial_user_attr(grid.token_id, REASON_ATTR, CONCLUDED_REASON)
-    storage.set_trial_state_values(grid.token_id, state=TrialState.FAIL)
+    fail_trial(grid.study, grid.token, Fate.CONCLUDED, "conclusion token: this worker wrote the verdict")
     grid.study.set_user_attr(CONCLUDED_ATTR, True)
 
 

@@ -4,12 +4,12 @@ This process trains as worker 0; `GridHelpers` starts the other N-1 as soon as
 the command line is parsed, so that their start-up (TensorFlow, MLflow, about
 5 s each) runs while this process imports TensorFlow and opens the grid instead
 of after it. Each helper is a new interpreter whose TensorFlow thread pools are
-sized before TensorFlow's first op (`study.workers.threads_per_worker`), as this
+sized before TensorFlow's first op (`device.threads_per_worker`), as this
 process's are (`configure_threads`). A helper then waits on its stdin for one
 grid at a time, runs `runner.work_on_grid` on it until no pack is left, and
 writes its exit status on its stdout; the worker that takes the conclusion
 token, here or in a helper, writes the verdict. Helpers start one at a time and
-die with this process, however it dies (`worker_processes`); how many may run is
+die with this process, however it dies (`execution.pool`); how many may run is
 checked before the first starts (`device.worker_bound`).
 
 Many machines: run the same ``ablate run`` on each, with ``--storage
@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from ablations.engine.device import available_cores
-from ablations.engine.study.workers import configure_threads, threads_per_worker
-from ablations.engine.worker_processes import WorkerStartError, die_with_parent, start_workers, stop
+from ablations.engine.device import available_cores, configure_threads, threads_per_worker
+from ablations.engine.execution.pool import EXIT_INTERRUPTED, WorkerStartError, die_with_parent, interrupt, start_workers, stop
 
 if TYPE_CHECKING:
     # Not imported at run time here: it loads pandas (a second), and a helper's
@@ -35,7 +33,6 @@ if TYPE_CHECKING:
     from ablations.engine.spec import ResolvedConfig
 
 THREADS_ENV = "ABLATE_GRID_THREADS"
-EXIT_INTERRUPTED = 130
 
 
 class GridHelpers:
@@ -141,11 +138,7 @@ class GridHelpers:
 
     def interrupt(self) -> None:
         """Passes a Ctrl-C on to the helpers still running and waits for them to stop."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in self.processes:
-            process.wait()
+        interrupt(self.processes)
 
     def close(self) -> None:
         """Tells the helpers no grid is coming (end of their stdin) and waits for them to exit.
@@ -188,12 +181,13 @@ def main(argv: list[str]) -> int:
 
     configure_gpus()
 
-    from ablations.engine.grid import PARENT_ATTR, Grid
+    from ablations.engine.execution.liveness import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S
+    from ablations.engine.execution.states import PARENT_ATTR
+    from ablations.engine.grid import Grid
     from ablations.engine.registry import get_ablation
     from ablations.engine.runner import work_on_grid
     from ablations.engine.spec import ResolvedConfig
     from ablations.engine.storage import open_storage
-    from ablations.engine.study.stale import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S
     from ablations.engine.tracking import Tracker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import math
-import resource
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,9 +25,13 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from ablations.engine.device import device_tags, pack_limit, peak_rss_mb  # noqa: E402
+from ablations.engine.execution.lifecycle import TrialRuns  # noqa: E402
+from ablations.engine.execution.liveness import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S, close_finished_runs, heartbeat  # noqa: E402
+from ablations.engine.execution.optuna_private import storage_of  # noqa: E402
+from ablations.engine.execution.states import failure_reason  # noqa: E402
 from ablations.engine.progress import Progress  # noqa: E402
 from ablations.engine.protocol import REMEDIES, TestSplitGuard, trial_diagnosis  # noqa: E402
-from ablations.engine.device import device_tags, free_gpu_bytes, member_bytes, members_per_pack  # noqa: E402
 from ablations.engine.grid import (  # noqa: E402
     CONCLUDED_ATTR,
     Grid,
@@ -41,9 +44,6 @@ from ablations.engine.grid import (  # noqa: E402
     repair,
     selection_order,
 )
-from ablations.engine.study.loop import heartbeat  # noqa: E402
-from ablations.engine.study.optuna_private import storage_of  # noqa: E402
-from ablations.engine.study.stale import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S, REASON_ATTR, close_finished_runs  # noqa: E402
 from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext  # noqa: E402
 from ablations.engine.stats import aggregate  # noqa: E402
 from ablations.engine.storage import open_storage  # noqa: E402
@@ -81,11 +81,6 @@ class AblationResult:
     """Whether the grid is concluded (False: another worker writes the verdict when it finishes the last pack)."""
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 POLL_S = 0.5
 """Seconds between looks at the storage while other workers finish the last packs."""
 
@@ -120,7 +115,7 @@ def run_ablation(
     experiment_id = tracker.experiment_id(ablation.name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # On a GPU, packs are split to fit its free memory; on a CPU they stay as the ablation packs them.
-    max_members = members_per_pack(max(member_bytes(c) for c in config.trials()), free_gpu_bytes())
+    max_members = pack_limit(config.trials())
     start_parent = lambda: _start_parent(tracker, experiment_id, ablation, config)  # noqa: E731
     grid = open_grid(ablation, config, optuna_storage, start_parent, fresh=fresh, max_members=max_members)
     tracker.set_tags(grid.parent_run_id, {"optuna_study": grid.name})
@@ -150,6 +145,43 @@ def _start_parent(tracker: Tracker, experiment_id: str, ablation: Ablation, conf
     )
 
 
+@dataclass(frozen=True)
+class GridJob:
+    """One worker's share of a grid: what each of its packs, and its conclusion, need.
+
+    Args:
+        ablation: What to run.
+        config: Its resolved configuration.
+        grid: The grid (`grid.open_grid`).
+        tracker: MLflow tracker.
+        experiment_id: The ablation's MLflow experiment.
+    """
+
+    ablation: Ablation
+    config: ResolvedConfig
+    grid: Grid
+    tracker: Tracker
+    experiment_id: str
+
+    @property
+    def parent(self) -> str:
+        """The grid's MLflow parent run."""
+        return self.grid.parent_run_id
+
+    def runs(self) -> TrialRuns:
+        """The lifecycle of the grid's trial runs."""
+        return TrialRuns(self.grid.study, self.tracker, self.experiment_id, self.parent)
+
+    def close_finished_runs(self) -> None:
+        """Ends the runs of trials that were told but whose worker died before ending them."""
+        close_finished_runs(self.tracker, self.experiment_id, self.parent, self.grid.study)
+
+    def fail_parent(self, error: BaseException) -> None:
+        """The parent run's one failure path: the reason tagged, ended KILLED (Ctrl-C) or FAILED."""
+        self.tracker.set_tags(self.parent, {"failure_reason": failure_reason(error)})
+        self.tracker.end_run(self.parent, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+
+
 def work_on_grid(
     ablation: Ablation,
     config: ResolvedConfig,
@@ -171,30 +203,52 @@ def work_on_grid(
         progress: Print a line per pack.
         label: Names this worker in progress lines ("/w1").
     """
-    parent = grid.parent_run_id
+    job = GridJob(ablation, config, grid, tracker, experiment_id)
     bar = Progress(len(grid.configs), ablation.name + label, enabled=progress, done=len(grid.done_points()))
+    rss = _train_packs(job, bar)
+    tracker.flush()
+    if not claim_conclusion(grid):
+        bar.close("no pack left here; the worker that finishes the last pack writes the verdict")
+        empty = pd.DataFrame()
+        return AblationResult(job.parent, experiment_id, grid.name, None, empty, empty, final_failures(grid), *rss, concluded=False)
+    try:
+        # The runs of trials other workers have just told, ended here if those workers have not yet.
+        job.close_finished_runs()
+        finished, aggregates, verdict = _conclude(job)
+    except BaseException as error:
+        job.fail_parent(error)
+        raise
+    mark_concluded(grid)
+    failed = final_failures(grid)
+    metrics = {"trials_failed": failed, "trials_finished": len(finished), "peak_rss_mb_first": rss[0], "peak_rss_mb_last": rss[1]}
+    tracker.log_metrics(job.parent, metrics)
+    tracker.end_run(job.parent, "FINISHED" if len(finished) else "FAILED")
+    bar.close(verdict.outcome if verdict else "no trial finished")
+    return AblationResult(job.parent, experiment_id, grid.name, verdict, finished, aggregates, failed, *rss)
+
+
+def _train_packs(job: GridJob, bar: Progress) -> tuple[float, float]:
+    """The claim loop: repairs, claims and trains packs until none is left; returns the peak RSS (MiB) after the first and last."""
+    grid = job.grid
     rss_first = rss_last = 0.0
-    packs_here = 0
     while True:
-        repair(grid, config, ablation.pack_key)
-        close_finished_runs(tracker, experiment_id, parent, grid.study)
-        pack = claim_pack(grid, config.grid)
+        repair(grid, job.config, job.ablation.pack_key)
+        job.close_finished_runs()
+        pack = claim_pack(grid, job.config.grid)
         if not pack:
             if not grid.running():
-                break
+                return rss_first, rss_last
             time.sleep(POLL_S)  # other workers hold the last packs; a dead one is failed by the next repair
             continue
-        members = [(trial, {**config.fixed, **trial.params}) for trial in pack]
         try:
             with heartbeat(grid.study, pack[0]):
-                _run_pack(ablation, config, members, grid.study, tracker, experiment_id, parent, grid.name, bar)
+                _train_pack(job, pack, bar)
         except BaseException as error:
             # Interrupted or broken: the pack's points stay for a rerun, and nothing stays RUNNING.
             fail_interrupted(grid, pack, f"interrupted by {type(error).__name__} while its pack ran")
-            tracker.flush()
-            close_finished_runs(tracker, experiment_id, parent, grid.study)
-            tracker.set_tags(parent, {"failure_reason": f"{type(error).__name__}: {error}".splitlines()[0][:500]})
-            tracker.end_run(parent, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+            job.tracker.flush()
+            job.close_finished_runs()
+            job.fail_parent(error)
             raise
         # Drop the pack's graphs so memory stays flat across packs (clear_session
         # also runs the garbage collector). What survives is long-lived (TensorFlow,
@@ -203,32 +257,7 @@ def work_on_grid(
         keras.backend.clear_session(free_memory=True)
         gc.freeze()
         rss_last = peak_rss_mb()
-        packs_here += 1
-        if packs_here == 1:
-            rss_first = rss_last
-    tracker.flush()
-    if not claim_conclusion(grid):
-        bar.close("no pack left here; the worker that finishes the last pack writes the verdict")
-        return AblationResult(
-            parent, experiment_id, grid.name, None, pd.DataFrame(), pd.DataFrame(), final_failures(grid), rss_first, rss_last, concluded=False
-        )
-    try:
-        # The runs of trials other workers have just told, ended here if those workers have not yet.
-        close_finished_runs(tracker, experiment_id, parent, grid.study)
-        finished, aggregates, verdict = _conclude(ablation, config, grid.study, tracker, experiment_id, parent)
-    except BaseException as error:
-        tracker.set_tags(parent, {"failure_reason": f"{type(error).__name__}: {error}".splitlines()[0][:500]})
-        tracker.end_run(parent, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
-    mark_concluded(grid)
-    failed = final_failures(grid)
-    tracker.log_metrics(
-        parent,
-        {"trials_failed": failed, "trials_finished": len(finished), "peak_rss_mb_first": rss_first, "peak_rss_mb_last": rss_last},
-    )
-    tracker.end_run(parent, "FINISHED" if len(finished) else "FAILED")
-    bar.close(verdict.outcome if verdict else "no trial finished")
-    return AblationResult(parent, experiment_id, grid.name, verdict, finished, aggregates, failed, rss_first, rss_last)
+        rss_first = rss_first or rss_last
 
 
 def _read_result(ablation: Ablation, grid: Grid, tracker: Tracker, experiment_id: str) -> AblationResult:
@@ -256,8 +285,10 @@ class SanityCheckError(RuntimeError):
     """A sanity check of a verdict failed: something that holds by construction did not, so the code is wrong."""
 
 
-def _conclude(ablation, config, study, tracker, experiment_id, parent) -> tuple[pd.DataFrame, pd.DataFrame, Verdict | None]:
+def _conclude(job: GridJob) -> tuple[pd.DataFrame, pd.DataFrame, Verdict | None]:
     """Reads the trials back from MLflow; logs aggregates, verdict, the test score and figures."""
+    ablation, config, tracker, parent = job.ablation, job.config, job.tracker, job.parent
+    experiment_id, study = job.experiment_id, job.grid.study
     trials = read_trials(tracker, ablation, experiment_id, parent)
     finished = trials[trials["status"] == "FINISHED"] if len(trials) else trials
     if not len(finished):
@@ -311,77 +342,69 @@ def _evaluate_test_once(ablation: Ablation, study: optuna.Study, config: Resolve
         tracker.log_json(parent, selections, "test.json")
 
 
-def _run_pack(ablation, config, pack, study, tracker, experiment_id, parent, study_name, bar) -> int:
-    """Runs one pack; a failure fails its trials (recorded) but not the ablation."""
+def _train_pack(job: GridJob, pack: list[optuna.Trial], bar: Progress) -> int:
+    """Trains one pack under its trials' runs; a failure fails its trials (recorded) but not the ablation. Returns the failures."""
     started = time.perf_counter()
+    configs = [{**job.config.fixed, **trial.params} for trial in pack]
+    runs = job.runs()
+    tags = {"ablation": job.ablation.name, "profile": job.config.profile, "run_kind": "trial"}
     run_ids = [
-        tracker.start_run(
-            experiment_id,
-            _trial_name(trial_config, config),
-            params=trial_config,
-            tags={
-                "ablation": ablation.name,
-                "profile": config.profile,
-                "seed": trial_config.get("seed", 0),
-                "optuna_study": study_name,
-                "optuna_trial": trial.number,
-                "run_kind": "trial",
-            },
-            parent_run_id=parent,
-        )
-        for trial, trial_config in pack
+        runs.open(trial, _trial_name(config, job.config), config, {**tags, "seed": config.get("seed", 0)})
+        for trial, config in zip(pack, configs)
     ]
-    loggers = [_logger(tracker, run_id, set(ablation.params)) for run_id in run_ids]
     try:
-        context = TrialContext(
-            loggers=loggers,
-            profile=config.profile,
-            artifact_loggers=[_artifact_logger(tracker, run_id) for run_id in run_ids],
-        )
-        results = ablation.run([c for _, c in pack], context)
-        if len(results) != len(pack):
-            raise RuntimeError(f"{ablation.name}.run returned {len(results)} results for {len(pack)} trials")
-        clashes = sorted({name for metrics in results for name in metrics} & set(ablation.params))
-        if clashes:  # read-back would mistake the metric for the parameter
-            raise RuntimeError(f"{ablation.name}.run returned metrics named like parameters: {', '.join(clashes)}")
+        results = _run_members(job, configs, run_ids)
     except KeyboardInterrupt:
-        for run_id in run_ids:
-            tracker.end_run(run_id, "KILLED")
+        runs.interrupted(run_ids)
         raise
     except Exception as error:  # recorded on every trial of the pack, then the ablation goes on
-        reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-        for (trial, _), run_id in zip(pack, run_ids):
-            tracker.set_tags(run_id, {"failure_reason": reason})
-            tracker.end_run(run_id, "FAILED")
-            trial.set_user_attr(REASON_ATTR, reason)
-            study.tell(trial, state=TrialState.FAIL)
+        reason = failure_reason(error)
+        for trial, run_id in zip(pack, run_ids):
+            runs.finish(trial, run_id, TrialState.FAIL, reason=reason)
         bar.advance(len(pack), f"FAILED {reason}", time.perf_counter() - started)
         return len(pack)
-    failed = 0
-    objectives = [metrics.get(ablation.objective, float("nan")) for metrics in results]
-    for run_id, metrics, objective in zip(run_ids, results, objectives):
-        diagnosis = trial_diagnosis(metrics) if objective == objective else None
-        tags = {"diagnosis": diagnosis, "remedy": REMEDIES[diagnosis]} if diagnosis else {}
-        if objective != objective:  # NaN: a diverged trial has no value to compare
-            tags = {"failure_reason": f"objective {ablation.objective} is NaN"}
-        tracker.log_metrics(run_id, metrics, tags=tags, synchronous=False)
-    # Every metric is stored before Optuna hears of it: whichever worker concludes reads them back.
-    tracker.flush()
-    for (trial, _), run_id, objective in zip(pack, run_ids, objectives):
-        if objective != objective:
-            tracker.end_run(run_id, "FAILED")
-            trial.set_user_attr(REASON_ATTR, f"objective {ablation.objective} is NaN")
-            study.tell(trial, state=TrialState.FAIL)
-            failed += 1
-            continue
-        # Optuna first: a kill between the two leaves a COMPLETE trial whose run
-        # `close_finished_runs` ends FINISHED, never a FINISHED run whose trial is
-        # failed as stale and trained again.
-        study.tell(trial, objective)
-        tracker.end_run(run_id, "FINISHED")
-    varying = {axis for axis in config.grid if len({c[axis] for _, c in pack}) > 1}
-    bar.advance(len(pack), _trial_name(pack[0][1], config, skip=varying), time.perf_counter() - started)
+    failed = _tell_results(job, runs, pack, run_ids, results)
+    varying = {axis for axis in job.config.grid if len({config[axis] for config in configs}) > 1}
+    bar.advance(len(pack), _trial_name(configs[0], job.config, skip=varying), time.perf_counter() - started)
     return failed
+
+
+def _run_members(job: GridJob, configs: list[dict], run_ids: list[str]) -> list[dict[str, float]]:
+    """The ablation's results for one pack, each member logging to its own run."""
+    ablation, tracker = job.ablation, job.tracker
+    context = TrialContext(
+        loggers=[_logger(tracker, run_id, set(ablation.params)) for run_id in run_ids],
+        profile=job.config.profile,
+        artifact_loggers=[_artifact_logger(tracker, run_id) for run_id in run_ids],
+    )
+    results = ablation.run(configs, context)
+    if len(results) != len(configs):
+        raise RuntimeError(f"{ablation.name}.run returned {len(results)} results for {len(configs)} trials")
+    clashes = sorted({name for metrics in results for name in metrics} & set(ablation.params))
+    if clashes:  # read-back would mistake the metric for the parameter
+        raise RuntimeError(f"{ablation.name}.run returned metrics named like parameters: {', '.join(clashes)}")
+    return results
+
+
+def _tell_results(job: GridJob, runs: TrialRuns, pack: list[optuna.Trial], run_ids: list[str], results: list[dict]) -> int:
+    """Logs each member's final metrics, then tells Optuna and ends its run; returns how many diverged (NaN objective)."""
+    objective = job.ablation.objective
+    values = [metrics.get(objective, math.nan) for metrics in results]
+    nan_reason = f"objective {objective} is NaN"
+    for run_id, metrics, value in zip(run_ids, results, values):
+        diagnosis = None if math.isnan(value) else trial_diagnosis(metrics)
+        tags = {"diagnosis": diagnosis, "remedy": REMEDIES[diagnosis]} if diagnosis else {}
+        if math.isnan(value):  # a diverged trial has no value to compare
+            tags = {"failure_reason": nan_reason}
+        job.tracker.log_metrics(run_id, metrics, tags=tags, synchronous=False)
+    # Every metric is stored before Optuna hears of it: whichever worker concludes reads them back.
+    job.tracker.flush()
+    for trial, run_id, value in zip(pack, run_ids, values):
+        if math.isnan(value):
+            runs.finish(trial, run_id, TrialState.FAIL, reason=nan_reason)
+        else:
+            runs.finish(trial, run_id, TrialState.COMPLETE, [value])
+    return sum(math.isnan(value) for value in values)
 
 
 def _logger(tracker: Tracker, run_id: str, params: set[str]):

@@ -9,7 +9,7 @@ from ablations.engine.runner import run_ablation
 from ablations.engine.spec import Ablation, Param
 from ablations.engine.storage import open_storage
 from ablations.engine.stats import summarize
-from ablations.engine.study.stale import worker_identity
+from ablations.engine.execution.liveness import worker_identity
 from ablations.engine.verdict import Check, SmallestEffect, Verdict
 
 TOY_SMALLEST = SmallestEffect(0.1, "a toy threshold")

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import optuna
 import pytest
 
+from ablations.engine.execution.states import Fate, fate_of
 from ablations.engine.protocol import TestSetAlreadyUsed
 from ablations.engine.report import write_report
 from ablations.engine.runner import SanityCheckError, open_storage, run_ablation
@@ -97,6 +98,9 @@ def test_runner_logs_trials_fails_what_fails_and_tests_once(tracker, monkeypatch
     # Failures of their own are final (a rerun does not retrain them), and the spent conclusion token says who concluded.
     reasons = sorted(t.user_attrs["failure_reason"] for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
     assert reasons == ["RuntimeError: x = 3 explodes"] * 2 + ["conclusion token: this worker wrote the verdict"] + ["objective final_val_loss is NaN"] * 2
+    # What a rerun does with them is read from their typed fate, not from those words.
+    fates = sorted(fate_of(t).value for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
+    assert fates == ["concluded"] + ["own"] * 4
     assert study.user_attrs["concluded"] is True
 
     report = write_report(tracker=tracker).read_text()
@@ -144,6 +148,7 @@ def test_an_interrupt_leaves_no_run_or_trial_running(tracker):
     points = {t.user_attrs["grid_point"]: t for t in study.trials if "grid_point" in t.user_attrs}  # x=1, then x=2
     assert points[0].state == optuna.trial.TrialState.FAIL and points[1].state == optuna.trial.TrialState.WAITING
     assert points[0].user_attrs["failure_reason"] == "stale: interrupted by KeyboardInterrupt while its pack ran"
+    assert fate_of(points[0]) == Fate.INTERRUPTED and fate_of(points[0]).retried
     assert study.user_attrs["concluded"] is False
 
 

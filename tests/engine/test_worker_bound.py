@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ablations.engine import cli, worker_processes
+from ablations.engine import cli
 from ablations.engine.cli import main
 from ablations.engine.device import (
     GIB,
@@ -33,7 +33,7 @@ from ablations.engine.device import (
     worker_bound,
     workers_note,
 )
-from ablations.engine.worker_processes import PARENT_ENV, WorkerStartError, die_with_parent, start_workers
+from ablations.engine.execution.pool import PARENT_ENV, WorkerStartError, die_with_parent, start_workers
 
 # ------------------------------------------------------------------ the bound, from injected figures
 
@@ -254,7 +254,7 @@ def test_a_process_started_by_hand_is_not_tied_to_a_parent(monkeypatch):
 
 def test_a_worker_whose_parent_died_before_it_armed_the_signal_exits_at_once():
     env = {**os.environ, PARENT_ENV: "1"}  # not its parent: the parent it was handed is gone
-    script = "from ablations.engine.worker_processes import die_with_parent; die_with_parent(); print('survived')"
+    script = "from ablations.engine.execution.pool import die_with_parent; die_with_parent(); print('survived')"
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (1, "")
     env[PARENT_ENV] = str(os.getpid())  # its real parent lives: it carries on

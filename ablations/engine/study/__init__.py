@@ -18,14 +18,15 @@ the pid's start time) at its start. At every (re)start and before every trial,
 a worker fails the RUNNING trials whose worker is gone from this host, and
 closes their MLflow runs as FAILED. With an RDB storage the trials also send a
 heartbeat, so trials of a dead machine fail once their heartbeat is older than
-`stale.HEARTBEAT_GRACE_S` (`optuna.storages.fail_stale_trials`).
+`execution.liveness.HEARTBEAT_GRACE_S` (`optuna.storages.fail_stale_trials`).
 
 The modules, one job each: `options` (the options, defined once, and their
 checks), `space` (the search space), `data` (the data set and objectives),
 `session` (study, parent run, report), `trial` (one trial's training), `loop`
-(a worker's trials), `stale` (trials of dead workers), `workers` (worker
-processes), `summary` (the parent run's summary), `run` (`run_study`), and
-`optuna_private` (the only use of Optuna's private attributes).
+(a worker's trials), `workers` (worker processes), `summary` (the parent run's
+summary) and `run` (`run_study`). What it shares with ``ablate run`` (a trial's
+lifecycle, stale trials of dead workers, the worker pool, Optuna's private
+attributes) is `ablations.engine.execution`.
 
 The names below load on first use (PEP 562): a worker process
 (``python -m ablations.engine.study.workers``) imports this package before it

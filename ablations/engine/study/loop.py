@@ -1,42 +1,30 @@
 """A study worker's loop: ask a trial, train it under its MLflow run, tell Optuna, repeat.
 
 Order of writes in a trial, chosen so that a kill at any point leaves a state
-the next process can repair (`stale`): ask -> start the heartbeat (RDB
-storages) -> record the worker on the trial -> create the MLflow run, tagged with the trial number in the same call
--> record the run on the trial -> train -> log final metrics -> tell Optuna ->
-close the MLflow run. A trial told but not closed gets its run closed from its
-state; a trial not told is failed as stale and its run closed as FAILED.
+the next process can repair (`execution.liveness`): ask -> start the heartbeat
+(RDB storages) -> record the worker on the trial -> create the MLflow run,
+tagged with the trial number in the same call -> record the run on the trial ->
+train -> log final metrics -> tell Optuna -> close the MLflow run
+(`execution.lifecycle`). A trial told but not closed gets its run closed from
+its state; a trial not told is failed as stale and its run closed as FAILED.
 """
 
 from __future__ import annotations
 
-import math
-import threading
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import keras
 import optuna
-from mlflow.entities import Param
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from ablations.engine.execution.lifecycle import TrialRuns
+from ablations.engine.execution.liveness import close_finished_runs, fail_stale_trials, heartbeat
+from ablations.engine.execution.states import RUN_ATTR, WORKER_ATTR, Fate, failure_reason, record_fate
 from ablations.engine.study.data import OBJECTIVES, study_dataset
-from ablations.engine.study.optuna_private import storage_of, trial_id
 from ablations.engine.study.session import COUNTED, StudySession
-from ablations.engine.study.stale import (
-    REASON_ATTR,
-    RUN_ATTR,
-    RUN_STATUS,
-    WORKER_ATTR,
-    close_finished_runs,
-    fail_stale_trials,
-)
 from ablations.engine.study.trial import TrialDiverged, objective_values, train_trial
-from ablations.engine.tracking import PARENT_TAG, environment_tags
 from callbacks.mlflow_logger import MlflowEpochLogger
 from callbacks.pruning import OptunaPruning
 
@@ -96,15 +84,15 @@ def _run(session: StudySession, trial: optuna.Trial) -> TrialState | None:
     trial.set_user_attr(WORKER_ATTR, session.identity)
     if _surplus(study, trial, options.trials):
         # Another worker asked at the same moment for the last slot; this trial never ran.
-        trial.set_user_attr(REASON_ATTR, f"surplus: {options.trials} trials were already finished or running")
+        record_fate(study, trial, Fate.SURPLUS, f"surplus: {options.trials} trials were already finished or running")
         study.tell(trial, state=TrialState.FAIL)
         return None
     started = time.perf_counter()
+    runs = TrialRuns(study, tracker, session.experiment_id, session.parent)
     state, values, reason, metrics, run_id, pruning = TrialState.COMPLETE, None, None, {}, None, None
     try:
         config = options.space.suggest(trial)
-        run_id = child_run(session, trial, config)
-        trial.set_user_attr(RUN_ATTR, run_id)
+        run_id = child_run(session, runs, trial, config)
         if len(OBJECTIVES[options.objective]) == 1:  # Optuna prunes single-objective studies only
             pruning = OptunaPruning(trial, monitor=OBJECTIVES[options.objective][0])
         callbacks = [MlflowEpochLogger(tracker.client, run_id, synchronous=True), *([pruning] if pruning else [])]
@@ -118,16 +106,18 @@ def _run(session: StudySession, trial: optuna.Trial) -> TrialState | None:
     except TrialDiverged as error:
         state, reason = TrialState.FAIL, str(error)
     except KeyboardInterrupt:
-        _finish(session, trial, run_id, TrialState.FAIL, None, "interrupted (KeyboardInterrupt)", {})
+        runs.finish(trial, run_id, TrialState.FAIL, reason="interrupted (KeyboardInterrupt)", fate=Fate.INTERRUPTED)
         raise
     except Exception as error:  # recorded on the trial; the study goes on
-        state, reason = TrialState.FAIL, f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        state, reason = TrialState.FAIL, failure_reason(error)
     finally:
         # Without the full garbage collection (about half a second on a TensorFlow
         # heap), which Python's own collector does in time anyway.
         keras.backend.clear_session(free_memory=False)
     metrics["trial_seconds"] = time.perf_counter() - started
-    state = _finish(session, trial, run_id, state, values, reason, metrics)
+    if run_id:
+        tracker.log_metrics(run_id, metrics, step=int(metrics.get("epochs_trained", 0)))
+    state = runs.finish(trial, run_id, state, values, reason)
     finished, _ = counts(study)
     shown = ", ".join(f"{name}={v:.4f}" for name, v in zip(OBJECTIVES[options.objective], values or ()))
     detail = shown or reason or f"at epoch {metrics.get('pruned_at_epoch')}"
@@ -135,58 +125,9 @@ def _run(session: StudySession, trial: optuna.Trial) -> TrialState | None:
     return state
 
 
-def _finish(session, trial, run_id, state, values, reason, metrics) -> TrialState:
-    """Logs the final metrics, tells Optuna, then closes the MLflow run (in this order: see the module doc)."""
-    tracker = session.tracker
-    if run_id and metrics:
-        tracker.log_metrics(run_id, metrics, step=int(metrics.get("epochs_trained", 0)))
-    try:
-        if reason:
-            trial.set_user_attr(REASON_ATTR, reason)
-    except UpdateFinishedTrialError:
-        pass
-    told = session.study.tell(trial, values=values, state=state, skip_if_finished=True).state
-    if told != state:
-        if values is not None and not all(math.isfinite(v) for v in values):
-            reason = f"objective values {values} are not finite"
-        else:  # failed as stale by another worker: its heartbeat stalled for the grace period
-            reason = "stale: failed by another worker while it still ran"
-        state = told
-    if run_id:
-        tracker.set_tags(run_id, {"optuna_state": state.name, **({REASON_ATTR: reason} if reason else {})})
-        tracker.end_run(run_id, RUN_STATUS[state])
-    return state
-
-
 def _surplus(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
     ahead = study.get_trials(deepcopy=False, states=(*COUNTED, TrialState.RUNNING))
     return sum(t.number < trial.number for t in ahead) >= budget
-
-
-@contextmanager
-def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
-    """Records the trial's heartbeat every interval of the storage while it runs (RDB storages only)."""
-    storage = storage_of(study)
-    # Only RDB storages (and Optuna's cache around them) have heartbeats.
-    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
-    if not interval:
-        yield
-        return
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            storage.record_heartbeat(trial_id(trial))
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def ask(study: optuna.Study) -> optuna.Trial:
@@ -196,23 +137,10 @@ def ask(study: optuna.Study) -> optuna.Trial:
         return study.ask()
 
 
-def child_run(session: StudySession, trial: optuna.Trial, config: dict[str, Any]) -> str:
-    """Opens the trial's nested MLflow run, tagged in the same call that creates it.
-
-    (`Tracker.start_run` tags in a second call; a worker killed between the two
-    would leave an untagged RUNNING run that no later process could attribute.)
-    """
-    tags = {
-        **environment_tags(),
-        PARENT_TAG: session.parent,
-        "run_kind": "trial",
-        "optuna_study": session.options.study_name,
-        "optuna_trial": str(trial.number),
-        "worker_host": session.identity["host"],
-        "worker_pid": str(session.identity["pid"]),
-    }
-    client = session.tracker.client
-    run = client.create_run(session.experiment_id, run_name=f"trial {trial.number}", tags=tags)
+def child_run(session: StudySession, runs: TrialRuns, trial: optuna.Trial, config: dict[str, Any]) -> str:
+    """Opens the trial's nested MLflow run (tagged with its worker) and records it on the trial."""
+    tags = {"run_kind": "trial", "worker_host": session.identity["host"], "worker_pid": session.identity["pid"]}
     params = {**config, "seed": trial.number, "data": session.options.data, "cv": session.options.cv}
-    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    return run.info.run_id
+    run_id = runs.open(trial, f"trial {trial.number}", params, tags)
+    trial.set_user_attr(RUN_ATTR, run_id)
+    return run_id

@@ -17,18 +17,19 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from ablations.engine.samplers import BatchGridSampler
-from ablations.engine.spec import ConfigError
-from ablations.engine.storage import open_storage
-from ablations.engine.study.data import OBJECTIVES
-from ablations.engine.study.options import StudyOptions
-from ablations.engine.study.stale import (
+from ablations.engine.execution.liveness import (
     HEARTBEAT_GRACE_S,
     HEARTBEAT_INTERVAL_S,
     close_finished_runs,
     fail_stale_trials,
     worker_identity,
 )
+from ablations.engine.execution.states import PARENT_ATTR
+from ablations.engine.samplers import BatchGridSampler
+from ablations.engine.spec import ConfigError
+from ablations.engine.storage import open_storage
+from ablations.engine.study.data import OBJECTIVES
+from ablations.engine.study.options import StudyOptions
 
 # Keras, TensorFlow and MLflow load when a study opens, not when its options are
 # checked, so `ablate study` answers a typo in about a second.
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 """The states that count towards ``--trials``."""
-PARENT_ATTR = "mlflow_parent_run_id"
 CONFIG_ATTR = "study_config"
 
 

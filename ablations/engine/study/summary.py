@@ -23,7 +23,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from ablations.engine.study.data import OBJECTIVES  # noqa: E402
 from ablations.engine.study.session import StudyReport, StudySession  # noqa: E402
-from ablations.engine.study.stale import close_finished_runs, fail_stale_trials  # noqa: E402
+from ablations.engine.execution.liveness import close_finished_runs, fail_stale_trials  # noqa: E402
 
 
 def summarize(session: StudySession, *, stopped_early: bool = False) -> StudyReport:

@@ -7,7 +7,7 @@ TensorFlow thread pools are sized before TensorFlow runs its first op: with C
 cores, each of N workers gets max(1, C // N) intra-op and inter-op threads, so
 the workers share the cores instead of each spreading over all of them. The
 Optuna storage (journal file, or an RDB) keeps them on one study. They start
-one at a time and die with the parent, however it dies (`worker_processes`).
+one at a time and die with the parent, however it dies (`execution.pool`).
 
 Many machines: run the same ``ablate study`` command on each, with
 ``--storage postgresql://...`` and ``MLFLOW_TRACKING_URI`` set to an MLflow
@@ -17,21 +17,15 @@ tracking server; each machine can use ``--workers`` for its own cores.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
-from ablations.engine.device import available_cores
-from ablations.engine.worker_processes import die_with_parent, start_workers
+from ablations.engine.device import configure_threads, threads_per_worker
+from ablations.engine.execution.pool import EXIT_INTERRUPTED, die_with_parent, interrupt, start_workers
 
 OPTIONS_ENV = "ABLATE_STUDY_OPTIONS"
 THREADS_ENV = "ABLATE_STUDY_THREADS"
 EXIT_STOPPED = 3
 """A worker's exit code when it stopped because trials kept failing."""
-
-
-def threads_per_worker(workers: int, cores: int | None = None) -> int:
-    """TensorFlow threads (intra-op and inter-op each) for one of ``workers`` processes."""
-    return max(1, (cores or available_cores()) // workers)
 
 
 def run_workers(session) -> bool:
@@ -50,26 +44,12 @@ def run_workers(session) -> bool:
     try:
         codes = [worker.wait() for worker in workers]
     except KeyboardInterrupt:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGINT)
-        for worker in workers:
-            worker.wait()
+        interrupt(workers)
         raise
     crashed = [index for index, code in enumerate(codes) if code not in (0, EXIT_STOPPED)]
     if crashed:
         raise RuntimeError(f"study worker(s) {', '.join(map(str, crashed))} exited with {[codes[i] for i in crashed]}")
     return EXIT_STOPPED in codes
-
-
-def configure_threads(threads: int) -> None:
-    """Sizes TensorFlow's thread pools; must run before TensorFlow's first op in this process."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    from ablations.engine.tensorflow_quiet import import_tensorflow
-
-    tf = import_tensorflow()  # finds the devices but runs no op, so the pools can still be sized
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def main(argv: list[str]) -> int:
@@ -88,7 +68,7 @@ def main(argv: list[str]) -> int:
     try:
         return EXIT_STOPPED if work(session) else 0
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from ablations.engine.cli import main
 from ablations.engine.storage import open_storage
-from ablations.engine.study.workers import threads_per_worker
+from ablations.engine.device import threads_per_worker
 
 pytestmark = pytest.mark.process
 

@@ -10,34 +10,35 @@ RDB storage the heartbeat covers the other machines as well.
 A trial also has an MLflow run, which the dead worker left RUNNING: it is
 closed as FAILED with the reason as a tag. Runs whose trial finished but whose
 worker died before closing them get the status of their trial.
+
+While a trial runs, `heartbeat` records its heartbeat (RDB storages), for grids
+and studies alike.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from ablations.engine.study.optuna_private import storage_of, trial_id
+from ablations.engine.execution.optuna_private import storage_of, trial_id
+from ablations.engine.execution.states import REASON_ATTR, RUN_STATUS, WORKER_ATTR, Fate, fail_trial
 
 HEARTBEAT_INTERVAL_S = 10
 HEARTBEAT_GRACE_S = 60
 """RDB storages: a trial without a heartbeat for this long belongs to a dead worker."""
 OWNERLESS_GRACE_S = 60
 """A RUNNING trial that has recorded no worker this long after its start lost it between ask and record."""
-WORKER_ATTR = "worker"
-REASON_ATTR = "failure_reason"
-RUN_ATTR = "mlflow_run_id"
-RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
-"""The MLflow status of a trial's run, by the trial's final state."""
 
 
 @cache
@@ -84,7 +85,6 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
 
     Safe to call from many workers at once: a trial is failed by one of them.
     """
-    storage = storage_of(study)
     numbers = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -107,12 +107,8 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
             reason = f"stale: worker pid {worker.get('pid')} on {worker.get('host')} died while the trial ran"
         else:
             continue
-        try:
-            storage.set_trial_user_attr(trial_id(trial), REASON_ATTR, reason)
-            if storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL):
-                numbers.append(trial.number)
-        except UpdateFinishedTrialError:
-            pass  # another worker failed it first
+        if fail_trial(study, trial, Fate.STALE, reason):  # False: another worker failed it first
+            numbers.append(trial.number)
     return numbers
 
 
@@ -145,3 +141,29 @@ def close_finished_runs(tracker, experiment_id: str, parent_run_id: str, study: 
         closed += 1
     return closed
 
+
+
+@contextmanager
+def heartbeat(study: optuna.Study, trial: Any) -> Iterator[None]:
+    """Records the trial's heartbeat every interval of the storage while it runs (RDB storages only)."""
+    storage = storage_of(study)
+    # Only RDB storages (and Optuna's cache around them) have heartbeats.
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial_id(trial))
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -6,10 +6,9 @@ import subprocess
 import optuna
 from optuna.trial import TrialState
 
-from ablations.engine.storage import open_storage
-from ablations.engine.study import loop, stale
-from ablations.engine.study.optuna_private import trial_id
-from ablations.engine.study.stale import (
+from ablations.engine.execution import liveness
+from ablations.engine.execution.optuna_private import trial_id
+from ablations.engine.execution.liveness import (
     HEARTBEAT_GRACE_S,
     HEARTBEAT_INTERVAL_S,
     close_finished_runs,
@@ -17,6 +16,8 @@ from ablations.engine.study.stale import (
     worker_alive,
     worker_identity,
 )
+from ablations.engine.storage import open_storage
+from ablations.engine.study import loop
 
 
 def _dead_pid() -> int:
@@ -51,7 +52,7 @@ def test_stale_trials_are_failed_and_their_runs_closed(tracker, monkeypatch):
     runs.append(tracker.start_run(experiment, "trial 4", tags={"optuna_trial": 4}, parent_run_id=parent))
 
     assert fail_stale_trials(study) == [0]  # trial 3 has no worker yet, but is younger than the grace period
-    monkeypatch.setattr(stale, "OWNERLESS_GRACE_S", 0)
+    monkeypatch.setattr(liveness, "OWNERLESS_GRACE_S", 0)
     assert fail_stale_trials(study) == [3]
     assert fail_stale_trials(study) == []  # failed once, by whoever comes first
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.FAIL, TrialState.COMPLETE]

@@ -1,8 +1,9 @@
-"""Starting worker processes, and keeping them from outliving the process that started them.
+"""The worker pool of grids and studies: starting worker processes, stopping them, and never outliving their parent.
 
 `start_workers` starts them one at a time and, when one fails to start (the
 machine is out of processes or memory), stops those already started before it
 says so in one line: a launch either starts every worker or leaves none behind.
+`interrupt` passes a Ctrl-C on to them; `stop` terminates them.
 
 `die_with_parent` is the first thing a worker's ``main`` calls. A worker's
 parent that is killed (even with SIGKILL, which it cannot catch) takes its
@@ -24,6 +25,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+EXIT_INTERRUPTED = 130
+"""Exit status of a process stopped by Ctrl-C (SIGINT), as a shell reports it: ``ablate`` and its workers alike."""
 PARENT_ENV = "ABLATE_WORKER_PARENT"
 """The pid of the process that started a worker: the worker compares its parent with it."""
 PR_SET_PDEATHSIG = 1
@@ -79,6 +82,21 @@ def stop(processes: Sequence[subprocess.Popen]) -> None:
     for process in processes:
         if process.poll() is None:
             process.terminate()
+    for process in processes:
+        process.wait()
+
+
+def interrupt(processes: Sequence[subprocess.Popen]) -> None:
+    """Passes a Ctrl-C on to the processes still running and waits for every one to stop.
+
+    Each fails what it was training for a rerun (`states.Fate.INTERRUPTED`) and exits.
+
+    Args:
+        processes: Worker processes (`start_workers`).
+    """
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
     for process in processes:
         process.wait()
 
