@@ -141,6 +141,9 @@ def train_trial(
         TrialDiverged: the loss became NaN or infinite.
         optuna.TrialPruned: raised by a pruning callback.
     """
+    # Keras' shuffling of each epoch's batches draws from the global seed: without it, the same trial
+    # trains on other batch orders in every process, and a study's values do not repeat.
+    keras.utils.set_random_seed(seed)
     if cv >= 2:
         x = np.concatenate([data.x_train, data.x_val])
         y = np.concatenate([data.y_train, data.y_val])
