@@ -84,7 +84,8 @@ class TrialRuns:
         if told != state:
             reason, state = STOLEN_REASON, told
         if run_id:
-            self.tracker.set_tags(run_id, {"optuna_state": state.name, **({REASON_ATTR: reason} if reason else {})})
+            if state != TrialState.COMPLETE or reason:  # a FINISHED run says COMPLETE; one write less per trial
+                self.tracker.set_tags(run_id, {"optuna_state": state.name, **({REASON_ATTR: reason} if reason else {})})
             self.tracker.end_run(run_id, RUN_STATUS[state])
         return state
 
