@@ -128,6 +128,13 @@ class Tracker:
             if not synchronous:
                 self._pending.append(operation)
 
+    def log_steps(self, run_id: str, steps: list[tuple[dict[str, float], int]]) -> None:
+        """Logs many steps' metrics in one asynchronous call (at most 1,000 metrics); `flush` waits for it."""
+        from callbacks.mlflow_logger import metrics_batch
+
+        metrics = [metric for values, step in steps for metric in metrics_batch(values, step)]
+        self._pending.append(self.client.log_batch(run_id, metrics=metrics, synchronous=False))
+
     def flush(self) -> None:
         """Waits for every asynchronous write of this tracker.
 

@@ -197,3 +197,43 @@ def test_a_failed_sanity_check_fails_the_parent_run_loudly(tracker):
     assert parent.info.status == "FAILED" and parent.data.tags["failure_reason"].startswith("SanityCheckError: a check that holds")
     # The verdict is still logged, naming the failure.
     assert "Sanity checks FAILED (a bug): all x: x − x" in tracker.load_json(parent.info.run_id, "verdict.json")["summary"]
+
+
+def _log_then_fail(configs, context):
+    for step in range(1, 4):
+        context.loggers[0]({"val_loss": float(step)}, step)
+    raise RuntimeError("the pack fails after three epochs")
+
+
+def test_a_failed_pack_keeps_the_steps_it_logged(tracker):
+    ablation = Ablation(
+        name="fails_late", claim="-", params={"x": Param(1, low=0, high=10)}, profiles={"smoke": {"seeds": 1}},
+        run=_log_then_fail, verdict=_verdict, figures=_figures,
+    )
+    result = run_ablation(ablation, ablation.resolve("smoke"), tracker=tracker, progress=False)
+    run_id = tracker.child_runs(result.experiment_id, result.parent_run_id)["run_id"].iloc[0]
+    history = sorted(tracker.client.get_metric_history(run_id, "val_loss"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 2.0), (3, 3.0)]
+
+
+def test_step_logs_are_written_in_batches_that_mlflow_accepts(tracker, monkeypatch):
+    """300 steps of 7 metrics (2,100 values): every value arrives, in batches of at most 1,000, not one write per step."""
+    from ablations.engine.runner import _StepLogger
+
+    experiment = tracker.experiment_id("batching")
+    run_id = tracker.start_run(experiment, "trial")
+    batches = []
+    original = tracker.log_steps
+    monkeypatch.setattr(tracker, "log_steps", lambda run, steps: (batches.append(sum(len(v) for v, _ in steps)), original(run, steps)))
+    monkeypatch.setattr(_StepLogger, "WRITE_EVERY_S", math.inf)  # batches by size alone, whatever the machine's speed
+    log = _StepLogger(tracker, run_id, params={"x"})
+    for step in range(300):
+        log({f"m{i}": step + i / 10 for i in range(7)}, step)
+    log.write()
+    tracker.flush()
+    assert sum(batches) == 2100 and max(batches) <= 1000 and len(batches) == 3
+    for i in range(7):
+        history = sorted(tracker.client.get_metric_history(run_id, f"m{i}"), key=lambda m: m.step)
+        assert [m.value for m in history] == pytest.approx([step + i / 10 for step in range(300)])
+    with pytest.raises(RuntimeError, match="named like parameters: x"):
+        log({"x": 1.0}, 0)
