@@ -50,9 +50,12 @@ class StackedMLP(keras.layers.Layer):
             member, or an array ``(depth + 1, M)`` per layer and member.
             Defaults to None: no penalty term at all.
         l2: The same for the L2 coefficient.
-        seed: Seeds the initializers. Layer ``l`` of every member is drawn from
-            ``seed + l``, so members that share an initializer and a width
-            start from the same weights and differ only in what is compared.
+        seed: Seeds the initializers: one for every member, or one per member.
+            Layer ``l`` of a member is drawn from its ``seed + l``, as
+            `models.build_mlp` draws it, so a member starts from the weights
+            ``build_mlp(seed=seed)`` would, and members that share a seed, an
+            initializer and a width start alike and differ only in what is
+            compared.
 
     Example:
 
@@ -74,7 +77,7 @@ class StackedMLP(keras.layers.Layer):
         initializers: Sequence[str] | None = None,
         l1: float | Sequence[float] | np.ndarray | None = None,
         l2: float | Sequence[float] | np.ndarray | None = None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         initial_weights: Sequence[Sequence[np.ndarray]] | None = None,
         **kwargs,
     ):
@@ -100,7 +103,11 @@ class StackedMLP(keras.layers.Layer):
         self.widths = [int(w) for w in widths]
         self.activations = list(activations)
         self.initializers = None if initializers is None else list(initializers)
-        self.seed = int(seed)
+        seeds = [seed] * members if np.ndim(seed) == 0 else [int(s) for s in seed]
+        if len(seeds) != members:
+            raise ValueError(f"StackedMLP needs one seed, or one per member ({members}); received {len(seeds)} seeds.")
+        self.seed = int(seed) if np.ndim(seed) == 0 else seeds
+        self.seeds = seeds
         self.members = members
         # Penalty coefficients per layer and member; None: no penalty term.
         self.l1 = None if l1 is None and l2 is None else _coefficients(l1, "l1", self.depth + 1, members)
@@ -129,7 +136,7 @@ class StackedMLP(keras.layers.Layer):
             for member in range(members):
                 rows, columns = self._member_shape(member, layer)
                 if initial_weights is None:
-                    kernel[member, :rows, :columns] = _draw(self.initializers[member], self.seed + layer, (rows, columns))
+                    kernel[member, :rows, :columns] = _draw(self.initializers[member], self.seeds[member] + layer, (rows, columns))
                 else:
                     kernel[member, :rows, :columns] = initial_weights[member][2 * layer]
                     bias[member, 0, :columns] = initial_weights[member][2 * layer + 1]
@@ -245,6 +252,32 @@ class StackedMLP(keras.layers.Layer):
                 weights += [kernel[member, :fan_in, :fan_out], bias[member, 0, :fan_out]]
             result.append(weights)
         return result
+
+    def subset(self, members: Sequence[int]) -> StackedMLP:
+        """A new stack of the given members (in that order) with their current weights, slopes and penalties.
+
+        Args:
+            members: Indices of the members to keep; they must share one width,
+                so that the new stack pads as this one does.
+        """
+        members = [int(m) for m in members]
+        if len({self.widths[m] for m in members}) != 1 or len(set(self.widths)) != 1:
+            raise ValueError("StackedMLP.subset keeps the padding of one shared width; this stack's members differ in width.")
+        weights = self.all_member_weights()
+        stack = StackedMLP(
+            self.input_dim,
+            self.num_classes,
+            depth=self.depth,
+            width=self.widths[members[0]],
+            activations=[self.activations[m] for m in members],
+            initial_weights=[weights[m] for m in members],
+            l1=None if self.l1 is None else self.l1.numpy()[:, members],
+            l2=None if self.l2 is None else self.l2.numpy()[:, members],
+            seed=[self.seeds[m] for m in members],
+        )
+        for new, old in zip(stack.slopes, self.slopes):
+            new.assign(tf.gather(old, members))
+        return stack
 
     def member_model(self, member: int) -> keras.Model:
         """A plain `models.build_mlp` model (logits out) holding member ``member``'s current weights and penalty."""

@@ -47,6 +47,30 @@ def test_members_sharing_an_initializer_start_from_the_same_weights():
     assert not np.allclose(kernel[0], kernel[2])
 
 
+def test_a_member_seed_draws_the_weights_build_mlp_starts_from():
+    """Per-member seeds: each member starts where `build_mlp(seed=...)` does, so a packed seed is that seed's net."""
+    stack = StackedMLP(6, 3, depth=2, width=8, activations=["relu"] * 3, initializers=["he_normal"] * 3, seed=[4, 7, 4])
+    for member, seed in enumerate([4, 7, 4]):
+        model = build_mlp((6,), 3, depth=2, width=8, kernel_initializer="he_normal", seed=seed)
+        for ours, its in zip(stack.member_weights(member), model.get_weights()):
+            np.testing.assert_array_equal(ours, its)
+    with pytest.raises(ValueError, match="one seed, or one per member"):
+        StackedMLP(6, 3, depth=1, width=4, activations=["relu"] * 2, initializers=["he_normal"] * 2, seed=[1, 2, 3])
+
+
+def test_a_subset_keeps_its_members_weights_slopes_and_penalties():
+    x = _data()
+    stack = StackedMLP(6, 3, depth=2, width=8, activations=["relu", "prelu", "prelu", "tanh"], initializers=["he_normal"] * 4,
+                       l2=[0.0, 0.1, 0.2, 0.3], seed=[0, 1, 2, 3])
+    stack.slopes[0].assign(stack.slopes[0] + np.arange(4, dtype="float32")[:, None, None])  # slopes that differ per member
+    subset = stack.subset([2, 3])
+    np.testing.assert_array_equal(subset(x).numpy(), stack(x).numpy()[[2, 3]])
+    np.testing.assert_allclose(subset.penalties().numpy(), stack.penalties().numpy()[[2, 3]], rtol=1e-6)
+    assert subset.seeds == [2, 3] and subset.activations == ["prelu", "tanh"]
+    with pytest.raises(ValueError, match="one shared width"):
+        StackedMLP(6, 3, depth=1, width=[4, 5], activations=["relu"] * 2, initializers=["he_normal"] * 2).subset([0])
+
+
 def test_penalties_are_keras_kernel_regularizers():
     stack = StackedMLP(6, 3, depth=2, width=[4, 7, 7], activations=["relu"] * 3, initializers=["he_normal"] * 3,
                        l1=[0.3, 0.0, 0.0], l2=[0.0, 0.7, 0.0], seed=0)

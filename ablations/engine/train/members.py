@@ -1,0 +1,497 @@
+"""Trials packed as members of one stacked model: `fit_trial`'s results, one pass for all.
+
+Seeds and arms of one configuration are natural members of a
+`models.stacked.StackedMLP`: they share the architecture and differ in what is
+compared. `fit_members` trains them in one graph, each exactly as `fit_trial`
+would train the same net alone, and returns one `TrialFit` per member, so an
+ablation reads its results as before. Per member:
+
+- its own data: training, validation and extra splits of shape ``(M, n, ...)``
+  (a seed's redrawn split, its noisy labels, its normalized or raw features),
+  or shared ones of shape ``(n, ...)``;
+- its own batch order: ``np.random.default_rng(seeds[m]).permutation(n)`` each
+  epoch, `fit_trial`'s shuffle;
+- its own optimizer (`MemberOptimizer`: Keras's SGD, with or without momentum,
+  RMSprop or Adam, each with its own learning rate), the same update formulas
+  applied elementwise to its slice of the stacked weights;
+- its own early stopping (`MemberStopping`: what
+  ``keras.callbacks.EarlyStopping(monitor, mode, patience,
+  restore_best_weights=True)`` decides), and `fit_trial`'s stop once the
+  training loss is no longer finite. A member that stopped takes no further
+  update; its best weights are restored at the end.
+
+`tests/engine/train/test_members.py` checks each member against `fit_trial` on
+the same net, weight for weight.
+
+Members are trained on logits with ``sparse_softmax_cross_entropy_with_logits``
+(the stack has no softmax layer); `fit_trial` on a `models.build_mlp` net takes
+the cross-entropy of its softmax probabilities. The two agree to float32
+rounding.
+
+Example:
+
+>>> stack = StackedMLP(64, 10, depth=3, width=256, activations=["relu"] * 6,
+...                    initializers=["he_normal"] * 6, seed=[0, 0, 1, 1, 2, 2])
+>>> fits = fit_members(stack, {"train": (x, y), "val": (x_stop, y_stop)}, epochs=150,
+...                    batch_size=50, seeds=[0, 0, 1, 1, 2, 2],
+...                    optimizers=[MemberOptimizer("adam", 1e-3)] * 6,
+...                    stopping=[None, MemberStopping("val_accuracy", 5)] * 3)
+>>> fits.trials[1].epochs_run, fits.restored_epochs[1]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ablations.engine.spec import TrialLogger
+from ablations.engine.train.keras_fit import TrialFit
+from models.stacked import StackedMLP
+
+KINDS = ("sgd", "rmsprop", "adam")
+"""The optimizers a member may use, with Keras's defaults for everything but the learning rate and momentum."""
+
+_ADAM = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+_RMSPROP = {"rho": 0.9, "epsilon": 1e-7}
+
+
+@dataclass(frozen=True)
+class MemberOptimizer:
+    """One member's optimizer: the update of ``keras.optimizers.{SGD, RMSprop, Adam}(learning_rate)``.
+
+    Args:
+        kind: One of `KINDS`.
+        learning_rate: Its learning rate.
+        momentum: SGD's momentum (Keras's, not Nesterov's); 0 for plain SGD.
+    """
+
+    kind: str
+    learning_rate: float
+    momentum: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"optimizer kind must be one of {', '.join(KINDS)}; received {self.kind!r}.")
+        if self.momentum and self.kind != "sgd":
+            raise ValueError(f"momentum is SGD's; received momentum={self.momentum} for {self.kind!r}.")
+
+
+@dataclass(frozen=True)
+class MemberStopping:
+    """One member's early stopping: ``keras.callbacks.EarlyStopping(monitor, mode, patience, restore_best_weights=True)``.
+
+    Args:
+        monitor: A logged metric: ``val_loss``, ``val_accuracy``, ``train_loss``, ...
+        patience: Epochs without improvement before stopping, >= 1.
+        mode: "min" or "max"; None watches losses for a fall and the rest for a rise.
+    """
+
+    monitor: str
+    patience: int
+    mode: str | None = None
+
+    @property
+    def maximize(self) -> bool:
+        return self.mode == "max" if self.mode else not self.monitor.endswith("loss")
+
+
+@dataclass(frozen=True)
+class PackedFits:
+    """What `fit_members` returns.
+
+    Args:
+        trials: One `TrialFit` per member, as `fit_trial` returns it.
+        restored_epochs: Per member with early stopping, the epoch (from 1)
+            whose weights it ended with (Keras's ``best_epoch + 1``); None for
+            the members without.
+    """
+
+    trials: list[TrialFit]
+    restored_epochs: list[int | None]
+
+
+def fit_members(
+    stack: StackedMLP,
+    splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    epochs: int,
+    batch_size: int,
+    seeds: Sequence[int],
+    optimizers: Sequence[MemberOptimizer],
+    stopping: Sequence[MemberStopping | None] | None = None,
+    loggers: Sequence[TrialLogger] | None = None,
+) -> PackedFits:
+    """Trains each member of ``stack`` as `fit_trial` trains one net, all in one graph.
+
+    Members that stop (early stopping, divergence) leave the computation: their
+    final weights are kept aside, and once at most half of the members still
+    train, those go on in a smaller stack (`StackedMLP.subset`; members of one
+    width only), so a pack costs about what its members' own epochs cost.
+
+    Args:
+        stack: The members; ends holding each member's final weights.
+        splits: ``"train"`` (what the members learn from), ``"val"`` (Keras's
+            validation data: what early stopping watches) and any further
+            named splits, scored alongside (`fit_trial`'s ``extra_eval``).
+            Each is ``(x, y)`` with ``x`` of shape ``(n, features)`` shared by
+            the members or ``(M, n, features)``, one per member, and integer
+            labels ``(n,)`` or ``(M, n)``.
+        epochs: Most epochs to train.
+        batch_size: Examples per step; the last batch of an epoch may be smaller.
+        seeds: Per member, the seed of its per-epoch shuffle.
+        optimizers: Per member, its `MemberOptimizer`.
+        stopping: Per member, its `MemberStopping` or None. Defaults to none.
+        loggers: Per member, receives each step's logs: ``log(logs, step)``.
+
+    Returns:
+        `PackedFits`: per member, its `TrialFit` and restored epoch.
+    """
+    members = stack.members
+    stopping = list(stopping) if stopping is not None else [None] * members
+    for name, values in (("seeds", seeds), ("optimizers", optimizers), ("stopping", stopping), ("loggers", loggers)):
+        if values is not None and len(values) != members:
+            raise ValueError(f"fit_members needs one of {name} per member ({members}); received {len(values)}.")
+    if "train" not in splits or "val" not in splits:
+        raise ValueError(f"splits needs 'train' and 'val'; received {sorted(splits)}.")
+    data = {name: _per_member(members, x, y, name) for name, (x, y) in splits.items()}
+    n = int(data["train"][0].shape[1])
+    pack = _Pack(stack, data, _StackedOptimizer(stack.trainable_variables, optimizers), batch_size, np.arange(members))
+    final_weights = [keras.ops.convert_to_numpy(v).copy() for v in stack.trainable_variables]
+    histories = _Histories(members, loggers)
+    stoppers = _Stoppers(stopping)
+    running = np.ones(members, bool)
+    epochs_run = np.zeros(members, int)
+    diverged = np.zeros(members, bool)
+    last_loss = np.full(members, math.nan)
+    rngs = [np.random.default_rng(seed) for seed in seeds]
+    histories.record({"loss": np.full(members, math.nan), "accuracy": np.full(members, math.nan), **pack.scores()}, pack.ids, 0)
+    for epoch in range(epochs):
+        # Members that stopped may still sit in the pack until it shrinks: their results are ignored.
+        live = running[pack.ids]
+        ids = pack.ids[live]
+        order = np.stack([rngs[m].permutation(n) if running[m] else np.arange(n) for m in pack.ids])
+        loss, accuracy = pack.train_epoch(order)
+        logs = {key: values[live] for key, values in {"loss": loss, "accuracy": accuracy, **pack.scores()}.items()}
+        epochs_run[ids] = epoch + 1
+        last_loss[ids] = logs["loss"]
+        diverged[ids] = ~np.isfinite(logs["loss"])
+        histories.record(logs, ids, epoch + 1)
+        improved, stopped = (_spread(mask, live) for mask in stoppers.update(epoch, logs, ids))
+        pack.keep_best(improved)
+        leaving = stopped | _spread(diverged[ids], live)
+        if leaving.any():
+            pack.write_final(final_weights, leaving, stoppers.has_best[pack.ids])
+            running[pack.ids[leaving]] = False
+        if not running.any():
+            break
+        if running[pack.ids].sum() <= len(pack.ids) // 2 and len(set(stack.widths)) == 1:
+            pack = pack.subset(running[pack.ids])
+    still = running[pack.ids]
+    if still.any():
+        pack.write_final(final_weights, still, stoppers.has_best[pack.ids])
+    for variable, value in zip(stack.trainable_variables, final_weights):
+        variable.assign(value)
+    final = (pack if pack.stack is stack else _Pack(stack, data, None, batch_size, np.arange(members))).scores()
+    trials = [
+        TrialFit(histories.of(m), int(epochs_run[m]), bool(diverged[m]), _final(final, m, last_loss[m], epochs_run[m], diverged[m]))
+        for m in range(members)
+    ]
+    return PackedFits(trials, stoppers.restored_epochs())
+
+
+class _Pack:
+    """The members still training: their stack, data and optimizer state, and the compiled epoch and scoring.
+
+    Args:
+        stack: The members.
+        data: Per split, ``(x, y)`` of every member of the original pack.
+        optimizer: Their optimizer (None: scoring only).
+        batch_size: Examples per step.
+        ids: Each member's index in the original pack.
+    """
+
+    def __init__(self, stack: StackedMLP, data, optimizer: _StackedOptimizer | None, batch_size: int, ids: np.ndarray):
+        self.stack, self.optimizer, self.batch_size, self.ids = stack, optimizer, batch_size, ids
+        self.all_data = data
+        index = tf.constant(ids)
+        self.data = {name: (tf.gather(x, index), tf.gather(y, index)) for name, (x, y) in data.items()}
+        self.variables = stack.trainable_variables
+        self.best = [tf.Variable(tf.identity(v), trainable=False) for v in self.variables]
+        self._score = tf.function(self._score_all, autograph=False)
+        self._epoch = tf.function(self._epoch_all, autograph=False)
+        self._keep = tf.function(self._keep_best, autograph=False)
+
+    def _epoch_all(self, order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x_train, y_train = self.data["train"]
+        members, n = len(self.ids), int(x_train.shape[1])
+        steps = math.ceil(n / self.batch_size)
+
+        def step(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            xb, yb = tf.gather(x_train, index, batch_dims=1), tf.gather(y_train, index, batch_dims=1)
+            with tf.GradientTape() as tape:
+                losses, correct = _scores(self.stack.logits(xb), yb)
+                if self.stack.penalized:
+                    losses = losses + self.stack.penalties()
+                # Members share no weight, so each one's gradient is its own.
+                total = tf.reduce_sum(losses)
+            self.optimizer.apply(tape.gradient(total, self.variables))
+            return losses, correct
+
+        def body(i, loss_sum, correct_sum):
+            start = i * self.batch_size
+            index = order[:, start : tf.minimum(start + self.batch_size, n)]
+            losses, correct = step(index)
+            size = tf.cast(tf.shape(index)[1], tf.float32)
+            return i + 1, loss_sum + losses * size, correct_sum + correct * size
+
+        zeros = tf.zeros([members])
+        _, loss_sum, correct_sum = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), zeros, zeros))
+        return loss_sum / n, correct_sum / n
+
+    def _score_all(self) -> dict[str, tf.Tensor]:
+        out = {}
+        for name, (x, y) in self.data.items():
+            out[f"{name}_loss"], out[f"{name}_accuracy"] = _scores(self.stack.logits(x), y)
+        return out
+
+    def _keep_best(self, improved: tf.Tensor) -> None:
+        for saved, variable in zip(self.best, self.variables):
+            saved.assign(tf.where(_along_members(improved, variable), variable, saved))
+
+    def train_epoch(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One epoch in the given per-member batch order: each member's running loss and accuracy."""
+        return tuple(t.numpy().astype(np.float64) for t in self._epoch(tf.constant(order)))
+
+    def scores(self) -> dict[str, np.ndarray]:
+        """``{split}_loss`` and ``{split}_accuracy`` of each member, from its current weights."""
+        return {key: value.numpy().astype(np.float64) for key, value in self._score().items()}
+
+    def keep_best(self, improved: np.ndarray) -> None:
+        """Keeps the current weights of the members that improved (Keras's ``best_weights``)."""
+        if improved.any():
+            self._keep(tf.constant(improved))
+
+    def write_final(self, final: list[np.ndarray], members: np.ndarray, restore: np.ndarray) -> None:
+        """Writes the final weights of the masked members into ``final`` (original order): best where restoring."""
+        current = [keras.ops.convert_to_numpy(v) for v in self.variables]
+        best = [keras.ops.convert_to_numpy(v) for v in self.best]
+        for position in np.flatnonzero(members):
+            source = best if restore[position] else current
+            for target, values in zip(final, source):
+                target[self.ids[position]] = values[position]
+
+    def subset(self, keep: np.ndarray) -> _Pack:
+        """The members marked in ``keep``, with their weights, best weights and optimizer state, as a new pack."""
+        positions = np.flatnonzero(keep)
+        pack = _Pack(self.stack.subset(positions), self.all_data, self.optimizer.subset(positions), self.batch_size, self.ids[positions])
+        pack.optimizer.variables = pack.variables
+        for new, old in zip(pack.best, self.best):
+            new.assign(tf.gather(old, positions))
+        return pack
+
+
+def scoring_model(stack: StackedMLP, member: int):
+    """Member ``member`` as a `models.build_mlp` net on logits, compiled with its loss, for `score_split`."""
+    model = stack.member_model(member)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _spread(values: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """A mask over the live positions of a pack, spread over all its positions (False elsewhere)."""
+    spread = np.zeros(len(live), bool)
+    spread[live] = values
+    return spread
+
+
+def _per_member(members: int, x: np.ndarray, y: np.ndarray, name: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(M, n, features)`` float32 inputs and ``(M, n)`` int64 labels, shared arrays repeated per member."""
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
+    if y.ndim == 1:
+        y = np.broadcast_to(y, (members, len(y)))
+    if x.ndim == 2:
+        x = np.broadcast_to(x, (members, *x.shape))
+    if x.shape[0] != members or y.shape != x.shape[:2]:
+        raise ValueError(
+            f"split {name!r}: x must be (n, features) or ({members}, n, features) and y (n,) or ({members}, n); "
+            f"received x {x.shape} and y {y.shape}."
+        )
+    return tf.constant(x), tf.constant(y)
+
+
+def _scores(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per member ``(M,)``: the mean cross-entropy of its logits and its accuracy."""
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y), tf.float32)
+    return tf.reduce_mean(losses, axis=1), tf.reduce_mean(correct, axis=1)
+
+
+def _along_members(mask: tf.Tensor, variable: tf.Variable) -> tf.Tensor:
+    """A ``(M,)`` mask shaped to broadcast over a stacked variable ``(M, ...)``."""
+    return tf.reshape(mask, [-1] + [1] * (len(variable.shape) - 1))
+
+
+class _StackedOptimizer:
+    """Each member's own Keras update (SGD, RMSprop or Adam at its learning rate) on its slice of every variable.
+
+    The formulas are Keras's (``keras.optimizers``' ``update_step``). Where
+    every member shares one optimizer and learning rate, TensorFlow's fused
+    kernel applies it in one op per variable (``ResourceApplyAdam``, ...; they
+    round some constants in float32 where Keras rounds them in float64);
+    otherwise each kind present is computed elementwise and chosen per member.
+    """
+
+    def __init__(self, variables: Sequence[tf.Variable], optimizers: Sequence[MemberOptimizer], state: dict | None = None):
+        self.variables = list(variables)
+        self.optimizers = list(optimizers)
+        kinds = np.array([o.kind for o in optimizers])
+        self.kinds = [kind for kind in KINDS if (kinds == kind).any()]
+        self.fused = len(set(self.optimizers)) == 1
+        self.is_kind = {kind: tf.constant(kinds == kind) for kind in self.kinds}
+        self.learning_rate = tf.constant([o.learning_rate for o in optimizers], tf.float32)
+        self.momentum = tf.constant([o.momentum for o in optimizers], tf.float32)
+        state = state or {}
+        self.iterations = tf.Variable(state.get("iterations", 0), dtype=tf.int64, trainable=False)
+        # RMSprop's fused kernel also keeps a momentum slot; with momentum 0 it stays the last increment.
+        names = {"sgd": ["sgd_m"], "rmsprop": ["rmsprop_v", "rmsprop_mom"], "adam": ["adam_m", "adam_v"]}
+        self.slots = {
+            name: [tf.Variable(state[name][i] if name in state else tf.zeros_like(v), trainable=False) for i, v in enumerate(self.variables)]
+            for kind in self.kinds
+            for name in names[kind]
+        }
+
+    def subset(self, positions: np.ndarray) -> _StackedOptimizer:
+        """The optimizer of the members at ``positions``, its state carried over (variables set by the caller)."""
+        index = tf.constant(positions)
+        state = {name: [tf.gather(slot, index) for slot in slots] for name, slots in self.slots.items()}
+        state["iterations"] = int(self.iterations.numpy())
+        return _StackedOptimizer([tf.gather(v, index) for v in self.variables], [self.optimizers[p] for p in positions], state)
+
+    def apply(self, gradients: Sequence[tf.Tensor]) -> None:
+        step = tf.cast(self.iterations + 1, tf.float32)
+        for index, (variable, gradient) in enumerate(zip(self.variables, gradients)):
+            if self.fused:
+                self._fused(index, variable, gradient)
+                continue
+            lr = _along_members(self.learning_rate, variable)
+            updated = None
+            for kind in self.kinds:
+                new = getattr(self, f"_{kind}")(index, variable, gradient, lr, step)
+                updated = new if updated is None else tf.where(_along_members(self.is_kind[kind], variable), new, updated)
+            variable.assign(updated)
+        self.iterations.assign_add(1)
+
+    def _fused(self, index: int, variable, gradient: tf.Tensor) -> None:
+        spec = self.optimizers[0]
+        lr = tf.constant(spec.learning_rate, tf.float32)
+        if spec.kind == "adam":
+            step = tf.cast(self.iterations + 1, tf.float32)
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle, m=self.slots["adam_m"][index].handle, v=self.slots["adam_v"][index].handle,
+                beta1_power=tf.pow(_ADAM["beta_1"], step), beta2_power=tf.pow(_ADAM["beta_2"], step), lr=lr,
+                beta1=_ADAM["beta_1"], beta2=_ADAM["beta_2"], epsilon=_ADAM["epsilon"], grad=gradient,
+            )
+        elif spec.kind == "rmsprop":
+            # With momentum 0 its moment is lr·g/√(ms+ε), subtracted: Keras's update.
+            tf.raw_ops.ResourceApplyRMSProp(
+                var=variable.handle, ms=self.slots["rmsprop_v"][index].handle, mom=self.slots["rmsprop_mom"][index].handle, lr=lr,
+                rho=_RMSPROP["rho"], momentum=0.0, epsilon=_RMSPROP["epsilon"], grad=gradient,
+            )
+        elif spec.momentum:
+            tf.raw_ops.ResourceApplyKerasMomentum(
+                var=variable.handle, accum=self.slots["sgd_m"][index].handle, lr=lr, grad=gradient, momentum=spec.momentum
+            )
+        else:
+            tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
+
+    def _sgd(self, index, variable, gradient, lr, step) -> tf.Tensor:
+        # Keras: m = m·μ − g·lr; w += m. With μ = 0 this is w + (−g·lr), bit for bit Keras's w − g·lr.
+        velocity = self.slots["sgd_m"][index]
+        velocity.assign(velocity * _along_members(self.momentum, variable) - gradient * lr)
+        return variable + velocity
+
+    def _rmsprop(self, index, variable, gradient, lr, step) -> tf.Tensor:
+        rho, epsilon = _RMSPROP["rho"], _RMSPROP["epsilon"]
+        velocity = self.slots["rmsprop_v"][index]
+        velocity.assign(rho * velocity + (1 - rho) * tf.square(gradient))
+        return variable - (lr * gradient) / tf.sqrt(velocity + epsilon)
+
+    def _adam(self, index, variable, gradient, lr, step) -> tf.Tensor:
+        beta_1, beta_2, epsilon = _ADAM["beta_1"], _ADAM["beta_2"], _ADAM["epsilon"]
+        m, v = self.slots["adam_m"][index], self.slots["adam_v"][index]
+        alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+        m.assign_add((gradient - m) * (1 - beta_1))
+        v.assign_add((tf.square(gradient) - v) * (1 - beta_2))
+        return variable - (m * alpha) / (tf.sqrt(v) + epsilon)
+
+
+class _Stoppers:
+    """Each member's `MemberStopping`, decided as ``keras.callbacks.EarlyStopping`` decides (min_delta 0, no baseline)."""
+
+    def __init__(self, stopping: Sequence[MemberStopping | None]):
+        self.stopping = list(stopping)
+        self.best = [None] * len(stopping)
+        self.best_epoch = [0] * len(stopping)
+        self.wait = [0] * len(stopping)
+        self.has_best = np.zeros(len(stopping), bool)
+
+    def update(self, epoch: int, logs: Mapping[str, np.ndarray], ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """After ``epoch`` (from 0), for the training members ``ids`` (the order of ``logs``): which improved, which stop."""
+        improved = np.zeros(len(ids), bool)
+        stopped = np.zeros(len(ids), bool)
+        for position, m in enumerate(ids):
+            rule = self.stopping[m]
+            if rule is None:
+                continue
+            current = float(logs[rule.monitor][position])
+            self.has_best[m] = True
+            self.wait[m] += 1
+            best = self.best[m]
+            if best is None or (current > best if rule.maximize else current < best):
+                self.best[m], self.best_epoch[m], self.wait[m] = current, epoch, 0
+                improved[position] = True
+            elif self.wait[m] >= rule.patience and epoch > 0:
+                stopped[position] = True
+        return improved, stopped
+
+    def restored_epochs(self) -> list[int | None]:
+        return [self.best_epoch[m] + 1 if self.has_best[m] else None for m in range(len(self.stopping))]
+
+
+class _Histories:
+    """Per member, `fit_trial`'s history (steps 0..epochs_run) and its logger's calls."""
+
+    def __init__(self, members: int, loggers: Sequence[TrialLogger] | None):
+        self.histories: list[dict[str, list[float]]] = [{} for _ in range(members)]
+        self.loggers = loggers
+
+    def record(self, logs: Mapping[str, np.ndarray], ids: np.ndarray, step: int) -> None:
+        """Appends each training member's logs (``logs`` in the order of ``ids``)."""
+        for position, m in enumerate(ids):
+            row = {key: float(values[position]) for key, values in logs.items()}
+            for key, value in row.items():
+                self.histories[m].setdefault(key, []).append(value)
+            if self.loggers is not None:
+                self.loggers[m](row, step)
+
+    def of(self, member: int) -> dict[str, list[float]]:
+        return self.histories[member]
+
+
+def _final(scores: Mapping[str, np.ndarray], m: int, last_loss: float, epochs_run: int, diverged: bool) -> dict[str, float]:
+    """`fit_trial`'s final metrics of member ``m``, scored on the weights it ends with."""
+    final = {"final_loss": float(last_loss), "epochs_run": float(epochs_run), "diverged": float(diverged)}
+    for key in scores:
+        if not key.endswith("_loss"):
+            continue
+        name = key.removesuffix("_loss")
+        accuracy = float(scores[f"{name}_accuracy"][m])
+        final[f"final_{name}_loss"] = float(scores[key][m])
+        final["final_accuracy" if name == "train" else f"final_{name}_accuracy"] = accuracy
+        final[f"final_{name}_error"] = 1.0 - accuracy
+    return final

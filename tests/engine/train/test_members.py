@@ -1,0 +1,157 @@
+"""fit_members: every member of a pack ends as fit_trial leaves the same net trained alone."""
+
+import keras
+import numpy as np
+import pytest
+
+from ablations.engine.train import fit_trial
+from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members
+from models.stacked import StackedMLP
+
+OPTIMIZERS = [
+    MemberOptimizer("sgd", 0.05),
+    MemberOptimizer("sgd", 0.02, momentum=0.9),
+    MemberOptimizer("rmsprop", 3e-3),
+    MemberOptimizer("adam", 1e-2),
+]
+
+
+def keras_optimizer(spec: MemberOptimizer) -> keras.optimizers.Optimizer:
+    if spec.kind == "sgd":
+        return keras.optimizers.SGD(spec.learning_rate, momentum=spec.momentum)
+    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}[spec.kind](spec.learning_rate)
+
+
+def alone(model, splits, member, *, epochs, batch_size, seed, optimizer, stopping):
+    """The member's net through fit_trial: its own data, shuffle seed, optimizer and EarlyStopping."""
+    (x, y), (x_val, y_val) = (_member(splits[name], member) for name in ("train", "val"))
+    extra = {name: _member(split, member) for name, split in splits.items() if name not in ("train", "val")}
+    callbacks = []
+    if stopping is not None:
+        mode = "max" if stopping.maximize else "min"
+        callbacks = [keras.callbacks.EarlyStopping(monitor=stopping.monitor, mode=mode, patience=stopping.patience, restore_best_weights=True)]
+    fit = fit_trial(
+        model, x, y, x_val, y_val, epochs=epochs, batch_size=batch_size, seed=seed, optimizer=keras_optimizer(optimizer),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), callbacks=callbacks, extra_eval=extra,
+    )
+    return fit, (callbacks[0].best_epoch + 1 if callbacks else None)
+
+
+def _member(split, member):
+    x, y = split
+    return (x[member] if x.ndim == 3 else x), (y[member] if y.ndim == 2 else y)
+
+
+def assert_same_net(stack, member, model, rtol=1e-4, atol=1e-5):
+    for expected, actual in zip(model.get_weights(), stack.member_weights(member)):
+        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+def test_each_member_trains_as_fit_trial_with_its_own_optimizer_data_and_shuffle(classification):
+    """Four optimizers, four data sets (one per member), four shuffle seeds: each member is its net trained alone."""
+    members = len(OPTIMIZERS)
+    data = [classification(n=48, seed=s) for s in range(members)]
+    x, y = np.stack([d[0] for d in data]), np.stack([d[1] for d in data])
+    x_val, y_val = classification(n=20, seed=9)
+    splits = {"train": (x, y), "val": (x_val, y_val), "heldout": (x[:, :10], y[:, :10])}
+    stack = StackedMLP(6, 3, depth=2, width=8, activations=["relu"] * members, initializers=["he_normal"] * members, seed=[3, 3, 4, 5])
+    separate = [stack.member_model(m) for m in range(members)]
+    seeds = [0, 1, 2, 0]
+    fits = fit_members(stack, splits, epochs=3, batch_size=10, seeds=seeds, optimizers=OPTIMIZERS)
+    for m, model in enumerate(separate):
+        fit, _ = alone(model, splits, m, epochs=3, batch_size=10, seed=seeds[m], optimizer=OPTIMIZERS[m], stopping=None)
+        assert_same_net(stack, m, model)
+        packed = fits.trials[m]
+        assert packed.epochs_run == fit.epochs_run == 3
+        assert set(packed.history) == set(fit.history)
+        for key in ("loss", "val_loss", "heldout_accuracy", "train_loss"):
+            np.testing.assert_allclose(packed.history[key], fit.history[key], rtol=1e-4, equal_nan=True)
+        assert set(packed.final) == set(fit.final)
+        for key, value in fit.final.items():
+            np.testing.assert_allclose(packed.final[key], value, rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_members_stop_early_and_restore_their_best_weights_as_keras_early_stopping_does(classification, monkeypatch):
+    """Members with and without EarlyStopping in one pack: same stop epoch, restored epoch and weights as alone."""
+    subsets = []
+    original = StackedMLP.subset
+    monkeypatch.setattr(StackedMLP, "subset", lambda self, members: subsets.append(list(members)) or original(self, members))
+    x, y = classification(n=40, seed=1)
+    # Random labels on the validation split: its error wanders, so the stoppers stop at different epochs.
+    x_val, y_val = classification(n=30, seed=2)
+    rules = [None, MemberStopping("val_accuracy", 1), MemberStopping("val_loss", 2), MemberStopping("val_accuracy", 4)]
+    members = len(rules)
+    stack = StackedMLP(6, 3, depth=2, width=16, activations=["relu"] * members, initializers=["he_normal"] * members, seed=[0, 0, 1, 2])
+    separate = [stack.member_model(m) for m in range(members)]
+    optimizer = MemberOptimizer("adam", 3e-2)
+    fits = fit_members(
+        stack, {"train": (x, y), "val": (x_val, y_val)}, epochs=25, batch_size=8, seeds=[7] * members,
+        optimizers=[optimizer] * members, stopping=rules,
+    )
+    stops = []
+    for m, model in enumerate(separate):
+        fit, restored = alone(model, {"train": (x, y), "val": (x_val, y_val)}, m, epochs=25, batch_size=8, seed=7, optimizer=optimizer, stopping=rules[m])
+        assert fits.trials[m].epochs_run == fit.epochs_run
+        assert fits.restored_epochs[m] == restored
+        assert len(fits.trials[m].history["val_accuracy"]) == fit.epochs_run + 1
+        assert_same_net(stack, m, model)
+        stops.append(fit.epochs_run)
+    # The pack really mixed stopping epochs: the member without a stopper ran every epoch, some stopper far fewer.
+    assert stops[0] == 25 and min(stops[1:]) < 25 and len(set(stops)) > 1
+    # Once half had stopped, the rest trained on in a smaller stack, and still ended as alone.
+    assert subsets and len(subsets[0]) <= members // 2
+
+
+def test_a_diverged_member_stops_and_leaves_the_others_untouched(classification):
+    """A member whose loss overflows stops as fit_trial stops; its neighbours train on as alone."""
+    x, y = classification(n=32)
+    x = x * np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1e4], np.float32)  # one huge feature: SGD at lr 10 overflows
+    stack = StackedMLP(6, 3, depth=1, width=8, activations=["relu"] * 2, initializers=["he_normal"] * 2, seed=0)
+    model = stack.member_model(1)
+    optimizers = [MemberOptimizer("sgd", 10.0), MemberOptimizer("sgd", 1e-6)]
+    fits = fit_members(stack, {"train": (x, y), "val": (x, y)}, epochs=6, batch_size=8, seeds=[0, 0], optimizers=optimizers)
+    diverged = fits.trials[0]
+    assert diverged.diverged and diverged.epochs_run < 6
+    assert not np.isfinite(diverged.final["final_loss"])
+    fit, _ = alone(model, {"train": (x, y), "val": (x, y)}, 1, epochs=6, batch_size=8, seed=0, optimizer=optimizers[1], stopping=None)
+    assert fits.trials[1].epochs_run == fit.epochs_run == 6 and not fits.trials[1].diverged
+    assert_same_net(stack, 1, model)
+
+
+def test_loggers_get_each_members_steps_until_it_stops(classification):
+    x, y = classification(n=24)
+    logged = [[], []]
+    stack = StackedMLP(6, 3, depth=1, width=4, activations=["relu"] * 2, initializers=["he_normal"] * 2, seed=0)
+    fits = fit_members(
+        stack, {"train": (x, y), "val": (x, y)}, epochs=5, batch_size=8, seeds=[0, 1],
+        optimizers=[MemberOptimizer("adam", 1e-3)] * 2, stopping=[None, MemberStopping("val_loss", 1, mode="max")],
+        loggers=[lambda logs, step, m=m: logged[m].append(step) for m in range(2)],
+    )
+    # mode="max" on a falling loss: no improvement after the first epoch, so patience 1 stops at the second.
+    assert logged[0] == [0, 1, 2, 3, 4, 5]
+    assert logged[1] == [0, 1, 2] and fits.trials[1].epochs_run == 2 and fits.restored_epochs == [None, 1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seeds": [0]}, "one of seeds per member"),
+        ({"optimizers": [MemberOptimizer("adam", 1e-3)]}, "one of optimizers per member"),
+        ({"splits": {"train": None}}, "needs 'train' and 'val'"),
+        ({"splits": {"train": (np.zeros((3, 5, 6)), np.zeros(5)), "val": (np.zeros((5, 6)), np.zeros(5))}}, "split 'train'"),
+    ],
+)
+def test_bad_arguments_are_rejected(classification, kwargs, message):
+    x, y = classification(n=10)
+    stack = StackedMLP(6, 3, depth=1, width=4, activations=["relu"] * 2, initializers=["he_normal"] * 2, seed=0)
+    arguments = {"splits": {"train": (x, y), "val": (x, y)}, "epochs": 1, "batch_size": 5, "seeds": [0, 0],
+                 "optimizers": [MemberOptimizer("adam", 1e-3)] * 2, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        fit_members(stack, **arguments)
+
+
+def test_optimizer_specs_are_validated():
+    with pytest.raises(ValueError, match="must be one of"):
+        MemberOptimizer("adagrad", 0.1)
+    with pytest.raises(ValueError, match="momentum is SGD's"):
+        MemberOptimizer("adam", 0.1, momentum=0.9)
