@@ -53,6 +53,13 @@ alike, within a few epochs of each other.
 A seed redraws the initial weights and the minibatch order; the split and the
 badly scaled features stay fixed, because the claim is about how fast and how
 stably the same problem trains, not about generalization.
+
+A scaling's arms, learning rates and seeds train as the members of one stack
+(`ablations.engine.train.fit_members`): each member is the net `fit_trial`
+would train alone (its seed's weights and batch order, its arm's features, its
+learning rate), and a member that diverges stops and leaves the pack. The
+full profile adds scalings of 2 and 6 decades, Adam beside SGD, nine learning
+rates from 0.0003 to 3, 100 epochs and 10 seeds.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ from ablations.engine.data import load_dataset
 from ablations.engine.effects import interval
 from ablations.engine.plots import mean_std_panels, metric_history
 from ablations.engine.protocol import score_test_split
-from ablations.engine.spec import Ablation, Param, one_by_one, pack_all_but
+from ablations.engine.spec import Ablation, Param, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
 from ablations.engine.verdict import REGIME, Check, SmallestEffect, Verdict, regime
 
@@ -127,34 +134,54 @@ def badly_scaled(config: dict):
     return data, data.x_train * scales, data.x_val * scales, data.x_test * scales
 
 
-def _train(config: dict, logger=None):
+def _features(config: dict):
+    """The badly scaled split, raw and normalized: (data, {normalize: (x_train, x_val, x_test)})."""
     import keras
 
-    from ablations.engine.train import fit_trial
-    from models import build_mlp
-
     data, x_train, x_val, x_test = badly_scaled(config)
-    keras.utils.set_random_seed(config["seed"])
-    mlp = build_mlp(data.input_shape, data.num_classes, **params.mlp_options(config), activation="relu", kernel_initializer="he_normal")
-    inputs = keras.Input(data.input_shape, name="inputs")
-    features = inputs
-    if config["normalize"]:
-        normalization = keras.layers.Normalization(name="normalization")
-        # Statistics from the training split only, as the lecture asks.
-        normalization.adapt(x_train)
-        features = normalization(features)
-    model = keras.Model(inputs, mlp(features), name="normalized_mlp" if config["normalize"] else "raw_mlp")
-    fit = fit_trial(model, x_train, data.y_train, x_val, data.y_val, **params.fit_options(config), optimizer=config["optimizer"], logger=logger)
-    return model, fit, (x_test, data.y_test)
+    normalization = keras.layers.Normalization(name="normalization")
+    # Statistics from the training split only, as the lecture asks.
+    normalization.adapt(x_train)
+    normalized = tuple(keras.ops.convert_to_numpy(normalization(x)) for x in (x_train, x_val, x_test))
+    return data, {False: (x_train, x_val, x_test), True: normalized}
 
 
-def trial(config: dict, log) -> dict[str, float]:
-    """Trains one arm (raw or normalized) at one learning rate; measures speed and stability."""
+def _train(configs: list[dict], loggers=None):
+    """Trains the configurations (arms, learning rates and seeds of one scaling) as members of one stack.
+
+    Each member is the net `fit_trial` would train alone (`fit_members`): the
+    seed's initial weights and batch order, its arm's features (the raw ones,
+    or the ones a `keras.layers.Normalization` adapted on the training split
+    returns), its optimizer at its learning rate.
+    """
+    from ablations.engine.train.members import MemberOptimizer, fit_members, pack_options, seeded_stack
+
+    data, features = _features(configs[0])
+    arms = [features[config["normalize"]] for config in configs]
+    stack = seeded_stack(configs, data.input_shape[0], data.num_classes)
+    splits = {"train": (np.stack([x for x, _, _ in arms]), data.y_train), "val": (np.stack([x for _, x, _ in arms]), data.y_val)}
+    fits = fit_members(
+        stack,
+        splits,
+        **pack_options(configs),
+        optimizers=[MemberOptimizer(config["optimizer"], config["learning_rate"]) for config in configs],
+        loggers=loggers,
+    )
+    return stack, fits, (arms, data.y_test)
+
+
+def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+    """Trains raw and normalized arms at every learning rate; measures speed and stability."""
+    _, fits, _ = _train(configs, context.loggers)
+    return [_speed_metrics(fit, config["target_loss"]) for fit, config in zip(fits.trials, configs)]
+
+
+def _speed_metrics(fit, target_loss: float) -> dict[str, float]:
+    """`fit_trial`'s final metrics plus epochs to the target loss, the share of epochs the loss rose, and whether it got there."""
     from ablations.engine.train import epochs_to_reach
 
-    _, fit, _ = _train(config, log)
     metrics = dict(fit.final)
-    metrics["epochs_to_target"] = epochs_to_reach(fit.history["loss"], config["target_loss"])
+    metrics["epochs_to_target"] = epochs_to_reach(fit.history["loss"], target_loss)
     metrics["loss_rise_fraction"] = loss_rise_fraction(fit.history["loss"][1:])
     metrics["reached_target"] = float(math.isfinite(metrics["epochs_to_target"]))
     return metrics
@@ -338,8 +365,10 @@ def _curves(trials: pd.DataFrame, client) -> plt.Figure:
 
 def test(config: dict, guard) -> dict[str, float]:
     """Retrains the arm and learning rate selected on validation for one scaling; scores its (scaled) test split once."""
-    model, _, (x_test, y_test) = _train(config)
-    return score_test_split(guard, model, x_test, y_test)
+    from ablations.engine.train.members import scoring_model
+
+    stack, _, (arms, y_test) = _train([config])
+    return score_test_split(guard, scoring_model(stack, 0), arms[0][2], y_test)
 
 
 ABLATION = Ablation(
@@ -347,10 +376,11 @@ ABLATION = Ablation(
     claim="Normalized inputs (training mean and standard deviation per feature) train faster and more stably than badly scaled ones.",
     params=PARAMS,
     profiles=PROFILES,
-    run=one_by_one(trial),
+    run=run,
     verdict=verdict,
     figures=figures,
-    pack_key=pack_all_but("learning_rate", "normalize"),
+    # A scaling's arms, learning rates and seeds train as members of one stack.
+    pack_key=pack_all_but("learning_rate", "normalize", "seed"),
     # A diverged run has a NaN loss but still a (poor) error, so it stays in the study.
     objective="final_val_error",
     test=test,

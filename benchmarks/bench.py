@@ -23,7 +23,13 @@ Rows, each timed in this process after the same warm-up:
    and validation splits in inference mode after every epoch, as `fit_trial`
    logs them.
 
-5. **2 workers / 1 worker on one grid**: the quick grid of vanishing_gradients
+5. **packed / one model per trial**: early_stopping's and input_normalization's
+   quick grids at 10 seeds, each trial a member of its pack (`fit_members`)
+   against its own Keras model through `fit_trial`, with the useful GFLOP/s
+   as a fraction of this machine's matmul peak and the cores kept busy
+   (`benchmarks.bench_packing`; ``python -m benchmarks.bench packing`` runs
+   these rows alone).
+6. **2 workers / 1 worker on one grid**: the quick grid of vanishing_gradients
    (168 trials) run as ``ablate run vanishing_gradients --workers N`` in a
    fresh process and store each, on this machine's cores. Printed as the
    throughput ratio of the fastest of two alternated runs of each side
@@ -59,6 +65,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ablations.engine.data import load_dataset  # noqa: E402
+from benchmarks.bench_packing import packing_rows  # noqa: E402
 from ablations.engine.runner import run_ablation  # noqa: E402
 from ablations.engine.tracking import Tracker  # noqa: E402
 from ablations.engine.train import fit_stack, fit_trial  # noqa: E402
@@ -251,6 +258,9 @@ def main() -> None:
     if sys.argv[1:] == ["workers"]:
         workers_row()
         return
+    if sys.argv[1:2] == ["packing"]:
+        packing_rows(tuple(sys.argv[2:]) or None)
+        return
     data = grid_data()
     # Warm-up: TensorFlow's first graph pays one-off costs neither side should carry.
     warm = keras.Sequential([keras.Input(data.input_shape), keras.layers.Dense(4), keras.layers.Dense(10, activation="softmax")])
@@ -290,6 +300,7 @@ def main() -> None:
         "Model.fit(steps_per_execution=10) + callback",
         compare(keras_trial(trial_data, True), keras_trial(trial_data, False)),
     )
+    packing_rows()
     workers_row()
 
 

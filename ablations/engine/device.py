@@ -27,6 +27,12 @@ from pathlib import Path
 
 JIT_ENV = "ABLATE_JIT"
 PACK_MEMORY_SHARE = 0.8
+CPU_PACK_BYTES = 4 * 2**30
+"""A CPU pack's memory, by `member_bytes`' loose bound (it counts 3,072 input features; the real need is far lower).
+
+Packs of seeds and arms grow with the seeds (early_stopping's full profile asks
+1,960 members of one condition); beyond a few dozen members a pack gains
+nothing more on a CPU, so the largest are split."""
 """The share of a GPU's free memory one worker's packs may fill; the rest is headroom for TensorFlow's own buffers."""
 
 
@@ -356,23 +362,23 @@ def member_bytes(config: dict) -> int:
     return 4 * (4 * parameters + activations)
 
 
-def members_per_pack(bytes_per_member: int, free_bytes: int | None = None) -> int | None:
-    """How many members one pack may stack to fit in device memory; None where there is no limit to respect (CPU).
+def members_per_pack(bytes_per_member: int, free_bytes: int | None = None) -> int:
+    """How many members one pack may stack to fit in device memory.
 
     Args:
         bytes_per_member: Memory one member needs while it trains (weights,
             optimizer state, activations of a batch).
-        free_bytes: The device's free memory (`free_gpu_bytes`), or None on a CPU.
+        free_bytes: The GPU's free memory (`free_gpu_bytes`), of which packs
+            take `PACK_MEMORY_SHARE`, or None on a CPU: `CPU_PACK_BYTES`.
     """
-    if free_bytes is None:
-        return None
     if bytes_per_member <= 0:
         raise ValueError(f"bytes_per_member must be positive; received {bytes_per_member}.")
-    return max(1, int(free_bytes * PACK_MEMORY_SHARE) // bytes_per_member)
+    budget = CPU_PACK_BYTES if free_bytes is None else int(free_bytes * PACK_MEMORY_SHARE)
+    return max(1, budget // bytes_per_member)
 
 
-def pack_limit(configs: Iterable[dict]) -> int | None:
-    """The most members a pack of these trials stacks on this device (None on a CPU: as the ablation packs them)."""
+def pack_limit(configs: Iterable[dict]) -> int:
+    """The most members a pack of these trials stacks on this device (see `members_per_pack`)."""
     return members_per_pack(max(member_bytes(config) for config in configs), free_gpu_bytes())
 
 

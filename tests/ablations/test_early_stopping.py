@@ -1,17 +1,15 @@
 """early_stopping: label noise, stop/restored epoch bookkeeping with Keras' EarlyStopping, the verdict, a smoke run."""
 
-from types import SimpleNamespace
-
-import keras
 import numpy as np
 import pandas as pd
 import pytest
 
 from ablations import early_stopping
-from ablations.engine.train import TrialFit, fit_trial
+from ablations.engine.train import TrialFit
+from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members
 from ablations.engine.runner import run_ablation
 from ablations.engine.verdict import REGIME
-from models import build_mlp
+from models.stacked import StackedMLP
 from tests.ablations.smoke_checks import (
     assert_diagnoses_follow_the_logged_errors,
     assert_selected_on_validation,
@@ -40,25 +38,23 @@ def test_stopping_split_is_carved_from_the_training_data():
 
 
 def _overfitting_fit(patience):
-    """A wide net memorizing 40 random labels: its validation loss rises after a few epochs."""
+    """A wide net memorizing 40 random labels: its validation loss rises after a few epochs. Returns (fit, restored epoch)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(80, 10)).astype("float32")
     y = rng.integers(0, 3, 80)
-    keras.utils.set_random_seed(0)
-    model = build_mlp((10,), 3, depth=2, width=128, seed=0)
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True) if patience else None
-    fit = fit_trial(
-        model, x[:40], y[:40], x[40:60], y[40:60], epochs=60, batch_size=20, seed=0, learning_rate=1e-2,
-        callbacks=[stopper] if stopper else [], extra_eval={"heldout": (x[60:], y[60:])},
+    stack = StackedMLP(10, 3, depth=2, width=128, activations=["relu"], initializers=["glorot_uniform"], seed=0)
+    fits = fit_members(
+        stack, {"train": (x[:40], y[:40]), "val": (x[40:60], y[40:60]), "heldout": (x[60:], y[60:])}, epochs=60, batch_size=20,
+        seeds=[0], optimizers=[MemberOptimizer("adam", 1e-2)], stopping=[MemberStopping("val_loss", patience) if patience else None],
     )
-    return fit, stopper
+    return fits.trials[0], fits.restored_epochs[0]
 
 
 def test_early_stopping_restores_the_epoch_with_the_lowest_validation_loss():
-    fit, stopper = _overfitting_fit(patience=3)
+    fit, restored = _overfitting_fit(patience=3)
     val_loss = np.asarray(fit.history["val_loss"])
     best = int(np.argmin(val_loss[1:])) + 1
-    metrics = early_stopping.stop_metrics(fit, stopper, epochs=60)
+    metrics = early_stopping.stop_metrics(fit, restored, epochs=60)
     assert metrics["stop_epoch"] == fit.epochs_run < 60
     assert metrics["restored_epoch"] == best
     assert metrics["stop_epoch"] == metrics["restored_epoch"] + 3  # patience epochs without improvement
@@ -71,8 +67,9 @@ def test_early_stopping_restores_the_epoch_with_the_lowest_validation_loss():
 
 
 def test_without_stopping_every_epoch_runs_and_nothing_is_restored():
-    fit, stopper = _overfitting_fit(patience=0)
-    metrics = early_stopping.stop_metrics(fit, stopper, epochs=60)
+    fit, restored = _overfitting_fit(patience=0)
+    assert restored is None
+    metrics = early_stopping.stop_metrics(fit, restored, epochs=60)
     assert metrics["stop_epoch"] == metrics["restored_epoch"] == 60 and metrics["epochs_saved"] == 0
     assert metrics["heldout_error_at_stop"] == metrics["heldout_error_restored"]
 
@@ -86,8 +83,7 @@ def test_stop_metrics_reads_the_history_at_the_right_epochs():
         "final_val_loss": 0.4, "final_val_accuracy": 0.9,
     }
     fit = TrialFit(history=history, epochs_run=5, diverged=False, final=final)
-    stopper = SimpleNamespace(best_epoch=1, best_weights=[])  # Keras counts epochs from 0
-    metrics = early_stopping.stop_metrics(fit, stopper, epochs=50)
+    metrics = early_stopping.stop_metrics(fit, 2, epochs=50)
     assert metrics["restored_epoch"] == 2 and metrics["stop_epoch"] == 5 and metrics["epochs_saved"] == 45
     assert metrics["heldout_error_at_stop"] == pytest.approx(0.45)
     assert metrics["heldout_loss_at_stop"] == 1.1

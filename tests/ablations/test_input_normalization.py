@@ -39,11 +39,15 @@ def test_badly_scaled_features_differ_by_the_scale_factors():
 
 def test_normalization_layer_is_adapted_on_the_training_split_only():
     config = {name: p.default for name, p in input_normalization.PARAMS.items()} | {"seed": 0, "n_train": 200, "epochs": 1, "width": 8}
-    model, _, _ = input_normalization._train(config)
-    _, x_train, _, _ = input_normalization.badly_scaled(config)
-    normalized = keras.ops.convert_to_numpy(model.get_layer("normalization")(x_train))
+    _, x_train, x_val, _ = input_normalization.badly_scaled(config)
+    _, arms = input_normalization._features(config)
+    np.testing.assert_array_equal(arms[False][0], x_train)  # the raw arm trains on the badly scaled features
+    normalized, normalized_val, _ = arms[True]
     np.testing.assert_allclose(normalized.mean(axis=0), 0, atol=1e-3)
     np.testing.assert_allclose(normalized.std(axis=0), 1, atol=1e-2)
+    # The validation split is shifted and scaled by the training split's statistics, not its own.
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    np.testing.assert_allclose(normalized_val, (x_val - mean) / std, rtol=1e-3, atol=1e-3)
 
 
 def test_loss_rise_fraction_counts_rises_and_non_finite_losses():

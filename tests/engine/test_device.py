@@ -2,7 +2,7 @@
 
 import pytest
 
-from ablations.engine.device import JIT_ENV, PACK_MEMORY_SHARE, configure_gpus, device_tags, member_bytes, members_per_pack
+from ablations.engine.device import CPU_PACK_BYTES, JIT_ENV, PACK_MEMORY_SHARE, configure_gpus, device_tags, member_bytes, members_per_pack
 
 
 def test_on_a_cpu_there_is_no_gpu_to_configure_and_the_tags_say_cpu(monkeypatch):
@@ -14,7 +14,7 @@ def test_on_a_cpu_there_is_no_gpu_to_configure_and_the_tags_say_cpu(monkeypatch)
 
 
 def test_packs_fit_a_share_of_the_free_device_memory():
-    assert members_per_pack(100, None) is None  # CPU: no limit
+    assert members_per_pack(2**20, None) == CPU_PACK_BYTES // 2**20  # CPU: a fixed budget
     assert members_per_pack(100, 1000) == int(1000 * PACK_MEMORY_SHARE) // 100 == 8
     assert members_per_pack(10_000, 1000) == 1  # a member too large still trains alone
     with pytest.raises(ValueError, match="bytes_per_member must be positive"):

@@ -6,24 +6,43 @@
   graph, mini-batch or full batch, with per-member penalties and example
   weights; `train_pack` trains a pack of activation-ablation trials with it,
   `member_statistics` reads each member's losses, errors and weights.
+- `fit_members` (`members`): trials packed as members of one stack, each with
+  its own data, batch order, optimizer and early stopping, each trained as
+  `fit_trial` trains it alone; returns a `TrialFit` per member.
 
 Importing this package loads TensorFlow: ablations import it inside their
 functions, so that the command line validates its input first.
 """
 
 from ablations.engine.train.keras_fit import TrialFit, epochs_to_reach, fit_trial, make_optimizer, score_split
+from ablations.engine.train.members import (
+    MemberOptimizer,
+    MemberStopping,
+    PackedFits,
+    fit_members,
+    pack_options,
+    scoring_model,
+    seeded_stack,
+)
 from ablations.engine.train.stacked import OPTIMIZERS, PackRun, StackedFit, fit_stack, member_statistics, train_pack
 
 __all__ = [
+    "MemberOptimizer",
+    "MemberStopping",
     "OPTIMIZERS",
     "PackRun",
+    "PackedFits",
     "StackedFit",
     "TrialFit",
     "epochs_to_reach",
+    "fit_members",
     "fit_stack",
+    "pack_options",
     "fit_trial",
     "make_optimizer",
     "member_statistics",
     "score_split",
+    "scoring_model",
+    "seeded_stack",
     "train_pack",
 ]

@@ -295,6 +295,28 @@ class _Pack:
         return pack
 
 
+def seeded_stack(configs: Sequence[Mapping], input_dim: int, num_classes: int, *, activation: str = "relu",
+                 initializer: str = "he_normal") -> StackedMLP:
+    """One member per trial configuration: the `models.build_mlp` net of its ``depth``, ``width`` and ``seed``.
+
+    The configurations must share depth and width (a pack's do).
+    """
+    return StackedMLP(
+        input_dim,
+        num_classes,
+        depth=configs[0]["depth"],
+        width=configs[0]["width"],
+        activations=[activation] * len(configs),
+        initializers=[initializer] * len(configs),
+        seed=[config["seed"] for config in configs],
+    )
+
+
+def pack_options(configs: Sequence[Mapping]) -> dict:
+    """`fit_members` keywords a pack's configurations share or give per member: epochs, batch size, shuffle seeds."""
+    return {"epochs": configs[0]["epochs"], "batch_size": configs[0]["batch_size"], "seeds": [config["seed"] for config in configs]}
+
+
 def scoring_model(stack: StackedMLP, member: int):
     """Member ``member`` as a `models.build_mlp` net on logits, compiled with its loss, for `score_split`."""
     model = stack.member_model(member)
