@@ -127,37 +127,27 @@ class StackedMLP(keras.layers.Layer):
             else tf.constant((np.arange(width)[None, None, :] < np.array(self.widths)[:, None, None]).astype(np.float32))
         )
         dims = [self.input_dim] + [width] * self.depth + [self.num_classes]
-        self.kernels = []
-        self.biases = []
-        self.slopes = []
+        self.kernels, self.biases, self.slopes = [], [], []
         for layer, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
-            kernel = np.zeros((members, fan_in, fan_out), np.float32)
-            bias = np.zeros((members, 1, fan_out), np.float32)
-            for member in range(members):
-                rows, columns = self._member_shape(member, layer)
-                if initial_weights is None:
-                    kernel[member, :rows, :columns] = _draw(self.initializers[member], self.seeds[member] + layer, (rows, columns))
-                else:
-                    kernel[member, :rows, :columns] = initial_weights[member][2 * layer]
-                    bias[member, 0, :columns] = initial_weights[member][2 * layer + 1]
-            self.kernels.append(
-                self.add_weight(
-                    shape=kernel.shape,
-                    initializer=keras.initializers.Constant(kernel),
-                    name=f"kernel_{layer}",
-                )
-            )
-            self.biases.append(
-                self.add_weight(shape=bias.shape, initializer=keras.initializers.Constant(bias), name=f"bias_{layer}")
-            )
+            kernel, bias = self._initial_layer(layer, fan_in, fan_out, initial_weights)
+            self.kernels.append(self.add_weight(shape=kernel.shape, initializer=keras.initializers.Constant(kernel), name=f"kernel_{layer}"))
+            self.biases.append(self.add_weight(shape=bias.shape, initializer=keras.initializers.Constant(bias), name=f"bias_{layer}"))
             if layer < self.depth and "prelu" in self._functions:
-                self.slopes.append(
-                    self.add_weight(
-                        shape=(members, 1, fan_out),
-                        initializer=keras.initializers.Constant(PRELU_INITIAL_SLOPE),
-                        name=f"slope_{layer}",
-                    )
-                )
+                slope = keras.initializers.Constant(PRELU_INITIAL_SLOPE)
+                self.slopes.append(self.add_weight(shape=(members, 1, fan_out), initializer=slope, name=f"slope_{layer}"))
+
+    def _initial_layer(self, layer: int, fan_in: int, fan_out: int, initial_weights) -> tuple[np.ndarray, np.ndarray]:
+        """Layer ``layer``'s padded ``(M, fan_in, fan_out)`` kernel and ``(M, 1, fan_out)`` bias: drawn, or the given weights."""
+        kernel = np.zeros((self.members, fan_in, fan_out), np.float32)
+        bias = np.zeros((self.members, 1, fan_out), np.float32)
+        for member in range(self.members):
+            rows, columns = self._member_shape(member, layer)
+            if initial_weights is None:
+                kernel[member, :rows, :columns] = _draw(self.initializers[member], self.seeds[member] + layer, (rows, columns))
+            else:
+                kernel[member, :rows, :columns] = initial_weights[member][2 * layer]
+                bias[member, 0, :columns] = initial_weights[member][2 * layer + 1]
+        return kernel, bias
 
     @property
     def penalized(self) -> bool:
