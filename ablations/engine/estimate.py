@@ -1,7 +1,7 @@
 """Sizing a run before it runs: ``ablate run ... --dry-run``.
 
 Counts are exact: trials (grid points), packs (trials trained together, by the
-ablation's ``pack_key``, split to fit GPU memory as the runner splits them) and
+ablation's ``pack_key``, split to fit device memory as the runner splits them) and
 epochs (each trial's ``epochs`` setting, or ``train_steps`` where an ablation
 counts optimizer steps, summed over trials; the configured count, so an upper
 bound where trials stop early).
