@@ -288,8 +288,9 @@ class _Pack:
     def subset(self, keep: np.ndarray) -> _Pack:
         """The members marked in ``keep``, with their weights, best weights and optimizer state, as a new pack."""
         positions = np.flatnonzero(keep)
-        pack = _Pack(self.stack.subset(positions), self.all_data, self.optimizer.subset(positions), self.batch_size, self.ids[positions])
-        pack.optimizer.variables = pack.variables
+        stack = self.stack.subset(positions)
+        optimizer = self.optimizer.subset(positions, stack.trainable_variables)
+        pack = _Pack(stack, self.all_data, optimizer, self.batch_size, self.ids[positions])
         for new, old in zip(pack.best, self.best):
             new.assign(tf.gather(old, positions))
         return pack
@@ -387,12 +388,12 @@ class _StackedOptimizer:
             for name in names[kind]
         }
 
-    def subset(self, positions: np.ndarray) -> _StackedOptimizer:
-        """The optimizer of the members at ``positions``, its state carried over (variables set by the caller)."""
+    def subset(self, positions: np.ndarray, variables: Sequence[tf.Variable]) -> _StackedOptimizer:
+        """The optimizer of the members at ``positions``, now held in ``variables``, its state carried over."""
         index = tf.constant(positions)
         state = {name: [tf.gather(slot, index) for slot in slots] for name, slots in self.slots.items()}
         state["iterations"] = int(self.iterations.numpy())
-        return _StackedOptimizer([tf.gather(v, index) for v in self.variables], [self.optimizers[p] for p in positions], state)
+        return _StackedOptimizer(variables, [self.optimizers[p] for p in positions], state)
 
     def apply(self, gradients: Sequence[tf.Tensor]) -> None:
         step = tf.cast(self.iterations + 1, tf.float32)
