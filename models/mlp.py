@@ -22,9 +22,10 @@ from models.regularizers import check_penalty, make_regularizer
 OUTPUT_ACTIVATIONS: tuple[str, ...] = tuple(a for a in ACTIVATIONS if a != "prelu") + ("softmax",)
 
 # Offsets added to the user's seed so that initializers and dropout masks of
-# different layers never share a random stream.
-_DROPOUT_SEED_OFFSET = 1000
-_INPUT_DROPOUT_SEED_OFFSET = 2000
+# different layers never share a random stream (`models.StackedMLP` draws its
+# members' masks from the same streams).
+DROPOUT_SEED_OFFSET = 1000
+INPUT_DROPOUT_SEED_OFFSET = 2000
 
 
 def derive_seed(seed: int | None, offset: int) -> int | None:
@@ -66,6 +67,13 @@ def augmented_inputs(input_shape: tuple[int, ...], augmentation: keras.layers.La
         )
     inputs = keras.Input(shape=input_shape, name="inputs")
     return inputs, inputs if augmentation is None else augmentation(inputs)
+
+
+def check_max_norm(value: object) -> float:
+    """Returns `value` as a float if it is a positive finite number, else raises ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < float("inf")):
+        raise ValueError(f"`max_norm` must be a positive finite number or None. Received: max_norm={value!r}")
+    return float(value)
 
 
 def check_input_shape(input_shape: object) -> tuple[int, ...]:
@@ -118,13 +126,15 @@ def dense_block(
     batch_norm: bool,
     keep_prob: float,
     seed: int | None,
+    max_norm: float | None = None,
 ) -> keras.KerasTensor:
     """Applies `dense_{index}` -> (`bn_{index}`) -> `act_{index}` -> (`dropout_{index}`).
 
     The Dense layer is linear so that callbacks can read its pre-activations `z`
     and the activation's outputs `a` separately. With batch norm the Dense layer
     has no bias: BN subtracts the batch mean, which would cancel it, and its own
-    offset (beta) plays its role.
+    offset (beta) plays its role. ``max_norm`` bounds the norm of each unit's
+    incoming weights (``keras.constraints.MaxNorm``), None leaves them free.
     """
     x = keras.layers.Dense(
         width,
@@ -133,6 +143,7 @@ def dense_block(
         kernel_initializer=get_initializer(kernel_initializer, derive_seed(seed, index)),
         kernel_regularizer=kernel_regularizer,
         bias_regularizer=None if batch_norm else bias_regularizer,
+        kernel_constraint=None if max_norm is None else keras.constraints.MaxNorm(max_norm),
         name=f"dense_{index}",
     )(x)
     if batch_norm:
@@ -141,7 +152,7 @@ def dense_block(
     if keep_prob < 1.0:
         x = InvertedDropout(
             keep_prob,
-            seed=derive_seed(seed, _DROPOUT_SEED_OFFSET + index),
+            seed=derive_seed(seed, DROPOUT_SEED_OFFSET + index),
             name=f"dropout_{index}",
         )(x)
     return x
@@ -161,6 +172,7 @@ def build_mlp(
     bias_l2: float = 0.0,
     keep_prob: float = 1.0,
     input_keep_prob: float = 1.0,
+    max_norm: float | None = None,
     batch_norm: bool = False,
     augmentation: keras.layers.Layer | None = None,
     output_activation: str | None = None,
@@ -194,6 +206,9 @@ def build_mlp(
             in (0, 1]. Defaults to 1 (no dropout).
         input_keep_prob: Keep probability for the input features, in (0, 1].
             Defaults to 1 (the lecture mentions 0.8; Ng recommends 1).
+        max_norm: Most L2 norm of the weights into each hidden unit, enforced
+            after every update (Srivastava et al.'s max-norm, 3 to 4 with
+            dropout); None, the default, leaves them free.
         batch_norm: Whether to normalize each hidden layer's pre-activations.
         augmentation: Layer applied to the raw inputs first, e.g.
             `image_augmentation()`; it should be the identity unless training.
@@ -226,13 +241,15 @@ def build_mlp(
     keep_prob = check_keep_prob(keep_prob, "keep_prob")
     input_keep_prob = check_keep_prob(input_keep_prob, "input_keep_prob")
     seed = check_seed(seed)
+    if max_norm is not None:
+        max_norm = check_max_norm(max_norm)
 
     inputs, x = augmented_inputs(input_shape, augmentation)
     if len(input_shape) > 1:
         x = keras.layers.Flatten(name="flatten")(x)
     if input_keep_prob < 1.0:
         x = InvertedDropout(
-            input_keep_prob, seed=derive_seed(seed, _INPUT_DROPOUT_SEED_OFFSET), name="input_dropout"
+            input_keep_prob, seed=derive_seed(seed, INPUT_DROPOUT_SEED_OFFSET), name="input_dropout"
         )(x)
     for i in range(depth):
         x = dense_block(
@@ -246,6 +263,7 @@ def build_mlp(
             bias_regularizer=make_regularizer(bias_l1, bias_l2),
             batch_norm=batch_norm,
             keep_prob=keep_prob,
+            max_norm=max_norm,
             seed=seed,
         )
     outputs = output_dense(

@@ -15,6 +15,7 @@ The training loop is `ablations.engine.train.fit_stack`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from itertools import groupby
@@ -24,17 +25,24 @@ import numpy as np
 import tensorflow as tf
 
 from models.activations import PRELU_INITIAL_SLOPE, activation_function
+from models.dropout import InvertedDropout, check_keep_prob
 from models.initializers import get_initializer
-from models.mlp import build_mlp
+from models.mlp import DROPOUT_SEED_OFFSET, INPUT_DROPOUT_SEED_OFFSET, build_mlp, check_max_norm
 
 
 class StackedMLP(keras.layers.Layer):
     """``M`` independent MLPs of one depth, trained and evaluated in one pass.
 
-    Members may differ in activation, kernel initializer, hidden width and
-    L1/L2 kernel penalty. A narrower member's kernels are zero-padded to the
-    widest member and its extra hidden units are masked out, so they never
-    change (their gradients are exactly 0).
+    Members may differ in activation, kernel initializer, hidden width, L1/L2
+    kernel penalty, dropout keep probabilities and max-norm constraint. A
+    narrower member's kernels are zero-padded to the widest member and its
+    extra hidden units are masked out, so they never change (their gradients
+    are exactly 0).
+
+    Dropout is `models.InvertedDropout`'s, member by member: at training step
+    ``t`` a member of seed ``s`` draws the masks that ``build_mlp(seed=s)``'s
+    dropout layers draw at their ``t``-th training call (the same stateless
+    uniform numbers), so a member sees the masks its lone twin would.
 
     Args:
         input_dim: Number of input features.
@@ -56,6 +64,16 @@ class StackedMLP(keras.layers.Layer):
             ``build_mlp(seed=seed)`` would, and members that share a seed, an
             initializer and a width start alike and differ only in what is
             compared.
+        initial_weights: Instead of ``initializers``: per member, its kernels
+            and biases in `member_weights` order.
+        keep_prob: Keep probability of the hidden units (the dropout after
+            each hidden layer): one for every member, or one per member.
+            Defaults to 1 (no dropout).
+        input_keep_prob: The same for the input features. Defaults to 1.
+        max_norm: Most L2 norm of the weights into each hidden unit, enforced
+            after every update as ``keras.constraints.MaxNorm`` enforces it:
+            one for every member, or one per member (None or inf: that member
+            is unconstrained). Defaults to None.
 
     Example:
 
@@ -79,6 +97,9 @@ class StackedMLP(keras.layers.Layer):
         l2: float | Sequence[float] | np.ndarray | None = None,
         seed: int | Sequence[int] = 0,
         initial_weights: Sequence[Sequence[np.ndarray]] | None = None,
+        keep_prob: float | Sequence[float] = 1.0,
+        input_keep_prob: float | Sequence[float] = 1.0,
+        max_norm: float | Sequence[float | None] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -109,6 +130,9 @@ class StackedMLP(keras.layers.Layer):
         self.seed = int(seed) if np.ndim(seed) == 0 else seeds
         self.seeds = seeds
         self.members = members
+        self.keep_probs = _per_member(keep_prob, "keep_prob", members, check_keep_prob)
+        self.input_keep_probs = _per_member(input_keep_prob, "input_keep_prob", members, check_keep_prob)
+        self.max_norms = None if max_norm is None else _per_member(max_norm, "max_norm", members, _check_max_norm)
         # Penalty coefficients per layer and member; None: no penalty term.
         self.l1 = None if l1 is None and l2 is None else _coefficients(l1, "l1", self.depth + 1, members)
         self.l2 = None if self.l1 is None else _coefficients(l2, "l2", self.depth + 1, members)
@@ -177,12 +201,14 @@ class StackedMLP(keras.layers.Layer):
             hidden = outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=0)
         return hidden if self.unit_masks is None else hidden * self.unit_masks
 
-    def preactivations(self, inputs: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
+    def preactivations(self, inputs: tf.Tensor, dropout_step: tf.Tensor | None = None) -> tuple[list[tf.Tensor], tf.Tensor]:
         """Runs every member on ``inputs``.
 
         Args:
             inputs: ``(batch, input_dim)``, shared by the members, or
                 ``(M, batch, input_dim)``, one batch per member.
+            dropout_step: None for inference (no dropout); in training, the
+                step (from 0) whose dropout masks to apply.
 
         Returns:
             The hidden pre-activations, one ``(M, batch, width)`` tensor per
@@ -190,19 +216,57 @@ class StackedMLP(keras.layers.Layer):
         """
         if len(inputs.shape) == 2:
             inputs = tf.broadcast_to(inputs, [self.members, tf.shape(inputs)[0], self.input_dim])
-        hidden = inputs
+        hidden = self._dropout(inputs, None, dropout_step)
         preacts = []
         for layer, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
             z = tf.matmul(hidden, kernel) + bias
             if layer == self.depth:
                 return preacts, z
             preacts.append(z)
-            hidden = self._activate(z, layer)
+            hidden = self._dropout(self._activate(z, layer), layer, dropout_step)
         raise AssertionError("unreachable")
 
-    def logits(self, inputs: tf.Tensor) -> tf.Tensor:
-        """``(M, batch, num_classes)`` logits of every member (see `preactivations` for ``inputs``)."""
-        return self.preactivations(inputs)[1]
+    def logits(self, inputs: tf.Tensor, dropout_step: tf.Tensor | None = None) -> tf.Tensor:
+        """``(M, batch, num_classes)`` logits of every member (see `preactivations` for the arguments)."""
+        return self.preactivations(inputs, dropout_step)[1]
+
+    def _dropout(self, x: tf.Tensor, layer: int | None, step: tf.Tensor | None) -> tf.Tensor:
+        """Each member's inverted dropout after hidden layer ``layer`` (None: on the inputs) at training step ``step``.
+
+        Member ``m`` keeps a unit where ``InvertedDropout(keep, seed)`` would at
+        its ``step``-th call: the stateless uniform numbers of seed state
+        ``[seed, step]``, drawn over the member's own (unpadded) units.
+        """
+        keep = self.input_keep_probs if layer is None else self.keep_probs
+        if step is None or np.all(keep == 1.0):
+            return x
+        offset = INPUT_DROPOUT_SEED_OFFSET if layer is None else DROPOUT_SEED_OFFSET + layer
+        batch, units = tf.shape(x)[1], x.shape[2]
+        masks = []
+        for member in range(self.members):
+            if keep[member] == 1.0:
+                masks.append(tf.ones([batch, units], x.dtype))
+                continue
+            member_units = units if layer is None else self.widths[member]
+            uniform = tf.random.stateless_uniform(
+                [batch, member_units], seed=_keras_seed(self.seeds[member] + offset, step), minval=tf.constant(0.0), maxval=tf.constant(1.0)
+            )
+            mask = tf.cast(uniform < keep[member], x.dtype)
+            masks.append(mask if member_units == units else tf.pad(mask, [[0, 0], [0, units - member_units]]))
+        # InvertedDropout's formula, a * d / keep; a member that keeps all is a * 1 / 1, unchanged.
+        return x * tf.stack(masks) / tf.constant(keep[:, None, None], x.dtype)
+
+    def apply_max_norm(self) -> None:
+        """Enforces each constrained member's max-norm on its hidden kernels, as ``keras.constraints.MaxNorm`` would."""
+        if self.max_norms is None:
+            return
+        constrained = tf.constant(np.isfinite(self.max_norms)[:, None, None])
+        limit = tf.constant(np.where(np.isfinite(self.max_norms), self.max_norms, 0.0)[:, None, None], tf.float32)
+        for kernel in self.kernels[: self.depth]:
+            # Norms over each unit's incoming weights (Keras's axis 0 of a Dense kernel); padding adds zeros.
+            norms = tf.sqrt(tf.reduce_sum(tf.square(kernel), axis=1, keepdims=True))
+            desired = tf.clip_by_value(norms, 0.0, limit)
+            kernel.assign(tf.where(constrained, kernel * (desired / (keras.config.epsilon() + norms)), kernel))
 
     def activation_derivatives(self, preacts: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """Elementwise f'(z) of each member's activation at the given pre-activations (0 on padded units)."""
@@ -264,13 +328,23 @@ class StackedMLP(keras.layers.Layer):
             l1=None if self.l1 is None else self.l1.numpy()[:, members],
             l2=None if self.l2 is None else self.l2.numpy()[:, members],
             seed=[self.seeds[m] for m in members],
+            keep_prob=self.keep_probs[members],
+            input_keep_prob=self.input_keep_probs[members],
+            max_norm=None if self.max_norms is None else self.max_norms[members],
         )
         for new, old in zip(stack.slopes, self.slopes):
             new.assign(tf.gather(old, members))
         return stack
 
-    def member_model(self, member: int) -> keras.Model:
-        """A plain `models.build_mlp` model (logits out) holding member ``member``'s current weights and penalty."""
+    def member_model(self, member: int, dropout_step: int = 0) -> keras.Model:
+        """A plain `models.build_mlp` model (logits out) holding member ``member``'s current weights and settings.
+
+        Args:
+            member: Which member.
+            dropout_step: Training steps the member took: its dropout layers
+                draw next the masks of that step, as those of a net trained
+                alone for that many steps would.
+        """
         l1, l2 = (np.zeros(1), np.zeros(1)) if self.l1 is None else (self.l1.numpy()[:, member], self.l2.numpy()[:, member])
         if np.ptp(l1) or np.ptp(l2):
             raise ValueError(f"Member {member} has per-layer penalties; build_mlp takes one l1 and l2 for every kernel.")
@@ -283,8 +357,15 @@ class StackedMLP(keras.layers.Layer):
             kernel_initializer="glorot_uniform" if self.initializers is None else self.initializers[member],
             l1=float(l1[0]),
             l2=float(l2[0]),
+            keep_prob=float(self.keep_probs[member]),
+            input_keep_prob=float(self.input_keep_probs[member]),
+            max_norm=None if self.max_norms is None or math.isinf(self.max_norms[member]) else float(self.max_norms[member]),
             output_activation="linear",
+            seed=self.seeds[member],
         )
+        for layer in model.layers:
+            if isinstance(layer, InvertedDropout):
+                layer.seed_generator.state.assign([layer.seed, dropout_step])
         weights = self.member_weights(member)
         for layer in range(self.depth + 1):
             dense = model.get_layer("output" if layer == self.depth else f"dense_{layer}")
@@ -306,6 +387,9 @@ class StackedMLP(keras.layers.Layer):
             l1=None if self.l1 is None else self.l1.numpy().tolist(),
             l2=None if self.l2 is None else self.l2.numpy().tolist(),
             seed=self.seed,
+            keep_prob=self.keep_probs.tolist(),
+            input_keep_prob=self.input_keep_probs.tolist(),
+            max_norm=None if self.max_norms is None else [None if math.isinf(c) else c for c in self.max_norms],
         )
         return config
 
@@ -389,6 +473,24 @@ def _coefficients(values, name: str, layers: int, members: int) -> tf.Tensor:
             f"per layer and member; received {values!r}."
         )
     return tf.constant(array, tf.float32)
+
+
+def _per_member(value, name: str, members: int, check) -> np.ndarray:
+    """``(M,)`` float64 values from one for every member or one per member, each passed through ``check(value, name)``."""
+    values = [value] * members if np.ndim(value) == 0 else list(value)
+    if len(values) != members:
+        raise ValueError(f"StackedMLP needs one {name}, or one per member ({members}); received {len(values)}.")
+    return np.array([check(v.item() if isinstance(v, np.generic) else v, name) for v in values], np.float64)
+
+
+def _check_max_norm(value, name: str) -> float:
+    return math.inf if value is None or value == math.inf else check_max_norm(value)
+
+
+def _keras_seed(seed: int, step: tf.Tensor) -> tf.Tensor:
+    """A Keras ``SeedGenerator(seed)``'s draw at call ``step``, as the TensorFlow backend hands it to a stateless op."""
+    state = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+    return tf.cast(tf.math.floormod(state, tf.int32.max - 1), tf.int32)
 
 
 def _draw(initializer: str, seed: int, shape: tuple[int, int]) -> np.ndarray:

@@ -200,6 +200,7 @@ def test_full_model_trains_and_round_trips_through_a_file(tmp_path):
         ({"width": 2.5}, ValueError, r"Received: width=2\.5"),
         ({"keep_prob": 0.0}, ValueError, r"`keep_prob` must be in \(0, 1\]\. Received: keep_prob=0\.0"),
         ({"input_keep_prob": 1.2}, ValueError, r"Received: input_keep_prob=1\.2"),
+        ({"max_norm": 0.0}, ValueError, r"`max_norm` must be a positive finite number or None\. Received: max_norm=0\.0"),
         ({"l2": -0.01}, ValueError, r"Received: l2=-0\.01"),
         ({"bias_l1": -1}, ValueError, r"Received: bias_l1=-1"),
         ({"seed": 1.0}, ValueError, r"Received: seed=1\.0"),

@@ -67,6 +67,10 @@ def test_a_subset_keeps_its_members_weights_slopes_and_penalties():
     np.testing.assert_array_equal(subset(x).numpy(), stack(x).numpy()[[2, 3]])
     np.testing.assert_allclose(subset.penalties().numpy(), stack.penalties().numpy()[[2, 3]], rtol=1e-6)
     assert subset.seeds == [2, 3] and subset.activations == ["prelu", "tanh"]
+    dropped = StackedMLP(6, 3, depth=1, width=8, activations=["relu"] * 3, initializers=["he_normal"] * 3,
+                         keep_prob=[0.5, 0.6, 0.7], input_keep_prob=[1.0, 0.8, 0.9], max_norm=[None, 2.0, 3.0]).subset([2, 0])
+    assert dropped.keep_probs.tolist() == [0.7, 0.5] and dropped.input_keep_probs.tolist() == [0.9, 1.0]
+    assert dropped.max_norms.tolist() == [3.0, np.inf]
     with pytest.raises(ValueError, match="one shared width"):
         StackedMLP(6, 3, depth=1, width=[4, 5], activations=["relu"] * 2, initializers=["he_normal"] * 2).subset([0])
 
@@ -113,5 +117,11 @@ def test_bad_arguments_are_rejected():
         StackedMLP(4, 2, depth=-1, width=4, activations=["relu"], initializers=["he_normal"])
     with pytest.raises(ValueError, match="one width, or one per member \\(2\\); received 3 widths"):
         StackedMLP(4, 2, depth=1, width=[4, 4, 4], activations=["relu"] * 2, initializers=["he_normal"] * 2)
+    with pytest.raises(ValueError, match="one keep_prob, or one per member \\(1\\); received 2"):
+        StackedMLP(4, 2, depth=1, width=4, activations=["relu"], initializers=["he_normal"], keep_prob=[0.5, 0.5])
+    with pytest.raises(ValueError, match="`input_keep_prob` must be in"):
+        StackedMLP(4, 2, depth=1, width=4, activations=["relu"], initializers=["he_normal"], input_keep_prob=0.0)
+    with pytest.raises(ValueError, match="`max_norm` must be a positive"):
+        StackedMLP(4, 2, depth=1, width=4, activations=["relu"], initializers=["he_normal"], max_norm=-1.0)
     with pytest.raises(ValueError, match="l2 must be finite and >= 0"):
         StackedMLP(4, 2, depth=1, width=4, activations=["relu"], initializers=["he_normal"], l2=-1.0)

@@ -125,6 +125,7 @@ def fit_members(
     optimizers: Sequence[MemberOptimizer],
     stopping: Sequence[MemberStopping | None] | None = None,
     loggers: Sequence[TrialLogger] | None = None,
+    score_every: int = 1,
 ) -> PackedFits:
     """Trains each member of ``stack`` as `fit_trial` trains one net, all in one graph.
 
@@ -147,6 +148,10 @@ def fit_members(
         optimizers: Per member, its `MemberOptimizer`.
         stopping: Per member, its `MemberStopping` or None. Defaults to none.
         loggers: Per member, receives each step's logs: ``log(logs, step)``.
+        score_every: Score the splits other than ``"val"`` every this many
+            epochs, at the last and when a member diverges (`fit_trial`'s
+            ``score_every``; their history is NaN between). ``"val"``, which
+            stopping watches, is scored every epoch.
 
     Returns:
         `PackedFits`: per member, its `TrialFit` and restored epoch.
@@ -158,6 +163,11 @@ def fit_members(
             raise ValueError(f"fit_members needs one of {name} per member ({members}); received {len(values)}.")
     if "train" not in splits or "val" not in splits:
         raise ValueError(f"splits needs 'train' and 'val'; received {sorted(splits)}.")
+    if isinstance(score_every, bool) or not isinstance(score_every, int) or score_every < 1:
+        raise ValueError(f"score_every must be an integer >= 1; received {score_every!r}.")
+    unscored = sorted({rule.monitor for rule in stopping if rule and score_every > 1 and not rule.monitor.startswith("val_")} - {"loss", "accuracy"})
+    if unscored:
+        raise ValueError(f"Stopping watches {', '.join(unscored)}, which score_every={score_every} leaves unscored between epochs.")
     data = {name: _per_member(members, x, y, name) for name, (x, y) in splits.items()}
     n = int(data["train"][0].shape[1])
     pack = _Pack(stack, data, _StackedOptimizer(stack.trainable_variables, optimizers), batch_size, np.arange(members))
@@ -176,7 +186,9 @@ def fit_members(
         ids = pack.ids[live]
         order = np.stack([rngs[m].permutation(n) if running[m] else np.arange(n) for m in pack.ids])
         loss, accuracy = pack.train_epoch(order)
-        logs = {key: values[live] for key, values in {"loss": loss, "accuracy": accuracy, **pack.scores()}.items()}
+        scored = (epoch + 1) % score_every == 0 or epoch + 1 == epochs or not np.isfinite(loss[live]).all()
+        scores = pack.scores() if scored else pack.scores(("val",))
+        logs = {key: values[live] for key, values in {"loss": loss, "accuracy": accuracy, **scores}.items()}
         epochs_run[ids] = epoch + 1
         last_loss[ids] = logs["loss"]
         diverged[ids] = ~np.isfinite(logs["loss"])
@@ -234,12 +246,15 @@ class _Pack:
         def step(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             xb, yb = tf.gather(x_train, index, batch_dims=1), tf.gather(y_train, index, batch_dims=1)
             with tf.GradientTape() as tape:
-                losses, correct = _scores(self.stack.logits(xb), yb)
+                # The step's dropout masks are those of the optimizer's step count, as a lone net's would be.
+                losses, correct = _scores(self.stack.logits(xb, dropout_step=self.optimizer.iterations), yb)
                 if self.stack.penalized:
                     losses = losses + self.stack.penalties()
                 # Members share no weight, so each one's gradient is its own.
                 total = tf.reduce_sum(losses)
             self.optimizer.apply(tape.gradient(total, self.variables))
+            # Keras applies a variable's constraint right after its update.
+            self.stack.apply_max_norm()
             return losses, correct
 
         def body(i, loss_sum, correct_sum):
@@ -253,10 +268,11 @@ class _Pack:
         _, loss_sum, correct_sum = tf.while_loop(lambda i, *_: i < steps, body, (tf.constant(0), zeros, zeros))
         return loss_sum / n, correct_sum / n
 
-    def _score_all(self) -> dict[str, tf.Tensor]:
+    def _score_all(self, names: tuple[str, ...] | None) -> dict[str, tf.Tensor]:
         out = {}
         for name, (x, y) in self.data.items():
-            out[f"{name}_loss"], out[f"{name}_accuracy"] = _scores(self.stack.logits(x), y)
+            if names is None or name in names:
+                out[f"{name}_loss"], out[f"{name}_accuracy"] = _scores(self.stack.logits(x), y)
         return out
 
     def _keep_best(self, improved: tf.Tensor) -> None:
@@ -267,9 +283,9 @@ class _Pack:
         """One epoch in the given per-member batch order: each member's running loss and accuracy."""
         return tuple(t.numpy().astype(np.float64) for t in self._epoch(tf.constant(order)))
 
-    def scores(self) -> dict[str, np.ndarray]:
-        """``{split}_loss`` and ``{split}_accuracy`` of each member, from its current weights."""
-        return {key: value.numpy().astype(np.float64) for key, value in self._score().items()}
+    def scores(self, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """``{split}_loss`` and ``{split}_accuracy`` of each member, from its current weights, for the named splits (None: all)."""
+        return {key: value.numpy().astype(np.float64) for key, value in self._score(names).items()}
 
     def keep_best(self, improved: np.ndarray) -> None:
         """Keeps the current weights of the members that improved (Keras's ``best_weights``)."""
@@ -497,8 +513,12 @@ class _Histories:
         """Appends each training member's logs (``logs`` in the order of ``ids``)."""
         for position, m in enumerate(ids):
             row = {key: float(values[position]) for key, values in logs.items()}
+            history = self.histories[m]
             for key, value in row.items():
-                self.histories[m].setdefault(key, []).append(value)
+                history.setdefault(key, [math.nan] * step).append(value)
+            # A split left unscored this step reads NaN, as in `fit_trial`'s history.
+            for values in history.values():
+                values.extend([math.nan] * (step + 1 - len(values)))
             if self.loggers is not None:
                 self.loggers[m](row, step)
 

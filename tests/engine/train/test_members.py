@@ -118,6 +118,43 @@ def test_a_diverged_member_stops_and_leaves_the_others_untouched(classification)
     assert_same_net(stack, 1, model)
 
 
+def test_each_member_draws_its_lone_nets_dropout_masks_and_keeps_its_max_norm(classification):
+    """Dropout on inputs and hidden units, per-member keep probabilities, widths and max-norm: each member is its net alone.
+
+    The batches do not divide the data (the last is smaller), so the masks of every batch shape are covered.
+    """
+    x, y = classification(n=30, seed=1)
+    x_val, y_val = classification(n=12, seed=2)
+    splits = {"train": (x, y), "val": (x_val, y_val)}
+    keep, input_keep, max_norm = [0.5, 1.0, 0.6, 1.0], [1.0, 0.8, 0.7, 1.0], [None, None, 0.4, 0.9]
+    stack = StackedMLP(
+        6, 3, depth=2, width=[8, 8, 12, 12], activations=["relu"] * 4, initializers=["he_normal"] * 4, seed=[3, 4, 5, 6],
+        keep_prob=keep, input_keep_prob=input_keep, max_norm=max_norm,
+    )
+    separate = [stack.member_model(m) for m in range(4)]
+    optimizer = MemberOptimizer("adam", 3e-2)
+    fits = fit_members(stack, splits, epochs=4, batch_size=8, seeds=[0, 1, 2, 3], optimizers=[optimizer] * 4, score_every=2)
+    for m, model in enumerate(separate):
+        fit, _ = alone(model, splits, m, epochs=4, batch_size=8, seed=m, optimizer=optimizer, stopping=None)
+        assert_same_net(stack, m, model)
+        np.testing.assert_allclose(fits.trials[m].history["loss"], fit.history["loss"], rtol=1e-4, equal_nan=True)
+        # Scored every second epoch: NaN between, as in fit_trial's history.
+        assert np.isnan(fits.trials[m].history["train_loss"][1]) and np.isfinite(fits.trials[m].history["train_loss"][2])
+    # The masks mattered: without them, member 0 trains to other weights.
+    plain = StackedMLP(6, 3, depth=2, width=8, activations=["relu"], initializers=["he_normal"], seed=3)
+    fit_members(plain, splits, epochs=4, batch_size=8, seeds=[0], optimizers=[optimizer])
+    assert np.abs(plain.member_weights(0)[0] - stack.member_weights(0)[0]).max() > 1e-3
+    # Max-norm held: every hidden unit of member 2 has incoming weights of norm at most 0.4, and member 3's at most 0.9.
+    for m, limit in ((2, 0.4), (3, 0.9)):
+        for kernel in stack.member_weights(m)[0:4:2]:
+            assert np.linalg.norm(kernel, axis=0).max() <= limit * (1 + 1e-5)
+    # A member model continues the mask stream: at step 16 (4 epochs of 4 batches) it draws what the lone net draws next.
+    steps = 4 * 4
+    continued, trained = stack.member_model(0, dropout_step=steps), separate[0]
+    batch = np.ones((5, 8), np.float32)
+    np.testing.assert_array_equal(continued.get_layer("dropout_0")(batch, training=True), trained.get_layer("dropout_0")(batch, training=True))
+
+
 def test_loggers_get_each_members_steps_until_it_stops(classification):
     x, y = classification(n=24)
     logged = [[], []]
