@@ -26,9 +26,9 @@ from models.mlp import (
 )
 from models.regularizers import check_penalty, make_regularizer
 
-# Seeds: conv_i uses seed + i, the dense head seed + _HEAD_SEED_OFFSET (+1 for
+# Seeds: conv_i uses seed + i, the dense head seed + HEAD_SEED_OFFSET (+1 for
 # the output), so no two layers share an initializer stream.
-_HEAD_SEED_OFFSET = 100
+HEAD_SEED_OFFSET = 100
 
 
 def build_cnn(
@@ -146,7 +146,7 @@ def build_cnn(
         bias_regularizer=None,
         batch_norm=batch_norm,
         keep_prob=keep_prob,
-        seed=derive_seed(seed, _HEAD_SEED_OFFSET),
+        seed=derive_seed(seed, HEAD_SEED_OFFSET),
     )
     outputs = output_dense(
         x,
@@ -155,6 +155,6 @@ def build_cnn(
         kernel_initializer=kernel_initializer,
         kernel_regularizer=make_regularizer(l1, l2),
         bias_regularizer=None,
-        seed=derive_seed(seed, _HEAD_SEED_OFFSET + 1),
+        seed=derive_seed(seed, HEAD_SEED_OFFSET + 1),
     )
     return keras.Model(inputs, outputs, name=name)

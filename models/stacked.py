@@ -174,6 +174,11 @@ class StackedMLP(keras.layers.Layer):
         return kernel, bias
 
     @property
+    def example_shape(self) -> tuple[int]:
+        """One example's shape: ``(input_dim,)``."""
+        return (self.input_dim,)
+
+    @property
     def penalized(self) -> bool:
         """Whether the members' objectives include their kernel penalties (coefficients were given)."""
         return self.l1 is not None

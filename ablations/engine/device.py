@@ -350,16 +350,34 @@ INPUT_FEATURES_BOUND = 3072
 
 
 def member_bytes(config: dict) -> int:
-    """A rough upper bound of the memory one stacked MLP member needs while it trains, from its width, depth and batch.
+    """A rough upper bound of the memory one stacked member needs while it trains.
 
     Weights, gradients and Adam's two moments in float32 (four copies of the
-    parameters), and a batch's activations and their gradients in every layer.
+    parameters), and a batch's activations and their gradients in every layer:
+    an MLP's from its width and depth, a CNN's (a configuration with
+    ``filters``) from its feature maps on images of `INPUT_FEATURES_BOUND` values.
     """
-    width, depth = int(config.get("width", 256)), int(config.get("depth", 2))
     batch = int(config.get("batch_size") or config.get("n_train", 1000))
+    if "filters" in config:
+        return _cnn_member_bytes(config, batch)
+    width, depth = int(config.get("width", 256)), int(config.get("depth", 2))
     parameters = INPUT_FEATURES_BOUND * width + (depth - 1) * width * width + width * 10
     activations = 2 * batch * width * depth
     return 4 * (4 * parameters + activations)
+
+
+def _cnn_member_bytes(config: dict, batch: int) -> int:
+    """`member_bytes` of a `models.build_cnn` member: 3x3 kernels, feature maps halved in each side per block."""
+    filters, blocks, dense = int(config["filters"]), int(config.get("conv_blocks", 2)), int(config.get("dense_width", 64))
+    channels, maps, parameters = 3, 0, 0
+    for block in range(blocks):
+        out = filters * 2**block
+        parameters += 9 * channels * out + out
+        maps += INPUT_FEATURES_BOUND // 4**block * out  # (an overcount: the bound's pixels times each block's channels)
+        channels = out
+    parameters += INPUT_FEATURES_BOUND // 4**blocks * channels * dense + dense * 10
+    # Each map, its pooled copy, the members' channels side by side (grouped convolutions) and the gradients.
+    return 4 * (4 * parameters + 4 * batch * maps)
 
 
 def members_per_pack(bytes_per_member: int, free_bytes: int | None = None) -> int:

@@ -81,3 +81,14 @@ def test_a_member_needs_its_weights_four_times_over_and_a_batch_of_activations()
     deep = member_bytes({"width": 256, "depth": 50, "batch_size": 128})
     assert deep > member_bytes({"width": 256, "depth": 2, "batch_size": 128})
     assert members_per_pack(deep, 16 * 2**30) == int(16 * 2**30 * PACK_MEMORY_SHARE) // deep
+
+
+def test_a_cnn_member_is_bounded_by_its_feature_maps():
+    # One block of 4 filters on a 3072-value image, a dense layer of 8, batch 10: weights four times over, maps (with
+    # their pooled copies, grouped copies and gradients) four times over.
+    parameters = (9 * 3 * 4 + 4) + 3072 // 4 * 4 * 8 + 8 * 10
+    config = {"filters": 4, "conv_blocks": 1, "dense_width": 8, "batch_size": 10}
+    assert member_bytes(config) == 4 * (4 * parameters + 4 * 10 * 3072 * 4)
+    # The maps dominate: a CNN member of augmentation's quick grid needs far more than its weights.
+    quick = member_bytes({"filters": 16, "conv_blocks": 2, "dense_width": 64, "batch_size": 64})
+    assert quick > 10 * member_bytes({**config, "batch_size": 1}) and members_per_pack(quick) < 100

@@ -52,6 +52,7 @@ import tensorflow as tf
 from ablations.engine.spec import TrialLogger
 from ablations.engine.train.keras_fit import TrialFit
 from models.stacked import StackedMLP
+from models.stacked_cnn import StackedCNN
 
 KINDS = ("sgd", "rmsprop", "adam")
 """The optimizers a member may use, with Keras's defaults for everything but the learning rate and momentum."""
@@ -116,7 +117,7 @@ class PackedFits:
 
 
 def fit_members(
-    stack: StackedMLP,
+    stack: StackedMLP | StackedCNN,
     splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
     *,
     epochs: int,
@@ -126,6 +127,8 @@ def fit_members(
     stopping: Sequence[MemberStopping | None] | None = None,
     loggers: Sequence[TrialLogger] | None = None,
     score_every: int = 1,
+    every_epoch: tuple[str, ...] = ("val",),
+    augmentations: Sequence[keras.layers.Layer | None] | None = None,
 ) -> PackedFits:
     """Trains each member of ``stack`` as `fit_trial` trains one net, all in one graph.
 
@@ -135,12 +138,13 @@ def fit_members(
     width only), so a pack costs about what its members' own epochs cost.
 
     Args:
-        stack: The members; ends holding each member's final weights.
+        stack: The members (a `StackedMLP` or `StackedCNN`); ends holding
+            each member's final weights.
         splits: ``"train"`` (what the members learn from), ``"val"`` (Keras's
             validation data: what early stopping watches) and any further
             named splits, scored alongside (`fit_trial`'s ``extra_eval``).
-            Each is ``(x, y)`` with ``x`` of shape ``(n, features)`` shared by
-            the members or ``(M, n, features)``, one per member, and integer
+            Each is ``(x, y)`` with ``x`` of shape ``(n, *example)`` shared by
+            the members or ``(M, n, *example)``, one per member, and integer
             labels ``(n,)`` or ``(M, n)``.
         epochs: Most epochs to train.
         batch_size: Examples per step; the last batch of an epoch may be smaller.
@@ -148,29 +152,28 @@ def fit_members(
         optimizers: Per member, its `MemberOptimizer`.
         stopping: Per member, its `MemberStopping` or None. Defaults to none.
         loggers: Per member, receives each step's logs: ``log(logs, step)``.
-        score_every: Score the splits other than ``"val"`` every this many
-            epochs, at the last and when a member diverges (`fit_trial`'s
-            ``score_every``; their history is NaN between). ``"val"``, which
-            stopping watches, is scored every epoch.
+        score_every: Score the splits every this many epochs, at the last
+            and when a member diverges (`fit_trial`'s ``score_every``; their
+            history is NaN between), except those of ``every_epoch``.
+        every_epoch: The splits scored after every epoch whatever
+            ``score_every``: by default ``"val"``, which stopping and
+            convergence curves watch.
+        augmentations: Per member, a Keras augmentation layer (or None)
+            applied to each of its training batches in training mode, as the
+            first layer of its lone net would be: the same layer, seeded
+            alike, draws the same transformations.
 
     Returns:
         `PackedFits`: per member, its `TrialFit` and restored epoch.
     """
     members = stack.members
     stopping = list(stopping) if stopping is not None else [None] * members
-    for name, values in (("seeds", seeds), ("optimizers", optimizers), ("stopping", stopping), ("loggers", loggers)):
-        if values is not None and len(values) != members:
-            raise ValueError(f"fit_members needs one of {name} per member ({members}); received {len(values)}.")
-    if "train" not in splits or "val" not in splits:
-        raise ValueError(f"splits needs 'train' and 'val'; received {sorted(splits)}.")
-    if isinstance(score_every, bool) or not isinstance(score_every, int) or score_every < 1:
-        raise ValueError(f"score_every must be an integer >= 1; received {score_every!r}.")
-    unscored = sorted({rule.monitor for rule in stopping if rule and score_every > 1 and not rule.monitor.startswith("val_")} - {"loss", "accuracy"})
-    if unscored:
-        raise ValueError(f"Stopping watches {', '.join(unscored)}, which score_every={score_every} leaves unscored between epochs.")
-    data = {name: _per_member(members, x, y, name) for name, (x, y) in splits.items()}
+    per_member = {"seeds": seeds, "optimizers": optimizers, "stopping": stopping, "loggers": loggers, "augmentations": augmentations}
+    _check_arguments(members, per_member, splits, score_every, every_epoch)
+    data = {name: _per_member(members, x, y, name, stack.example_shape) for name, (x, y) in splits.items()}
     n = int(data["train"][0].shape[1])
-    pack = _Pack(stack, data, _StackedOptimizer(stack.trainable_variables, optimizers), batch_size, np.arange(members))
+    optimizer = _StackedOptimizer(stack.trainable_variables, optimizers)
+    pack = _Pack(stack, data, optimizer, batch_size, np.arange(members), augmentations)
     final_weights = [keras.ops.convert_to_numpy(v).copy() for v in stack.trainable_variables]
     histories = _Histories(members, loggers)
     stoppers = _Stoppers(stopping)
@@ -187,7 +190,7 @@ def fit_members(
         order = np.stack([rngs[m].permutation(n) if running[m] else np.arange(n) for m in pack.ids])
         loss, accuracy = pack.train_epoch(order)
         scored = (epoch + 1) % score_every == 0 or epoch + 1 == epochs or not np.isfinite(loss[live]).all()
-        scores = pack.scores() if scored else pack.scores(("val",))
+        scores = pack.scores() if scored else pack.scores(tuple(every_epoch))
         logs = {key: values[live] for key, values in {"loss": loss, "accuracy": accuracy, **scores}.items()}
         epochs_run[ids] = epoch + 1
         last_loss[ids] = logs["loss"]
@@ -208,12 +211,28 @@ def fit_members(
         pack.write_final(final_weights, still, stoppers.has_best[pack.ids])
     for variable, value in zip(stack.trainable_variables, final_weights):
         variable.assign(value)
-    final = (pack if pack.stack is stack else _Pack(stack, data, None, batch_size, np.arange(members))).scores()
+    final = (pack if pack.stack is stack else _Pack(stack, data, None, batch_size, np.arange(members), None)).scores()
     trials = [
         TrialFit(histories.of(m), int(epochs_run[m]), bool(diverged[m]), _final(final, m, last_loss[m], epochs_run[m], diverged[m]))
         for m in range(members)
     ]
     return PackedFits(trials, stoppers.restored_epochs())
+
+
+def _check_arguments(members: int, per_member: Mapping[str, Sequence | None], splits: Mapping, score_every: int,
+                     every_epoch: tuple[str, ...]) -> None:
+    """Raises ValueError for `fit_members` arguments that do not fit together."""
+    for name, values in per_member.items():
+        if values is not None and len(values) != members:
+            raise ValueError(f"fit_members needs one of {name} per member ({members}); received {len(values)}.")
+    if "train" not in splits or "val" not in splits:
+        raise ValueError(f"splits needs 'train' and 'val'; received {sorted(splits)}.")
+    if isinstance(score_every, bool) or not isinstance(score_every, int) or score_every < 1:
+        raise ValueError(f"score_every must be an integer >= 1; received {score_every!r}.")
+    watched = {rule.monitor for rule in per_member["stopping"] if rule and score_every > 1} - {"loss", "accuracy"}
+    unscored = sorted(monitor for monitor in watched if monitor.rsplit("_", 1)[0] not in every_epoch)
+    if unscored:
+        raise ValueError(f"Stopping watches {', '.join(unscored)}, which score_every={score_every} leaves unscored between epochs.")
 
 
 class _Pack:
@@ -225,11 +244,13 @@ class _Pack:
         optimizer: Their optimizer (None: scoring only).
         batch_size: Examples per step.
         ids: Each member's index in the original pack.
+        augmentations: Per member of the original pack, its augmentation layer or None; None for none at all.
     """
 
-    def __init__(self, stack: StackedMLP, data, optimizer: _StackedOptimizer | None, batch_size: int, ids: np.ndarray):
+    def __init__(self, stack, data, optimizer: _StackedOptimizer | None, batch_size: int, ids: np.ndarray, augmentations):
         self.stack, self.optimizer, self.batch_size, self.ids = stack, optimizer, batch_size, ids
-        self.all_data = data
+        self.all_data, self.all_augmentations = data, augmentations
+        self.augmentations = None if augmentations is None else [augmentations[i] for i in ids]
         index = tf.constant(ids)
         self.data = {name: (tf.gather(x, index), tf.gather(y, index)) for name, (x, y) in data.items()}
         self.variables = stack.trainable_variables
@@ -245,6 +266,9 @@ class _Pack:
 
         def step(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             xb, yb = tf.gather(x_train, index, batch_dims=1), tf.gather(y_train, index, batch_dims=1)
+            if self.augmentations is not None:
+                # Each member's own layer on its own batch: the transformations its lone net would draw.
+                xb = tf.stack([xb[i] if layer is None else layer(xb[i], training=True) for i, layer in enumerate(self.augmentations)])
             with tf.GradientTape() as tape:
                 # The step's dropout masks are those of the optimizer's step count, as a lone net's would be.
                 losses, correct = _scores(self.stack.logits(xb, dropout_step=self.optimizer.iterations), yb)
@@ -272,8 +296,17 @@ class _Pack:
         out = {}
         for name, (x, y) in self.data.items():
             if names is None or name in names:
-                out[f"{name}_loss"], out[f"{name}_accuracy"] = _scores(self.stack.logits(x), y)
+                out[f"{name}_loss"], out[f"{name}_accuracy"] = _scores(self._logits(x), y)
         return out
+
+    def _logits(self, x: tf.Tensor) -> tf.Tensor:
+        """The members' logits on a whole split, in chunks where the stack asks for them (`score_examples`)."""
+        budget = getattr(self.stack, "score_examples", None)
+        n = int(x.shape[1])
+        chunk = n if budget is None else max(1, budget // len(self.ids))
+        if chunk >= n:
+            return self.stack.logits(x)
+        return tf.concat([self.stack.logits(x[:, start : start + chunk]) for start in range(0, n, chunk)], axis=1)
 
     def _keep_best(self, improved: tf.Tensor) -> None:
         for saved, variable in zip(self.best, self.variables):
@@ -306,17 +339,18 @@ class _Pack:
         positions = np.flatnonzero(keep)
         stack = self.stack.subset(positions)
         optimizer = self.optimizer.subset(positions, stack.trainable_variables)
-        pack = _Pack(stack, self.all_data, optimizer, self.batch_size, self.ids[positions])
+        pack = _Pack(stack, self.all_data, optimizer, self.batch_size, self.ids[positions], self.all_augmentations)
         for new, old in zip(pack.best, self.best):
             new.assign(tf.gather(old, positions))
         return pack
 
 
 def seeded_stack(configs: Sequence[Mapping], input_dim: int, num_classes: int, *, activation: str = "relu",
-                 initializer: str = "he_normal") -> StackedMLP:
+                 initializer: str = "he_normal", **options) -> StackedMLP:
     """One member per trial configuration: the `models.build_mlp` net of its ``depth``, ``width`` and ``seed``.
 
-    The configurations must share depth and width (a pack's do).
+    The configurations must share depth and width (a pack's do); ``options``
+    go to `StackedMLP` (per-member keep probabilities, max-norm, ...).
     """
     return StackedMLP(
         input_dim,
@@ -326,6 +360,7 @@ def seeded_stack(configs: Sequence[Mapping], input_dim: int, num_classes: int, *
         activations=[activation] * len(configs),
         initializers=[initializer] * len(configs),
         seed=[config["seed"] for config in configs],
+        **options,
     )
 
 
@@ -348,16 +383,17 @@ def _spread(values: np.ndarray, live: np.ndarray) -> np.ndarray:
     return spread
 
 
-def _per_member(members: int, x: np.ndarray, y: np.ndarray, name: str) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(M, n, features)`` float32 inputs and ``(M, n)`` int64 labels, shared arrays repeated per member."""
+def _per_member(members: int, x: np.ndarray, y: np.ndarray, name: str, example: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(M, n, *example)`` float32 inputs and ``(M, n)`` int64 labels, shared arrays repeated per member."""
     x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
     if y.ndim == 1:
         y = np.broadcast_to(y, (members, len(y)))
-    if x.ndim == 2:
+    if x.ndim == len(example) + 1:
         x = np.broadcast_to(x, (members, *x.shape))
-    if x.shape[0] != members or y.shape != x.shape[:2]:
+    if x.shape[0] != members or y.shape != x.shape[:2] or x.shape[2:] != tuple(example):
+        shape = ", ".join(map(str, example))
         raise ValueError(
-            f"split {name!r}: x must be (n, features) or ({members}, n, features) and y (n,) or ({members}, n); "
+            f"split {name!r}: x must be (n, {shape}) or ({members}, n, {shape}) and y (n,) or ({members}, n); "
             f"received x {x.shape} and y {y.shape}."
         )
     return tf.constant(x), tf.constant(y)

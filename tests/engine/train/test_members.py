@@ -6,7 +6,10 @@ import pytest
 
 from ablations.engine.train import fit_trial
 from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members
+from models.augmentation import AugmentationStrength, scaled_augmentation
+from models.cnn import build_cnn
 from models.stacked import StackedMLP
+from models.stacked_cnn import CONVOLUTIONS, StackedCNN
 
 OPTIMIZERS = [
     MemberOptimizer("sgd", 0.05),
@@ -155,6 +158,49 @@ def test_each_member_draws_its_lone_nets_dropout_masks_and_keeps_its_max_norm(cl
     np.testing.assert_array_equal(continued.get_layer("dropout_0")(batch, training=True), trained.get_layer("dropout_0")(batch, training=True))
 
 
+STRONG = AugmentationStrength(shift=0.15, rotation=15, zoom=0.1, noise=0.2)
+
+
+def _cnn_layers(model: keras.Model, blocks: int) -> list[np.ndarray]:
+    return [w for name in [f"conv_{i}" for i in range(blocks)] + ["dense_0", "output"] for w in model.get_layer(name).get_weights()]
+
+
+@pytest.mark.parametrize("convolution", CONVOLUTIONS)
+@pytest.mark.parametrize("example", [(8, 8, 1), (24,)], ids=["images", "signals"])
+def test_each_cnn_member_trains_on_its_own_augmented_batches_as_build_cnn_alone(convolution, example):
+    """Stacked CNNs, each with its own data, seed and augmentation (one without), against build_cnn through fit_trial."""
+    members, n = 3, 20
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(members, n, *example)).astype("float32")
+    y = rng.integers(0, 3, (members, n))
+    x_val, y_val = rng.normal(size=(10, *example)).astype("float32"), rng.integers(0, 3, 10)
+    seeds, strengths = [4, 5, 6], [STRONG, AugmentationStrength(), STRONG]
+    options = {"conv_blocks": 2, "filters": 4, "dense_width": 8}
+    stack = StackedCNN(example, 3, seeds=seeds, convolution=convolution, **options)
+    fits = fit_members(
+        stack, {"train": (x, y), "val": (x_val, y_val)}, epochs=2, batch_size=8, seeds=[0, 1, 2],
+        optimizers=[MemberOptimizer("adam", 1e-2)] * members,
+        augmentations=[scaled_augmentation(strength, example, seed=seed) for strength, seed in zip(strengths, seeds)],
+    )
+    for m in range(members):
+        model = build_cnn(example, 3, augmentation=scaled_augmentation(strengths[m], example, seed=seeds[m]), seed=seeds[m],
+                          output_activation="linear", **options)
+        if m == 0:  # the stack starts from build_cnn's weights
+            for expected, actual in zip(_cnn_layers(model, 2), StackedCNN(example, 3, seeds=seeds, **options).member_weights(0)):
+                np.testing.assert_array_equal(actual, expected)
+        fit = fit_trial(model, x[m], y[m], x_val, y_val, epochs=2, batch_size=8, seed=m, optimizer=keras.optimizers.Adam(1e-2),
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        for expected, actual in zip(_cnn_layers(model, 2), stack.member_weights(m)):
+            np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(fits.trials[m].history["loss"], fit.history["loss"], rtol=1e-4, equal_nan=True)
+        np.testing.assert_allclose(stack.member_model(m)(x_val).numpy(), model(x_val).numpy(), rtol=1e-4, atol=1e-4)
+    # The augmentation mattered: member 0 without it ends elsewhere.
+    plain = StackedCNN(example, 3, seeds=seeds[:1], convolution=convolution, **options)
+    fit_members(plain, {"train": (x[:1], y[:1]), "val": (x_val, y_val)}, epochs=2, batch_size=8, seeds=[0],
+                optimizers=[MemberOptimizer("adam", 1e-2)])
+    assert np.abs(plain.member_weights(0)[0] - stack.member_weights(0)[0]).max() > 1e-3
+
+
 def test_loggers_get_each_members_steps_until_it_stops(classification):
     x, y = classification(n=24)
     logged = [[], []]
@@ -176,6 +222,9 @@ def test_loggers_get_each_members_steps_until_it_stops(classification):
         ({"optimizers": [MemberOptimizer("adam", 1e-3)]}, "one of optimizers per member"),
         ({"splits": {"train": None}}, "needs 'train' and 'val'"),
         ({"splits": {"train": (np.zeros((3, 5, 6)), np.zeros(5)), "val": (np.zeros((5, 6)), np.zeros(5))}}, "split 'train'"),
+        ({"score_every": 0}, "score_every must be an integer >= 1"),
+        ({"score_every": 2, "stopping": [None, MemberStopping("train_loss", 2)]}, "Stopping watches train_loss, which score_every=2"),
+        ({"augmentations": [None]}, "one of augmentations per member"),
     ],
 )
 def test_bad_arguments_are_rejected(classification, kwargs, message):
