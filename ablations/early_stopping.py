@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from ablations.engine import params
-from ablations.engine.data import load_dataset
+from ablations.engine.data import load_dataset, load_per_seed
 from ablations.engine.plots import metric_history, plot_history
 from ablations.engine.protocol import score_test_split
 from ablations.engine.spec import Ablation, Param, TrialContext, pack_all_but
@@ -145,15 +145,6 @@ def _data(config: dict):
     return data, (data.x_train[:n_fit], y[:n_fit]), (data.x_train[n_fit:], y[n_fit:])
 
 
-def _member_data(configs: list[dict]):
-    """Each configuration's data, loaded once per seed: (data, fit split, stopping split) per configuration."""
-    by_seed: dict[int, tuple] = {}
-    for config in configs:
-        if config["seed"] not in by_seed:
-            by_seed[config["seed"]] = _data(config)
-    return [by_seed[config["seed"]] for config in configs]
-
-
 def _train(configs: list[dict], loggers=None):
     """Trains the configurations (patience values and seeds of one condition) as members of one stack.
 
@@ -164,7 +155,7 @@ def _train(configs: list[dict], loggers=None):
     """
     from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members, pack_options, seeded_stack
 
-    data = _member_data(configs)
+    data = load_per_seed(configs, _data)
     stack = seeded_stack(configs, data[0][0].input_shape[0], data[0][0].num_classes)
     stopping = [None if c["patience"] == NO_STOPPING else MemberStopping(c["monitor"], c["patience"]) for c in configs]
 

@@ -26,7 +26,7 @@ The modules, one job each: `core` (the types and the shared checks),
 
 from ablations.engine.data import bundled, synthetic  # noqa: F401  (they register their sets)
 from ablations.engine.data.core import TFDS_PREFIX, DataError, Dataset, RawData
-from ablations.engine.data.loading import load_dataset
+from ablations.engine.data.loading import load_dataset, load_per_seed
 from ablations.engine.data.registry import dataset_names, register_dataset
 from ablations.engine.data.tfds import TfdsNotPreparedError, tfds_data_dir, tfds_prepared
 
@@ -38,6 +38,7 @@ __all__ = [
     "TfdsNotPreparedError",
     "dataset_names",
     "load_dataset",
+    "load_per_seed",
     "register_dataset",
     "tfds_data_dir",
     "tfds_prepared",

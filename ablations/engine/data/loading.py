@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ablations.engine.data.core import TFDS_PREFIX, DataError, Dataset, RawData, check_finite
 from ablations.engine.data.registry import load_registered
 from ablations.engine.data.split import check_split_arguments, split_and_standardize
 from ablations.engine.data.tfds import load_tfds
+
+
+T = TypeVar("T")
+
+
+def load_per_seed(configs: Sequence[Mapping[str, Any]], load: Callable[[Mapping[str, Any]], T]) -> list[T]:
+    """``load(config)`` for each configuration, once per seed: a pack's arms of one seed share their data.
+
+    Args:
+        configs: Trial configurations that differ in nothing ``load`` reads but the ``seed``.
+        load: What one configuration's data is.
+    """
+    by_seed: dict[int, T] = {}
+    for config in configs:
+        if config["seed"] not in by_seed:
+            by_seed[config["seed"]] = load(config)
+    return [by_seed[config["seed"]] for config in configs]
 
 
 def load_dataset(
