@@ -26,6 +26,11 @@ scikit-learn's 8x8 digits and on MNIST-1D's 40-sample signals:
   pixels of 28, 0.8 of 8, 4 samples), rotations of up to 15°, zooms of up to
   10%, and signal noise of 0.05 std.
 
+A data set and size's strengths and seeds train as members of one stacked
+CNN (`models.StackedCNN` through `ablations.engine.train.fit_members`): each
+member draws the augmented batches, initial weights and updates its net would
+draw alone.
+
 Images are shifted, rotated and zoomed in one bilinear resampling
 (`RandomAffine`), so on 8x8 digits every change is sub-pixel and partly a
 blur (see the figure of augmented examples; a digit that fills its 8x8 frame
@@ -66,13 +71,14 @@ import math
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from ablations.engine import params
-from ablations.engine.data import load_dataset
+from ablations.engine.data import load_dataset, load_per_seed
 from ablations.engine.plots import mean_std_panels
 from ablations.engine.protocol import score_test_split, with_gaps
-from ablations.engine.spec import Ablation, Param, one_by_one, pack_all_but
+from ablations.engine.spec import Ablation, Param, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
 from ablations.engine.verdict import HALF_POINT_OF_ERROR, REGIME, Check, Verdict, regime
 
@@ -156,35 +162,53 @@ def epochs_for(config: dict) -> int:
     return max(1, math.ceil(config["train_steps"] / steps_per_epoch))
 
 
-def _train(config: dict, logger=None):
-    import keras
+def _train(configs: list[dict], loggers=None, convolution: str = "grouped"):
+    """Trains the configurations (strengths and seeds of one data set and size) as members of one stacked CNN.
 
-    from ablations.engine.train import fit_trial
-    from models import build_cnn
+    Each member is the `models.build_cnn` net `fit_trial` would train alone
+    (`fit_members`, tested weight for weight): its seed's split and training
+    subset, initial weights and batch order, and its own augmentation layer,
+    seeded as the lone net's, on each of its batches. ``convolution`` is
+    `models.StackedCNN`'s (grouped, the faster on a CPU: ``make bench``).
+    """
+    from ablations.engine.train.members import MemberOptimizer, fit_members
+    from models.stacked_cnn import StackedCNN
 
-    data = _dataset(config)
-    keras.utils.set_random_seed(config["seed"])
-    model = build_cnn(
-        data.input_shape,
-        data.num_classes,
-        conv_blocks=config["conv_blocks"],
-        filters=config["filters"],
-        dense_width=config["dense_width"],
-        augmentation=augmentation_layer(config, data.input_shape),
-        seed=config["seed"],
+    data = load_per_seed(configs, _dataset)
+    first = configs[0]
+    stack = StackedCNN(
+        data[0].input_shape,
+        data[0].num_classes,
+        seeds=[config["seed"] for config in configs],
+        conv_blocks=first["conv_blocks"],
+        filters=first["filters"],
+        dense_width=first["dense_width"],
+        convolution=convolution,
     )
-    epochs = epochs_for(config)
-    score_every = max(1, epochs // SCORES_PER_TRIAL)
-    fit = fit_trial(
-        model, data.x_train, data.y_train, data.x_val, data.y_val, **params.fit_options(config, epochs=epochs), logger=logger, score_every=score_every
+    splits = {
+        "train": (np.stack([d.x_train for d in data]), np.stack([d.y_train for d in data])),
+        "val": (np.stack([d.x_val for d in data]), np.stack([d.y_val for d in data])),
+    }
+    epochs = epochs_for(first)
+    fits = fit_members(
+        stack,
+        splits,
+        epochs=epochs,
+        batch_size=first["batch_size"],
+        seeds=[config["seed"] for config in configs],
+        optimizers=[MemberOptimizer("adam", config["learning_rate"]) for config in configs],
+        loggers=loggers,
+        score_every=max(1, epochs // SCORES_PER_TRIAL),
+        every_epoch=(),
+        augmentations=[augmentation_layer(config, d.input_shape) for config, d in zip(configs, data)],
     )
-    return model, fit, data
+    return data, stack, fits
 
 
-def trial(config: dict, log) -> dict[str, float]:
-    """Trains one CNN at one augmentation strength; reports training and held-out error and their gap."""
-    _, fit, _ = _train(config, log)
-    return with_gaps(fit.final)
+def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
+    """Trains a pack of strengths and seeds; reports each member's training and held-out error and their gap."""
+    _, _, fits = _train(configs, context.loggers)
+    return [with_gaps(fit.final) for fit in fits.trials]
 
 
 def paired_gains(trials: pd.DataFrame) -> pd.DataFrame:
@@ -313,8 +337,10 @@ def _examples(trials: pd.DataFrame) -> plt.Figure:
 
 def test(config: dict, guard) -> dict[str, float]:
     """Retrains the strength selected on validation for one data set and size; scores the test split once."""
-    model, _, data = _train(config)
-    return score_test_split(guard, model, data.x_test, data.y_test)
+    from ablations.engine.train.members import scoring_model
+
+    data, stack, _ = _train([config])
+    return score_test_split(guard, scoring_model(stack, 0), data[0].x_test, data[0].y_test)
 
 
 ABLATION = Ablation(
@@ -322,10 +348,11 @@ ABLATION = Ablation(
     claim="Augmenting the training data (random shifts, rotations, zooms; for signals shifts, scalings, noise) regularizes: a lower held-out error, most at small training sizes.",
     params=PARAMS,
     profiles=PROFILES,
-    run=one_by_one(trial),
+    run=run,
     verdict=verdict,
     figures=figures,
-    pack_key=pack_all_but("strength", "n_train"),
+    # A data set and size's strengths and seeds train as members of one stacked CNN.
+    pack_key=pack_all_but("strength", "seed"),
     objective="final_val_loss",
     test=test,
     # Each data set and training-set size is its own problem: the strength is
