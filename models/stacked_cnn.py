@@ -11,8 +11,11 @@ its own weights and inputs only):
   k·k·C)``, times its kernel reshaped to ``(M, k·k·C, F)``, one batched matmul
   (what a convolution computes, written as the MLP stack's product).
 
-``make bench`` times both against one Keras model per trial
-(``benchmarks/bench_packing.py``); the faster on a CPU is the default.
+``python -m benchmarks.bench packing augmentation`` times both against one
+Keras model per trial. On a 2-core CPU, for a pack of 30 of augmentation's
+CNNs on 28x28 digits, grouped took 169 s, patches 408 s and one model per
+trial 260 s: patches copy every pixel nine times, and a 3x3 convolution over
+few channels is bound by memory, not arithmetic. Grouped is the default.
 """
 
 from __future__ import annotations
