@@ -207,7 +207,7 @@ def _augmentation_alone(config: dict):
     epochs = augmentation.epochs_for(config)
     return fit_trial(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, batch_size=config["batch_size"],
                      seed=config["seed"], learning_rate=config["learning_rate"],
-                     score_every=max(1, epochs // augmentation.SCORES_PER_TRIAL))
+                     score_every=augmentation.score_every(config))
 
 
 def cnn_forward_flops(input_shape: tuple[int, ...], config: dict, classes: int) -> float:
@@ -227,7 +227,7 @@ def _augmentation_flops(config: dict, fit) -> float:
     data = augmentation._dataset(config)
     forward = cnn_forward_flops(data.input_shape, config, data.num_classes)
     epochs, n = fit.epochs_run, len(data.y_train)
-    scorings = epochs // max(1, epochs // augmentation.SCORES_PER_TRIAL) + 2
+    scorings = epochs // augmentation.score_every(config) + 2
     return 3.0 * forward * n * epochs + forward * (n + len(data.y_val)) * scorings
 
 
