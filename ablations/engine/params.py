@@ -13,8 +13,8 @@ range; an ablation overrides what differs (a default, a bound, a sharper help):
 ...     "learning_rate": params.learning_rate(1e-3),
 ... }
 
-and a trial hands them on as `mlp_options(config)` to `models.build_mlp` and
-`fit_options(config)` to `ablations.engine.train.fit_trial`. A full profile that
+and a trial hands them on as `mlp_options(config)` to `models.build_mlp` (packed
+trials: `ablations.engine.train.members.pack_options`). A full profile that
 would rather train on a TFDS set names it with `PreferTfds`, which falls back to
 a bundled set on machines that do not hold it.
 """
@@ -119,13 +119,3 @@ def learning_rate(default: float, *, high: float = 1.0, help: str = "Adam learni
 def mlp_options(config: Mapping[str, Any]) -> dict[str, Any]:
     """`models.build_mlp` keywords from a trial's configuration: its depth, width and seed."""
     return {"depth": config["depth"], "width": config["width"], "seed": config["seed"]}
-
-
-def fit_options(config: Mapping[str, Any], *, epochs: int | None = None) -> dict[str, Any]:
-    """`fit_trial` keywords from a trial's configuration: epochs (its own unless given), batch size, learning rate, seed."""
-    return {
-        "epochs": config["epochs"] if epochs is None else epochs,
-        "batch_size": config["batch_size"],
-        "learning_rate": config["learning_rate"],
-        "seed": config["seed"],
-    }

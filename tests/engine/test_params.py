@@ -37,8 +37,6 @@ def test_factories_carry_the_usual_ranges_and_take_overrides():
 def test_options_hand_the_configuration_on():
     config = {"depth": 3, "width": 16, "seed": 7, "epochs": 20, "batch_size": 8, "learning_rate": 0.01, "other": 1}
     assert params.mlp_options(config) == {"depth": 3, "width": 16, "seed": 7}
-    assert params.fit_options(config) == {"epochs": 20, "batch_size": 8, "learning_rate": 0.01, "seed": 7}
-    assert params.fit_options({**config, "epochs": None}, epochs=5)["epochs"] == 5
 
 
 # ------------------------------------------------------------------ PreferTfds: a full profile's TFDS set, where prepared

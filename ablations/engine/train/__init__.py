@@ -2,13 +2,17 @@
 
 - `fit_trial` (`keras_fit`): one uncompiled `keras.Model`, an epoch as one
   compiled function, Keras callbacks around it; `score_split`, `epochs_to_reach`.
+  No ablation trains through it any more: it is the reference every packed
+  member is tested against, weight for weight, and the "one model per trial"
+  side of the packing bench rows.
 - `fit_stack` (`stacked`): every member of a `models.stacked.StackedMLP` in one
   graph, mini-batch or full batch, with per-member penalties and example
   weights; `train_pack` trains a pack of activation-ablation trials with it,
   `member_statistics` reads each member's losses, errors and weights.
-- `fit_members` (`members`): trials packed as members of one stack, each with
-  its own data, batch order, optimizer and early stopping, each trained as
-  `fit_trial` trains it alone; returns a `TrialFit` per member.
+- `fit_members` (`members`): trials packed as members of one stack (a
+  `StackedMLP` or `models.stacked_cnn.StackedCNN`), each with its own data,
+  batch order, optimizer, dropout masks, augmentation and early stopping, each
+  trained as `fit_trial` trains it alone; returns a `TrialFit` per member.
 
 Importing this package loads TensorFlow: ablations import it inside their
 functions, so that the command line validates its input first.
