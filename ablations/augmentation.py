@@ -71,7 +71,6 @@ import math
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from ablations.engine import params
@@ -178,7 +177,7 @@ def _train(configs: list[dict], loggers=None, convolution: str = "grouped"):
     seeded as the lone net's, on each of its batches. ``convolution`` is
     `models.StackedCNN`'s (grouped, the faster on a CPU: ``make bench``).
     """
-    from ablations.engine.train.members import MemberOptimizer, fit_members
+    from ablations.engine.train.members import MemberOptimizer, fit_members, member_splits
     from models.stacked_cnn import StackedCNN
 
     data = load_per_seed(configs, _dataset)
@@ -192,14 +191,10 @@ def _train(configs: list[dict], loggers=None, convolution: str = "grouped"):
         dense_width=first["dense_width"],
         convolution=convolution,
     )
-    splits = {
-        "train": (np.stack([d.x_train for d in data]), np.stack([d.y_train for d in data])),
-        "val": (np.stack([d.x_val for d in data]), np.stack([d.y_val for d in data])),
-    }
     epochs = epochs_for(first)
     fits = fit_members(
         stack,
-        splits,
+        member_splits(data),
         epochs=epochs,
         batch_size=first["batch_size"],
         seeds=[config["seed"] for config in configs],

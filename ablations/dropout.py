@@ -201,7 +201,7 @@ def _train(configs: list[dict], loggers=None):
     is scored every epoch (it resolves the epochs to converge); the larger
     training split only every `SCORE_EVERY` epochs, which saves a fifth of the time.
     """
-    from ablations.engine.train.members import MemberOptimizer, fit_members, pack_options, seeded_stack
+    from ablations.engine.train.members import MemberOptimizer, fit_members, member_splits, pack_options, seeded_stack
 
     data = load_per_seed(configs, _dataset)
     stack = seeded_stack(
@@ -212,13 +212,9 @@ def _train(configs: list[dict], loggers=None):
         input_keep_prob=[config["input_keep_prob"] for config in configs],
         max_norm=[config["max_norm"] or None for config in configs],
     )
-    splits = {
-        "train": (np.stack([d.x_train for d in data]), np.stack([d.y_train for d in data])),
-        "val": (np.stack([d.x_val for d in data]), np.stack([d.y_val for d in data])),
-    }
     fits = fit_members(
         stack,
-        splits,
+        member_splits(data),
         **pack_options(configs),
         optimizers=[MemberOptimizer("adam", config["learning_rate"]) for config in configs],
         loggers=None if loggers is None else [_with_val_error(logger) for logger in loggers],

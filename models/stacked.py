@@ -173,6 +173,9 @@ class StackedMLP(keras.layers.Layer):
                 bias[member, 0, :columns] = initial_weights[member][2 * layer + 1]
         return kernel, bias
 
+    score_examples: int | None = None
+    """Examples per scoring pass over all members (`fit_members`); None: a whole split at once (an MLP's are small)."""
+
     @property
     def example_shape(self) -> tuple[int]:
         """One example's shape: ``(input_dim,)``."""

@@ -301,7 +301,7 @@ class _Pack:
 
     def _logits(self, x: tf.Tensor) -> tf.Tensor:
         """The members' logits on a whole split, in chunks where the stack asks for them (`score_examples`)."""
-        budget = getattr(self.stack, "score_examples", None)
+        budget = self.stack.score_examples
         n = int(x.shape[1])
         chunk = n if budget is None else max(1, budget // len(self.ids))
         if chunk >= n:
@@ -362,6 +362,14 @@ def seeded_stack(configs: Sequence[Mapping], input_dim: int, num_classes: int, *
         seed=[config["seed"] for config in configs],
         **options,
     )
+
+
+def member_splits(datasets: Sequence) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`fit_members`' ``"train"`` and ``"val"`` splits from one `ablations.engine.data.Dataset` per member."""
+    return {
+        name: (np.stack([getattr(d, f"x_{name}") for d in datasets]), np.stack([getattr(d, f"y_{name}") for d in datasets]))
+        for name in ("train", "val")
+    }
 
 
 def pack_options(configs: Sequence[Mapping]) -> dict:
