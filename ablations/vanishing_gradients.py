@@ -36,7 +36,9 @@ after training, against none for Leaky ReLU and PReLU.
 
 A seed redraws the initial weights and the minibatch order; the data split stays
 fixed, because the claim is about the gradients that backpropagation carries at
-initialization and in training, not about generalization.
+initialization and in training, not about generalization. The activations and
+seeds of one depth and initializer train as the members of one stack, each
+from its own seed's weights and in its own seed's batch order.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def _dataset(config: dict):
 
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
-    """Trains one pack (same everything, different activations) as a stacked model."""
+    """Trains one pack (same everything, different activations and seeds) as a stacked model: each member its own seed."""
     from ablations.engine.train import train_pack
 
     data = _dataset(configs[0])
@@ -295,6 +297,6 @@ ABLATION = Ablation(
     run=run,
     verdict=verdict,
     figures=figures,
-    pack_key=pack_all_but("activation"),
+    pack_key=pack_all_but("activation", "seed"),
     objective="final_val_loss",
 )

@@ -9,8 +9,9 @@ bound where trials stop early).
 The time is calibrated on this device (`calibrate`). Packs that differ in what
 makes a pack dear (`COST_AXES`: the data set, the training-set size, depth,
 width) are timed apart, one group of alike packs at a time (`cost_groups`). One
-pack of each group, the one of median size, is trained three times with its
-epochs cut, with loggers that keep nothing: nothing is logged, nothing is
+pack of each group, the one of median size (or `CALIBRATION_MEMBERS` of its
+members, spread over it), is trained three times with its epochs cut, with
+loggers that keep nothing: nothing is logged, nothing is
 written. The first run (at the
 fewest epochs) pays what only a process's first pack pays (loading data,
 TensorFlow's lazy set-up); the second (same epochs) and the third (enough epochs
@@ -35,7 +36,9 @@ more. The conclusion (reading the trials back, the verdict, figures, a test
 score) is not included.
 
 Peak memory is measured around the calibration: this process's peak resident
-memory (which a worker reaches too), and on a GPU the device's peak allocation.
+memory (which a worker reaches too), and on a GPU the device's peak allocation;
+where only some of a pack's members were timed (`CALIBRATION_MEMBERS`), what
+the timing added is scaled to the whole pack.
 The workers that fit on this machine (`device.worker_bound`) are counted with
 that peak resident memory per worker in place of the documented bound that
 ``--workers`` is checked against (`device.WORKER_MEMORY_BYTES`).
@@ -87,6 +90,11 @@ Optuna trial enqueued, claimed and told (measured as above, 180 trials against
 COST_AXES = ("data", "n_train", "depth", "width")
 """Settings that change what a pack costs (an epoch's examples, a step's work):
 packs that differ in them are timed apart."""
+CALIBRATION_MEMBERS = 32
+"""Most members a calibration trains: a larger pack is timed on this many of its
+members, spread over it, and its per-member cost scaled to the whole (the full
+profile's packs of a hundred deep nets would otherwise keep a dry run busy for
+many minutes). The fixed cost, mostly tracing, is taken as the sub-pack's."""
 MAX_TIMED_GROUPS = 6
 """Most groups a dry run times; past it the last of `COST_AXES` stop splitting packs."""
 HOUR_S = 3600.0
@@ -173,6 +181,8 @@ class Calibration:
 
     Args:
         members: Trials in the timed pack.
+        pack_members: Trials in the pack it stands for (more than ``members``
+            when only a spread of them was timed, `CALIBRATION_MEMBERS`).
         epoch_key: The setting cut down for the timing, or None (the pack ran whole, once).
         epochs: The epoch counts of the timed runs after the first (one or two; none without an epoch setting).
         seconds: Their wall times (without an epoch setting: the whole pack's).
@@ -200,6 +210,7 @@ class Calibration:
     peak_gpu_bytes: int | None
     device: str
     jit: bool = False
+    pack_members: int | None = None
 
     def seconds_for(self, size: GridSize) -> float:
         """Estimated wall time of a grid of ``size`` with one worker on this device."""
@@ -211,6 +222,8 @@ class Calibration:
     def describe(self) -> str:
         """What was timed, in words: "1 pack of 7 trials: 2.1s at 1 and 3.7s at 4 epochs"."""
         trials = f"1 pack of {self.members} trial{'s' if self.members != 1 else ''}"
+        if self.pack_members and self.pack_members > self.members:
+            trials = f"{self.members} of a pack of {self.pack_members} trials"
         xla = ", XLA-compiled" if self.jit else ""
         if self.epoch_key is None:
             return f"{trials} in {self.seconds[0]:.1f}s{xla}"
@@ -246,7 +259,8 @@ def calibrate(
     packs = packs or pack_points(configs, ablation.pack_key, max_members)
     # The median pack by size: the grid order puts the cheapest or the dearest first.
     by_size = sorted(packs, key=lambda points: (sum(member_bytes(configs[i]) for i in points), points))
-    pack = [configs[i] for i in by_size[len(by_size) // 2]]
+    median = by_size[len(by_size) // 2]
+    pack = [configs[i] for i in _spread(median, CALIBRATION_MEMBERS)]
     key = epoch_key(ablation)
     rss_before = peak_rss_bytes()
     reset_gpu_peak()
@@ -256,7 +270,7 @@ def calibrate(
         whole = _time_pack(ablation, config, pack, clock)
         epochs: tuple[int, ...] = ()
         seconds: tuple[float, ...] = (whole,)
-        extra, fixed, per_member_epoch = 0.0, whole, 0.0
+        extra, fixed, per_member_epoch = 0.0, whole * len(median) / len(pack), 0.0
     else:
         budget = min(int(c[key]) for c in pack)
         low = min(budget, max(1, int(ablation.params[key].low or 1)))  # the setting's own lower bound, if it has one
@@ -276,18 +290,22 @@ def calibrate(
             per_epoch, fixed = at_low / low, 0.0
             epochs, seconds = (low,), (at_low,)
         per_member_epoch = per_epoch / len(pack)
-    peak = peak_rss_bytes()
+    # Memory grows with the members: a sub-pack's growth is scaled to the whole pack's.
+    scale = len(median) / len(pack)
+    growth = max(peak_rss_bytes() - rss_before, 0) * scale
+    gpu_peak = gpu_peak_bytes()
     return Calibration(
         members=len(pack),
+        pack_members=len(median),
         epoch_key=key,
         epochs=epochs,
         seconds=seconds,
         first_extra_s=extra,
         fixed_s=fixed,
         per_member_epoch_s=per_member_epoch,
-        peak_rss_bytes=peak,
-        rss_growth_bytes=max(peak - rss_before, 0),
-        peak_gpu_bytes=gpu_peak_bytes(),
+        peak_rss_bytes=max(peak_rss_bytes(), int(rss_before + growth)),
+        rss_growth_bytes=int(growth),
+        peak_gpu_bytes=None if gpu_peak is None else int(gpu_peak * scale),
         device=device_name(),
         jit=jit_enabled(),
     )
@@ -506,6 +524,13 @@ def _time_pack(ablation: Ablation, config: ResolvedConfig, pack: list[dict[str, 
         return clock() - started
     finally:
         logger.setLevel(level)
+
+
+def _spread(points: list[int], most: int) -> list[int]:
+    """At most ``most`` of ``points``, evenly spread over them (first and last included)."""
+    if len(points) <= most:
+        return points
+    return [points[round(i * (len(points) - 1) / (most - 1))] for i in range(most)]
 
 
 def _discard(*args: Any) -> None:

@@ -88,7 +88,7 @@ def toy(
 def test_grid_size_counts_trials_packs_and_epochs():
     ablation = toy(FakeClock())
     assert grid_size(ablation, ablation.resolve("smoke")) == GridSize(trials=6, packs=2, epochs=60, epoch_key="epochs")
-    # Packs split to fit device memory, as the runner splits them on a GPU.
+    # Packs split to fit device memory, as the runner splits them.
     assert grid_size(ablation, ablation.resolve("smoke"), max_members=2).packs == 4
     vanishing = get_ablation("vanishing_gradients")
     config = vanishing.resolve("quick")
@@ -96,8 +96,9 @@ def test_grid_size_counts_trials_packs_and_epochs():
     for values in config.grid.values():
         trials *= len(values)
     size = grid_size(vanishing, config)
-    # Every activation of one depth, initializer and seed trains in one pack.
-    assert (size.trials, size.packs, size.epochs) == (trials, trials // len(config.grid["activation"]), trials * config.fixed["epochs"])
+    # Every activation and seed of one depth and initializer trains in one pack.
+    per_pack = len(config.grid["activation"]) * len(config.grid["seed"])
+    assert (size.trials, size.packs, size.epochs) == (trials, trials // per_pack, trials * config.fixed["epochs"])
     # Steps where an ablation counts optimizer steps; nothing where it has no such setting.
     assert grid_size(get_ablation("augmentation"), get_ablation("augmentation").resolve("smoke")).epoch_key == "train_steps"
     assert grid_size(get_ablation("collinearity"), get_ablation("collinearity").resolve("smoke")).epochs is None
@@ -129,6 +130,23 @@ def test_a_cheap_epoch_is_timed_over_enough_epochs_to_stand_out_of_the_noise():
     clock = FakeClock()
     calibration = calibrate(toy(clock, per_member_epoch_s=0.01), ablation.resolve("smoke"), clock=clock)
     assert [pack[0]["epochs"] for pack in clock.packs] == [1, 1, 4, 10] and calibration.epochs == (1, 10)
+
+
+def test_a_pack_larger_than_the_calibration_limit_is_timed_on_a_spread_of_its_members(monkeypatch):
+    clock = FakeClock()
+    ablation = toy(clock)
+    config = ablation.resolve("smoke", {"x": "0,1,2,3,4,5,6,7,8,9"})  # packs of 10 members
+    monkeypatch.setattr("ablations.engine.estimate.CALIBRATION_MEMBERS", 4)
+    calibration = calibrate(ablation, config, clock=clock)
+    # 4 of the 10, first and last included; the cost per member and epoch is the toy's, the fixed cost the sub-pack's.
+    assert [[c["x"] for c in pack] for pack in clock.packs] == [[0, 3, 6, 9]] * 3
+    assert (calibration.members, calibration.pack_members) == (4, 10)
+    assert calibration.per_member_epoch_s == pytest.approx(PER_MEMBER_EPOCH_S) and calibration.fixed_s == pytest.approx(FIXED_S)
+    assert calibration.describe() == "4 of a pack of 10 trials: 5.0s at 1 and 11.0s at 4 epochs"
+    # Without epochs, the one timed sub-pack stands for the whole pack in proportion to its members.
+    clock = FakeClock()
+    whole = calibrate(toy(clock, epochs=False), config, clock=clock)
+    assert whole.fixed_s == pytest.approx((FIRST_EXTRA_S + FIXED_S) * 10 / 4)
 
 
 def test_a_calibration_under_jit_says_so(monkeypatch):

@@ -75,7 +75,7 @@ def fit_stack(
     epochs: int,
     learning_rate: float,
     batch_size: int | None = None,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     shuffle: bool = True,
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
     probe_size: int = 0,
@@ -105,7 +105,9 @@ def fit_stack(
         batch_size: Examples per step (the last batch of an epoch may be
             smaller); None trains on the full batch, one step per epoch.
         seed: Seeds the per-epoch shuffle of the mini-batches, so members
-            trained in different stacks with the same seed see the same batches.
+            trained in different stacks with the same seed see the same batches:
+            one for every member, or one per member (each member then takes its
+            seed's order; members of one seed share it).
         shuffle: Reshuffle the training data every epoch (as `Model.fit` does).
         validation_data: ``(x_val, y_val)``: ``val_loss`` (mean cross-entropy)
             and ``val_accuracy`` at every recorded epoch.
@@ -185,20 +187,21 @@ def fit_stack(
 
         @tf.function
         def minibatch_epoch(order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            # order: (n,) shared by the members, or (M, n), one per member: its batches then gather (M, batch, ...).
             loss_sum = tf.zeros([stack.members])
             correct_sum = tf.zeros([stack.members])
             for step in tf.range(steps):
-                index = order[step * batch_size : (step + 1) * batch_size]
+                index = order[..., step * batch_size : (step + 1) * batch_size]
                 losses, accuracy = train_step(tf.gather(x_all, index), tf.gather(y_all, index))
-                size = tf.cast(tf.shape(index)[0], tf.float32)
+                size = tf.cast(tf.shape(index)[-1], tf.float32)
                 loss_sum += losses * size
                 correct_sum += accuracy * size
             return loss_sum / n, correct_sum / n
 
-        rng = np.random.default_rng(seed)
+        shuffles = _Shuffles(seed, stack.members, n, shuffle)
 
         def train_epoch() -> tuple[tf.Tensor, tf.Tensor]:
-            return minibatch_epoch(tf.constant(rng.permutation(n) if shuffle else np.arange(n)))
+            return minibatch_epoch(tf.constant(shuffles.next_order()))
 
     measure = _Measures(stack, x_all, y_all, validation_data, probe_size, saturation_threshold)
     histories: list[dict[str, list[float]]] = [{} for _ in range(stack.members)]
@@ -221,6 +224,24 @@ def fit_stack(
         if record_every and (epoch % record_every == 0 or epoch == epochs):
             record_step(epoch, {"loss": loss.numpy(), "accuracy": accuracy.numpy()})
     return StackedFit(histories=histories)
+
+
+class _Shuffles:
+    """Each epoch's batch order: ``default_rng(seed).permutation(n)``, shared, or per member from its own seed."""
+
+    def __init__(self, seed: int | Sequence[int], members: int, n: int, shuffle: bool):
+        self.seeds = [int(seed)] * members if np.ndim(seed) == 0 else [int(s) for s in seed]
+        if len(self.seeds) != members:
+            raise ValueError(f"seed needs one value, or one per member ({members}); received {len(self.seeds)}.")
+        self.n, self.shuffle = n, shuffle
+        self.rngs = {s: np.random.default_rng(s) for s in self.seeds}
+
+    def next_order(self) -> np.ndarray:
+        """``(n,)`` when the members share a seed (or nothing is shuffled), else ``(M, n)``."""
+        if not self.shuffle:
+            return np.arange(self.n)
+        orders = {s: rng.permutation(self.n) for s, rng in self.rngs.items()}
+        return orders[self.seeds[0]] if len(orders) == 1 else np.stack([orders[s] for s in self.seeds])
 
 
 class _FusedAdam:
@@ -427,7 +448,7 @@ class PackRun:
 
 
 def train_pack(configs: list[dict], loggers: list, x_train, y_train, x_val, y_val, num_classes: int) -> PackRun:
-    """Trains configurations that differ only in ``activation`` and ``initializer`` as one stack.
+    """Trains configurations that differ only in ``activation``, ``initializer`` and ``seed`` as one stack.
 
     Each configuration reads ``depth``, ``width``, ``epochs``, ``batch_size``,
     ``learning_rate``, ``seed`` and optionally ``probe_size``; ``loggers[i]``
@@ -455,7 +476,7 @@ def train_pack(configs: list[dict], loggers: list, x_train, y_train, x_val, y_va
         width=first["width"],
         activations=[configs[i]["activation"] for i in order],
         initializers=[configs[i].get("initializer", "glorot_uniform") for i in order],
-        seed=first["seed"],
+        seed=[configs[i]["seed"] for i in order],
     )
     fit = fit_stack(
         stack,
@@ -464,7 +485,7 @@ def train_pack(configs: list[dict], loggers: list, x_train, y_train, x_val, y_va
         epochs=first["epochs"],
         learning_rate=first["learning_rate"],
         batch_size=first["batch_size"],
-        seed=first["seed"],
+        seed=[configs[i]["seed"] for i in order],
         validation_data=(x_val, y_val),
         probe_size=first.get("probe_size", 256),
         optimizer="fused_adam",

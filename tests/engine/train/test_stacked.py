@@ -69,6 +69,22 @@ def test_example_weights_train_each_member_on_its_own_examples(classification):
     assert len(result.histories[0]["loss"]) == 2
 
 
+def test_members_of_several_seeds_in_one_stack_train_as_in_a_stack_per_seed(classification):
+    """Per-member seeds: initial weights and batch order follow each member's seed, as if each seed had its own stack."""
+    x, y = classification(n=40)
+    together = StackedMLP(6, 3, depth=2, width=8, activations=["relu", "relu", "tanh"], initializers=["he_normal"] * 3, seed=[0, 1, 1])
+    fit_stack(together, x, y, epochs=3, batch_size=8, learning_rate=1e-2, seed=[0, 1, 1], optimizer="fused_adam")
+    for seed, members in ((0, [0]), (1, [1, 2])):
+        alone = StackedMLP(6, 3, depth=2, width=8, activations=["relu", "relu", "tanh"][members[0] : members[-1] + 1],
+                           initializers=["he_normal"] * len(members), seed=seed)
+        fit_stack(alone, x, y, epochs=3, batch_size=8, learning_rate=1e-2, seed=seed, optimizer="fused_adam")
+        for own, member in enumerate(members):
+            for ours, its in zip(together.member_weights(member), alone.member_weights(own)):
+                np.testing.assert_allclose(ours, its, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="one per member"):
+        fit_stack(together, x, y, epochs=1, batch_size=8, learning_rate=1e-2, seed=[0, 1])
+
+
 def test_probe_statistics_match_gradient_tape_per_member(classification):
     x, y = classification(n=32)
     stack = StackedMLP(6, 3, depth=2, width=8, activations=["relu", "sigmoid"], initializers=["he_normal"] * 2, seed=4)
