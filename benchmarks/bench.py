@@ -65,6 +65,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ablations.engine.data import load_dataset  # noqa: E402
+from benchmarks.bench_bookkeeping import bookkeeping_rows  # noqa: E402
 from benchmarks.bench_packing import packing_rows  # noqa: E402
 from ablations.engine.runner import run_ablation  # noqa: E402
 from ablations.engine.tracking import Tracker  # noqa: E402
@@ -257,6 +258,10 @@ def workers_row() -> None:
 def main() -> None:
     if sys.argv[1:] == ["workers"]:
         workers_row()
+        return
+    if sys.argv[1:] == ["bookkeeping"]:
+        print("runner bookkeeping (a toy grid that trains nothing, temporary SQLite store and journal):")
+        bookkeeping_rows()
         return
     if sys.argv[1:2] == ["packing"]:
         packing_rows(tuple(sys.argv[2:]) or None)

@@ -7,7 +7,7 @@ counts optimizer steps, summed over trials; the configured count, so an upper
 bound where trials stop early).
 
 The time is calibrated on this device (`calibrate`). Packs that differ in what
-makes a pack dear (`COST_AXES`: the data set, the training-set size, depth,
+makes a pack dear (`COST_AXES`: the data set or task, the training-set size, depth,
 width) are timed apart, one group of alike packs at a time (`cost_groups`). One
 pack of each group, the one of median size (or `CALIBRATION_MEMBERS` of its
 members, spread over it), is trained three times with its epochs cut, with
@@ -17,23 +17,29 @@ fewest epochs) pays what only a process's first pack pays (loading data,
 TensorFlow's lazy set-up); the second (same epochs) and the third (enough epochs
 more to take `MIN_SLOPE_S` longer) put a line through time against epochs, whose
 intercept is a pack's fixed cost (building the models, tracing the step) and
-whose slope is the cost of an epoch. The cost model is then::
+whose slope is the cost of an epoch. Where that line puts the whole pack under
+`WHOLE_PACK_S`, the third run is redone with all the epochs, so that members
+that stop early cost what they will. The cost model is then::
 
     seconds = first-pack extra + packs x (fixed + PACK_BOOKKEEPING_S)
-              + trials x TRIAL_BOOKKEEPING_S + (member epochs) x per-member-epoch
+              + trials x (TRIAL_BOOKKEEPING_S + values once x METRIC_VALUE_S)
+              + (member epochs) x (per-member-epoch + values per epoch x METRIC_VALUE_S)
 
 summed over the groups, where the per-member-epoch cost is the slope divided by
 the pack's members. It assumes every pack of a group costs about what its
 median one does (packs that differ in an initializer or a seed do), so the
-estimate is rough and a real run is what checks it. An ablation without an epoch setting is timed as
-one whole pack, once, and multiplied by the packs (its first-pack extra
-counted in every pack: an overestimate, by seconds per pack).
+estimate is rough and a real run is what checks it. An ablation without an
+epoch setting is timed as one whole pack and multiplied by the packs: twice
+where that is cheap (`REPEAT_WHOLE_UNDER_S`), to split off the first-pack
+extra, else once, the extra then counted in every pack (an overestimate, by
+seconds per pack).
 
 What a dry run cannot time without writing, the MLflow and Optuna bookkeeping,
 is added from constants measured with a local SQLite store and journal file
-(`PACK_BOOKKEEPING_S`, `TRIAL_BOOKKEEPING_S`); a remote tracking server costs
-more. The conclusion (reading the trials back, the verdict, figures, a test
-score) is not included.
+(`PACK_BOOKKEEPING_S`, `TRIAL_BOOKKEEPING_S`, `METRIC_VALUE_S`), applied to
+the metric values the calibration's members logged (counted, not kept); a
+remote tracking server costs more. The conclusion (the verdict, figures, a
+test score) is not included.
 
 Peak memory is measured around the calibration: this process's peak resident
 memory (which a worker reaches too), and on a GPU the device's peak allocation;
@@ -78,18 +84,33 @@ MIN_SLOPE_S = 2.0
 the trials' own count) until it takes this much longer than the second: a cost
 per epoch read off a smaller difference is mostly timing noise (a pack of small
 models trains a step in milliseconds)."""
-PACK_BOOKKEEPING_S = 0.04
+PACK_BOOKKEEPING_S = 0.25
 """The runner's cost per pack beyond training: repair, claim, closing finished
-runs, clearing the Keras session (SQLite store and journal file; measured with
-an ablation that trains nothing, 60 packs against 3, on a 2-core CPU)."""
-TRIAL_BOOKKEEPING_S = 0.045
-"""The runner's cost per trial beyond training: its MLflow run created, tagged,
-its params, five epochs' and its final metrics logged, ended, read back; its
-Optuna trial enqueued, claimed and told (measured as above, 180 trials against
-60)."""
-COST_AXES = ("data", "n_train", "depth", "width")
+runs, clearing the Keras session. This and the next two are measured with a
+local SQLite store and journal file, by ``python -m benchmarks.bench
+bookkeeping`` (a grid that trains nothing, one count changed at a time) on a
+2-core CPU: 0.26 s per pack, 87-116 ms per trial and 0.22-0.33 ms per metric
+value over two runs (SQLite's writes wait on the disk, which varies)."""
+TRIAL_BOOKKEEPING_S = 0.1
+"""The runner's cost per trial beyond training and its metric values: its
+MLflow run created, tagged, its params logged, ended, read back; its Optuna
+trial enqueued, claimed and told."""
+METRIC_VALUE_S = 0.0003
+"""The cost of one metric value logged (a step's or a final one): MLflow's
+batched writes into the SQLite store. The calibration counts the values a
+member logs per epoch and once."""
+COST_AXES = ("data", "task", "n_train", "depth", "width")
 """Settings that change what a pack costs (an epoch's examples, a step's work):
 packs that differ in them are timed apart."""
+WHOLE_PACK_S = 60.0
+"""A timed pack whose whole run the cut timings put under this many seconds is
+then trained whole, all its epochs: its members that stop early (early
+stopping) then cost what they will cost, where a line through a few epochs
+would count every member for every epoch. It bounds what this costs a dry run:
+about a minute per timed group, on grids whose packs take about that long."""
+REPEAT_WHOLE_UNDER_S = 10.0
+"""An ablation without an epoch setting is timed whole; under this many seconds,
+twice, so that what only a process's first pack pays is not counted in every pack."""
 CALIBRATION_MEMBERS = 32
 """Most members a calibration trains: a larger pack is timed on this many of its
 members, spread over it, and its per-member cost scaled to the whole (the full
@@ -196,6 +217,8 @@ class Calibration:
         peak_gpu_bytes: The first GPU's peak allocation during the timing; None on a CPU.
         device: "CPU (N cores)" or the GPU's name.
         jit: Whether the stacked step was XLA-compiled (``--jit``), as the run would compile it.
+        values_per_member_epoch: Metric values a member logs per epoch (what MLflow will write).
+        values_per_trial: Metric values a trial logs once (its final metrics; all of them without an epoch setting).
     """
 
     members: int
@@ -211,12 +234,15 @@ class Calibration:
     device: str
     jit: bool = False
     pack_members: int | None = None
+    values_per_member_epoch: float = 0.0
+    values_per_trial: float = 0.0
 
     def seconds_for(self, size: GridSize) -> float:
         """Estimated wall time of a grid of ``size`` with one worker on this device."""
-        seconds = self.first_extra_s + (self.fixed_s + PACK_BOOKKEEPING_S) * size.packs + TRIAL_BOOKKEEPING_S * size.trials
+        seconds = self.first_extra_s + (self.fixed_s + PACK_BOOKKEEPING_S) * size.packs
+        seconds += (TRIAL_BOOKKEEPING_S + METRIC_VALUE_S * self.values_per_trial) * size.trials
         if size.epochs is not None and self.epoch_key is not None:
-            seconds += self.per_member_epoch_s * size.epochs
+            seconds += (self.per_member_epoch_s + METRIC_VALUE_S * self.values_per_member_epoch) * size.epochs
         return seconds
 
     def describe(self) -> str:
@@ -265,31 +291,13 @@ def calibrate(
     rss_before = peak_rss_bytes()
     reset_gpu_peak()
     if key is None:
-        # Nothing to cut: one run of the whole pack, its first-pack extra counted
-        # in every pack (a second run to separate it could cost minutes).
-        whole = _time_pack(ablation, config, pack, clock)
-        epochs: tuple[int, ...] = ()
-        seconds: tuple[float, ...] = (whole,)
-        extra, fixed, per_member_epoch = 0.0, whole * len(median) / len(pack), 0.0
+        timings = _time_whole(ablation, config, pack, len(median) / len(pack), clock)
     else:
-        budget = min(int(c[key]) for c in pack)
-        low = min(budget, max(1, int(ablation.params[key].low or 1)))  # the setting's own lower bound, if it has one
-        high = min(budget, low + EXTRA_EPOCHS)
-        first = _time_pack(ablation, config, [{**c, key: low} for c in pack], clock)
-        at_low = _time_pack(ablation, config, [{**c, key: low} for c in pack], clock)
-        extra = max(first - at_low, 0.0)
-        if high > low:
-            at_high = _time_pack(ablation, config, [{**c, key: high} for c in pack], clock)
-            while at_high - at_low < MIN_SLOPE_S and high < budget:
-                high = min(budget, high * 4)
-                at_high = _time_pack(ablation, config, [{**c, key: high} for c in pack], clock)
-            per_epoch = max((at_high - at_low) / (high - low), 0.0)  # noise can tip a flat line below 0
-            fixed = max(at_low - per_epoch * low, 0.0)
-            epochs, seconds = (low, high), (at_low, at_high)
-        else:  # the trials train that few epochs: nothing to split, so all of it counts per epoch
-            per_epoch, fixed = at_low / low, 0.0
-            epochs, seconds = (low,), (at_low,)
-        per_member_epoch = per_epoch / len(pack)
+        timings = _time_epochs(ablation, config, pack, key, clock)
+    # What the last run logged, per member and epoch (steps) and per member (its final metrics).
+    last, trained = timings.last, (timings.epochs[-1] if timings.epochs else 0)
+    step_values = last.step_values / (len(pack) * trained) if trained else 0.0
+    trial_values = (last.final_values + (0 if trained else last.step_values)) / len(pack)
     # Memory grows with the members: a sub-pack's growth is scaled to the whole pack's.
     scale = len(median) / len(pack)
     growth = max(peak_rss_bytes() - rss_before, 0) * scale
@@ -298,17 +306,73 @@ def calibrate(
         members=len(pack),
         pack_members=len(median),
         epoch_key=key,
-        epochs=epochs,
-        seconds=seconds,
-        first_extra_s=extra,
-        fixed_s=fixed,
-        per_member_epoch_s=per_member_epoch,
+        epochs=timings.epochs,
+        seconds=timings.seconds,
+        first_extra_s=timings.first_extra,
+        fixed_s=timings.fixed,
+        per_member_epoch_s=timings.per_epoch / len(pack),
         peak_rss_bytes=max(peak_rss_bytes(), int(rss_before + growth)),
         rss_growth_bytes=int(growth),
         peak_gpu_bytes=None if gpu_peak is None else int(gpu_peak * scale),
         device=device_name(),
         jit=jit_enabled(),
+        values_per_member_epoch=step_values,
+        values_per_trial=trial_values,
     )
+
+
+@dataclass(frozen=True)
+class _Timings:
+    """What the timed runs of one pack gave: `Calibration`'s costs, for the whole pack (not per member)."""
+
+    first_extra: float
+    fixed: float
+    per_epoch: float
+    epochs: tuple[int, ...]
+    seconds: tuple[float, ...]
+    last: _PackRun
+
+
+def _time_whole(ablation: Ablation, config: ResolvedConfig, pack: list[dict[str, Any]], scale: float, clock: Clock) -> _Timings:
+    """Times ``pack`` whole, with nothing to cut; its time, times ``scale``, is a pack's fixed cost.
+
+    A second run, where the first took under `REPEAT_WHOLE_UNDER_S`, separates
+    what only a process's first pack pays; past it (a second run could cost
+    minutes) that extra is counted in every pack, an overestimate.
+    """
+    last = _time_pack(ablation, config, pack, clock)
+    if last.seconds > REPEAT_WHOLE_UNDER_S:
+        return _Timings(0.0, last.seconds * scale, 0.0, (), (last.seconds,), last)
+    first, last = last, _time_pack(ablation, config, pack, clock)
+    return _Timings(max(first.seconds - last.seconds, 0.0), last.seconds * scale, 0.0, (), (last.seconds,), last)
+
+
+def _time_epochs(ablation: Ablation, config: ResolvedConfig, pack: list[dict[str, Any]], key: str, clock: Clock) -> _Timings:
+    """Times ``pack`` at a few values of ``key`` (see the module's docstring) and puts a line through them."""
+
+    def run(epochs: int) -> _PackRun:
+        return _time_pack(ablation, config, [{**c, key: epochs} for c in pack], clock)
+
+    budget = min(int(c[key]) for c in pack)
+    low = min(budget, max(1, int(ablation.params[key].low or 1)))  # the setting's own lower bound, if it has one
+    high = min(budget, low + EXTRA_EPOCHS)
+    first = run(low).seconds
+    last = run(low)
+    at_low = last.seconds
+    extra = max(first - at_low, 0.0)
+    if high == low:  # the trials train that few epochs: nothing to split, so all of it counts per epoch
+        return _Timings(extra, 0.0, at_low / low, (low,), (at_low,), last)
+    last = run(high)
+    while last.seconds - at_low < MIN_SLOPE_S and high < budget:
+        high = min(budget, high * 4)
+        last = run(high)
+    per_epoch = max((last.seconds - at_low) / (high - low), 0.0)  # noise can tip a flat line below 0
+    if high < budget and at_low + per_epoch * (budget - low) <= WHOLE_PACK_S:
+        # Cheap enough to train as the run will: members that stop early then count as they stop.
+        high = budget
+        last = run(high)
+        per_epoch = max((last.seconds - at_low) / (high - low), 0.0)
+    return _Timings(extra, max(at_low - per_epoch * low, 0.0), per_epoch, (low, high), (at_low, last.seconds), last)
 
 
 @dataclass(frozen=True)
@@ -506,12 +570,32 @@ def duration(seconds: float) -> str:
     return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def _time_pack(ablation: Ablation, config: ResolvedConfig, pack: list[dict[str, Any]], clock: Clock) -> float:
-    """Seconds to train ``pack`` with loggers that keep nothing, from a clear Keras session as the runner does."""
+@dataclass(frozen=True)
+class _PackRun:
+    """One timed run of a pack: its seconds, and the metric values its members logged (steps) and returned (final)."""
+
+    seconds: float
+    step_values: int
+    final_values: int
+
+
+class _Count:
+    """A logger that keeps nothing (a dry run writes nothing) but counts the metric values it is given."""
+
+    def __init__(self) -> None:
+        self.values = 0
+
+    def __call__(self, metrics: dict[str, float], step: int) -> None:
+        self.values += len(metrics)
+
+
+def _time_pack(ablation: Ablation, config: ResolvedConfig, pack: list[dict[str, Any]], clock: Clock) -> _PackRun:
+    """Trains ``pack`` with loggers that keep nothing, from a clear Keras session as the runner does: its time and metric counts."""
     import keras
     import tensorflow as tf
 
-    context = TrialContext(loggers=[_discard] * len(pack), profile=config.profile, artifact_loggers=[_discard] * len(pack))
+    count = _Count()
+    context = TrialContext(loggers=[count] * len(pack), profile=config.profile, artifact_loggers=[_discard] * len(pack))
     keras.backend.clear_session(free_memory=True)
     # Every run traces its step anew, as every pack of a real run does: TensorFlow's
     # "frequent retracing" warning says nothing here.
@@ -520,10 +604,11 @@ def _time_pack(ablation: Ablation, config: ResolvedConfig, pack: list[dict[str, 
     logger.setLevel("ERROR")
     try:
         started = clock()
-        ablation.run(pack, context)
-        return clock() - started
+        results = ablation.run(pack, context)
+        seconds = clock() - started
     finally:
         logger.setLevel(level)
+    return _PackRun(seconds, count.values, sum(len(metrics) for metrics in results))
 
 
 def _spread(points: list[int], most: int) -> list[int]:

@@ -11,6 +11,7 @@ import pytest
 
 from ablations.engine.device import GIB, MachineFigures
 from ablations.engine.estimate import (
+    METRIC_VALUE_S,
     MIN_SLOPE_S,
     PACK_BOOKKEEPING_S,
     TRIAL_BOOKKEEPING_S,
@@ -34,9 +35,9 @@ FITS = r"; up to \d+ workers? fits? on this machine \([^()]*\)"
 """How many workers fit on the machine the tests run on (`test_the_line_says_how_many_workers_fit_on_this_machine` pins the text)."""
 
 
-def bookkeeping(packs: int, trials: int) -> float:
-    """What the runner adds to training (MLflow runs, Optuna trials), which a dry run adds from constants."""
-    return PACK_BOOKKEEPING_S * packs + TRIAL_BOOKKEEPING_S * trials
+def bookkeeping(packs: int, trials: int, epochs: float = 0, values_per_trial: int = 1) -> float:
+    """What the runner adds to training (MLflow runs, Optuna trials, the toy's metric values: one per epoch, one final)."""
+    return PACK_BOOKKEEPING_S * packs + (TRIAL_BOOKKEEPING_S + METRIC_VALUE_S * values_per_trial) * trials + METRIC_VALUE_S * epochs
 
 
 class FakeClock:
@@ -51,21 +52,30 @@ class FakeClock:
 
 
 def toy(
-    clock: FakeClock, *, epochs: bool = True, fail: bool = False, per_member_epoch_s: float = PER_MEMBER_EPOCH_S, depths: list[int] | None = None
+    clock: FakeClock,
+    *,
+    epochs: bool = True,
+    fail: bool = False,
+    per_member_epoch_s: float = PER_MEMBER_EPOCH_S,
+    depths: list[int] | None = None,
+    stops_at: int | None = None,
+    fixed_s: float = FIXED_S,
 ) -> Ablation:
     """A grid over x (3 values here, 6 in full) and seeds, packed by seed; its run only moves ``clock``.
 
     With ``depths``, depth is an axis too, packed apart, and a member's epoch costs ``per_member_epoch_s`` per layer.
+    With ``stops_at``, every member stops training after that many epochs (early stopping).
     """
 
     def run(configs, context):
         assert len(context.loggers) == len(context.artifact_loggers) == len(configs)
-        for log in context.loggers:
-            log({"loss": 1.0}, 1)  # kept nowhere
+        for log, config in zip(context.loggers, configs):  # one value per epoch trained (once without epochs), kept nowhere
+            for epoch in range(min(config["epochs"], stops_at or config["epochs"]) if epochs else 1):
+                log({"loss": 1.0}, epoch)
         if fail:
             raise FloatingPointError("diverged")
-        clock.now += (0.0 if clock.packs else FIRST_EXTRA_S) + FIXED_S
-        clock.now += per_member_epoch_s * sum(c["epochs"] * c["depth"] for c in configs) if epochs else 0.0
+        clock.now += (0.0 if clock.packs else FIRST_EXTRA_S) + fixed_s
+        clock.now += per_member_epoch_s * sum(min(c["epochs"], stops_at or c["epochs"]) * c["depth"] for c in configs) if epochs else 0.0
         clock.packs.append(configs)
         return [{"final_val_loss": 0.0} for _ in configs]
 
@@ -107,14 +117,16 @@ def test_grid_size_counts_trials_packs_and_epochs():
 def test_calibration_splits_a_first_pack_extra_a_fixed_cost_and_a_cost_per_member_and_epoch():
     clock = FakeClock()
     ablation = toy(clock)
-    calibration = calibrate(ablation, ablation.resolve("smoke"), clock=clock)
-    # Three runs of one pack of 3 members, epochs cut from 10 to 1, 1 and 4, give back the toy's costs exactly.
+    calibration = calibrate(ablation, ablation.resolve("smoke", {"epochs": "100"}), clock=clock)
+    # Three runs of one pack of 3 members, epochs cut from 100 to 1, 1 and 4, give back the toy's costs exactly.
     assert [[c["epochs"] for c in pack] for pack in clock.packs] == [[1] * 3, [1] * 3, [4] * 3]
     assert (calibration.members, calibration.epochs, calibration.seconds) == (3, (1, 4), (4.5, 9.0))
     assert calibration.first_extra_s == pytest.approx(FIRST_EXTRA_S)
     assert calibration.fixed_s == pytest.approx(FIXED_S)
     assert calibration.per_member_epoch_s == pytest.approx(PER_MEMBER_EPOCH_S)
     assert calibration.describe() == "1 pack of 3 trials: 4.5s at 1 and 9.0s at 4 epochs"
+    # Each member logged one value per epoch and returned one final metric: MLflow writes both.
+    assert (calibration.values_per_member_epoch, calibration.values_per_trial) == (1, 1)
     assert calibration.peak_rss_bytes > 0 and calibration.peak_gpu_bytes is None  # this suite runs on a CPU
 
 
@@ -135,7 +147,7 @@ def test_a_cheap_epoch_is_timed_over_enough_epochs_to_stand_out_of_the_noise():
 def test_a_pack_larger_than_the_calibration_limit_is_timed_on_a_spread_of_its_members(monkeypatch):
     clock = FakeClock()
     ablation = toy(clock)
-    config = ablation.resolve("smoke", {"x": "0,1,2,3,4,5,6,7,8,9"})  # packs of 10 members
+    config = ablation.resolve("smoke", {"x": "0,1,2,3,4,5,6,7,8,9", "epochs": "100"})  # packs of 10 members
     monkeypatch.setattr("ablations.engine.estimate.CALIBRATION_MEMBERS", 4)
     calibration = calibrate(ablation, config, clock=clock)
     # 4 of the 10, first and last included; the cost per member and epoch is the toy's, the fixed cost the sub-pack's.
@@ -143,10 +155,31 @@ def test_a_pack_larger_than_the_calibration_limit_is_timed_on_a_spread_of_its_me
     assert (calibration.members, calibration.pack_members) == (4, 10)
     assert calibration.per_member_epoch_s == pytest.approx(PER_MEMBER_EPOCH_S) and calibration.fixed_s == pytest.approx(FIXED_S)
     assert calibration.describe() == "4 of a pack of 10 trials: 5.0s at 1 and 11.0s at 4 epochs"
-    # Without epochs, the one timed sub-pack stands for the whole pack in proportion to its members.
+    # Without epochs, the timed sub-pack (its second run) stands for the whole pack in proportion to its members.
     clock = FakeClock()
     whole = calibrate(toy(clock, epochs=False), config, clock=clock)
-    assert whole.fixed_s == pytest.approx((FIRST_EXTRA_S + FIXED_S) * 10 / 4)
+    assert whole.fixed_s == pytest.approx(FIXED_S * 10 / 4)
+
+
+def test_a_pack_cheap_enough_is_timed_whole_so_that_members_that_stop_early_count_as_they_stop():
+    clock = FakeClock()
+    ablation = toy(clock, stops_at=20)
+    config = ablation.resolve("smoke", {"epochs": "120"})
+    calibration = calibrate(ablation, config, clock=clock)
+    # A line through 1 and 4 epochs puts the whole pack at 4.5 + 1.5 x 119 = 183 s: too dear (WHOLE_PACK_S) to train whole.
+    assert [pack[0]["epochs"] for pack in clock.packs] == [1, 1, 4]
+    assert calibration.per_member_epoch_s == pytest.approx(PER_MEMBER_EPOCH_S)
+    # At 0.1 s per member and epoch (a line through 1 and 16 epochs) the whole pack would take 3.3 + 0.3 x 119 = 39 s:
+    # the third run is redone with all 120 epochs, in which the members train 20: the estimate is then the real cost.
+    clock = FakeClock()
+    calibration = calibrate(toy(clock, stops_at=20, per_member_epoch_s=0.1), config, clock=clock)
+    assert [pack[0]["epochs"] for pack in clock.packs] == [1, 1, 4, 16, 120] and calibration.epochs == (1, 120)
+    assert calibration.seconds[1] == pytest.approx(FIXED_S + 0.1 * 3 * 20)
+    assert calibration.values_per_member_epoch == pytest.approx(20 / 120)  # and they log only the epochs they train
+    size = grid_size(ablation, config)
+    assert calibration.seconds_for(size) == pytest.approx(
+        FIRST_EXTRA_S + size.packs * (FIXED_S + 0.1 * 3 * 20) + bookkeeping(size.packs, size.trials, size.epochs / 6), rel=0.02
+    )
 
 
 def test_a_calibration_under_jit_says_so(monkeypatch):
@@ -155,24 +188,24 @@ def test_a_calibration_under_jit_says_so(monkeypatch):
     monkeypatch.setenv(JIT_ENV, "1")  # what ``ablate run --jit --dry-run`` sets before it calibrates
     clock = FakeClock()
     ablation = toy(clock)
-    assert calibrate(ablation, ablation.resolve("smoke"), clock=clock).describe().endswith("at 1 and 9.0s at 4 epochs, XLA-compiled")
+    assert calibrate(ablation, ablation.resolve("smoke"), clock=clock).describe().endswith("at 1 and 18.0s at 10 epochs, XLA-compiled")
 
 
 def test_the_estimate_extrapolates_the_calibration_and_workers_share_it_up_to_the_cores():
     clock = FakeClock()
     ablation = toy(clock)
     result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
-    seconds = FIRST_EXTRA_S + 2 * FIXED_S + PER_MEMBER_EPOCH_S * 60 + bookkeeping(2, 6)  # 38.35 s
+    seconds = FIRST_EXTRA_S + 2 * FIXED_S + PER_MEMBER_EPOCH_S * 60 + bookkeeping(2, 6, 60)  # 39.12 s
     assert result.seconds == pytest.approx(seconds)
     line = format_estimate(result)
     assert line == result.line()
     assert re.fullmatch(
-        r"toy_sized \[smoke\]: 6 trials in 2 packs, 60 epochs; ~38s with 1 worker on this CPU \(\d+ cores\), "
-        r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 3 trials: 4\.5s at 1 and 9\.0s at 4 epochs\)" + FITS + r"\.",
+        r"toy_sized \[smoke\]: 6 trials in 2 packs, 60 epochs; ~39s with 1 worker on this CPU \(\d+ cores\), "
+        r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 3 trials: 4\.5s at 1 and 18\.0s at 10 epochs\)" + FITS + r"\.",
         line,
     ), line
     two = Estimate("toy_sized", "smoke", result.size, result.groups, workers=2, parallel_slots=2)
-    assert two.seconds == pytest.approx(seconds / 2) and "~19s with 2 workers" in two.line()
+    assert two.seconds == pytest.approx(seconds / 2) and "~20s with 2 workers" in two.line()
     # Beyond the device's parallel slots, more workers buy nothing.
     assert Estimate("t", "smoke", result.size, result.groups, workers=8, parallel_slots=2).seconds == pytest.approx(seconds / 2)
 
@@ -185,13 +218,13 @@ def test_packs_that_differ_in_cost_are_timed_apart_and_their_costs_summed():
     assert [(g.size.trials, g.size.packs, g.size.epochs) for g in result.groups] == [(6, 2, 60), (6, 2, 60)]
     assert [g.calibration.per_member_epoch_s for g in result.groups] == pytest.approx([PER_MEMBER_EPOCH_S, 4 * PER_MEMBER_EPOCH_S])
     # Exactly what the toy's 4 packs cost in one process: its first-pack extra once, then each pack's own.
-    seconds = FIRST_EXTRA_S + 4 * FIXED_S + PER_MEMBER_EPOCH_S * 60 * (1 + 4) + bookkeeping(4, 12)
+    seconds = FIRST_EXTRA_S + 4 * FIXED_S + PER_MEMBER_EPOCH_S * 60 * (1 + 4) + bookkeeping(4, 12, 120)
     assert result.seconds == pytest.approx(seconds)
     # Timed as one group by its median pack (a depth-4 one), the same grid would read 35% dearer.
-    median_only = FIRST_EXTRA_S + 4 * FIXED_S + 4 * PER_MEMBER_EPOCH_S * 120 + bookkeeping(4, 12)
+    median_only = FIRST_EXTRA_S + 4 * FIXED_S + 4 * PER_MEMBER_EPOCH_S * 120 + bookkeeping(4, 12, 120)
     assert median_only / seconds > 1.35
     assert replace(result, machine=None).line().endswith(
-        "(calibrated: depth=1: 1 pack of 3 trials: 4.5s at 1 and 9.0s at 4 epochs; depth=4: 1 pack of 3 trials: 9.0s at 1 and 27.0s at 4 epochs)."
+        "(calibrated: depth=1: 1 pack of 3 trials: 4.5s at 1 and 18.0s at 10 epochs; depth=4: 1 pack of 3 trials: 9.0s at 1 and 27.0s at 4 epochs)."
     )
 
 
@@ -227,7 +260,7 @@ def test_a_full_profile_says_how_many_workers_or_machines_bring_it_under_an_hour
     clock = FakeClock()
     ablation = toy(clock)
     result = estimate(ablation, ablation.resolve("full"), clock=clock)
-    seconds = FIRST_EXTRA_S + 5 * FIXED_S + PER_MEMBER_EPOCH_S * 30 * 2000 + bookkeeping(5, 30)  # about 30,023 s
+    seconds = FIRST_EXTRA_S + 5 * FIXED_S + PER_MEMBER_EPOCH_S * 30 * 2000 + bookkeeping(5, 30, 60_000)  # about 30,023 s
     assert result.seconds == pytest.approx(seconds)
     assert result.workers_for() == 9
     on_16_cores = Estimate("toy_sized", "full", result.size, result.groups, parallel_slots=16)
@@ -250,11 +283,17 @@ def test_an_ablation_without_epochs_is_timed_as_a_whole_pack():
     clock = FakeClock()
     ablation = toy(clock, epochs=False)
     result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
-    assert len(clock.packs) == 1  # one run: a whole pack may take minutes
-    assert re.search(r"\(calibrated: 1 pack of 3 trials in 5\.0s\)" + FITS + r"\.$", result.line()), result.line()
-    # The first-pack extra counts in every pack: an overestimate by 2 s a pack.
-    assert result.seconds == pytest.approx(2 * (FIRST_EXTRA_S + FIXED_S) + bookkeeping(2, 6))
-    assert result.line().startswith("toy_sized [smoke]: 6 trials in 2 packs; ~10s with 1 worker on this CPU")
+    # 5 s, under REPEAT_WHOLE_UNDER_S: a second run splits off what only the first pack pays.
+    assert len(clock.packs) == 2
+    assert re.search(r"\(calibrated: 1 pack of 3 trials in 3\.0s\)" + FITS + r"\.$", result.line()), result.line()
+    assert result.seconds == pytest.approx(FIRST_EXTRA_S + 2 * FIXED_S + bookkeeping(2, 6, values_per_trial=2))
+    assert result.line().startswith("toy_sized [smoke]: 6 trials in 2 packs; ~9s with 1 worker on this CPU")
+    # A dear pack runs once (a second run may take minutes): the first-pack extra then counts in every pack.
+    clock = FakeClock()
+    ablation = toy(clock, epochs=False, fixed_s=12.0)
+    result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
+    assert len(clock.packs) == 1
+    assert result.seconds == pytest.approx(2 * (FIRST_EXTRA_S + 12.0) + bookkeeping(2, 6, values_per_trial=2))
 
 
 def test_a_pack_that_fails_to_train_still_leaves_the_counts():
