@@ -34,7 +34,7 @@ from ablations.engine.verdict import Verdict
 REPEATS = 3
 BASE = {"trials": 36, "packs": 2, "epochs": 5, "per_epoch": 4, "finals": 5}
 """The reference grid (per pack: 36 trials); each other grid changes one count."""
-VARIANTS = {"trials": {"trials": 108}, "values": {"epochs": 155}, "packs": {"packs": 6, "trials": 12}}
+VARIANTS = {"trials": {"trials": 108}, "values": {"epochs": 155}, "packs": {"packs": 24, "trials": 3}}
 
 
 def toy(epochs: int, per_epoch: int, finals: int, packs: int) -> Ablation:
@@ -94,7 +94,7 @@ def bookkeeping_rows() -> dict[str, float]:
     _, more_values = count(grids["values"])
     per_value = (median["values"] - median["base"]) / (more_values - base_values)
     per_trial = (median["trials"] - median["base"] - per_value * (more_trial_values - base_values)) / (more_trials - base_trials)
-    # Same trials and values in 6 packs of 12 as in 2 packs of 36: the difference is the packs'.
+    # Same trials and values in 24 packs of 3 as in 2 packs of 36: the difference is the packs.
     per_pack = (median["packs"] - median["base"]) / (grids["packs"]["packs"] - BASE["packs"])
     rest = median["base"] - per_trial * base_trials - per_value * base_values - per_pack * BASE["packs"]
     for name, grid in grids.items():

@@ -38,8 +38,9 @@ What a dry run cannot time without writing, the MLflow and Optuna bookkeeping,
 is added from constants measured with a local SQLite store and journal file
 (`PACK_BOOKKEEPING_S`, `TRIAL_BOOKKEEPING_S`, `METRIC_VALUE_S`), applied to
 the metric values the calibration's members logged (counted, not kept); a
-remote tracking server costs more. The conclusion (the verdict, figures, a
-test score) is not included.
+remote tracking server costs more. The conclusion (reading the trials back,
+the verdict, figures) adds `CONCLUSION_S` and `CONCLUSION_TRIAL_S` per trial,
+and a test score one net's training per selection (`conclusion_seconds`).
 
 Peak memory is measured around the calibration: this process's peak resident
 memory (which a worker reaches too), and on a GPU the device's peak allocation;
@@ -84,18 +85,19 @@ MIN_SLOPE_S = 2.0
 the trials' own count) until it takes this much longer than the second: a cost
 per epoch read off a smaller difference is mostly timing noise (a pack of small
 models trains a step in milliseconds)."""
-PACK_BOOKKEEPING_S = 0.25
+PACK_BOOKKEEPING_S = 0.025
 """The runner's cost per pack beyond training: repair, claim, closing finished
 runs, clearing the Keras session. This and the next two are measured with a
-local SQLite store and journal file, by ``python -m benchmarks.bench
+local SQLite store and journal file by ``python -m benchmarks.bench
 bookkeeping`` (a grid that trains nothing, one count changed at a time) on a
-2-core CPU: 0.26 s per pack, 87-116 ms per trial and 0.22-0.33 ms per metric
-value over two runs (SQLite's writes wait on the disk, which varies)."""
-TRIAL_BOOKKEEPING_S = 0.1
+2-core CPU, in two runs: 25 ms per pack; 64 and 116 ms per trial; 0.17 and
+0.33 ms per metric value (SQLite's writes wait on a shared disk, whose speed
+varied that much). The midpoints are used."""
+TRIAL_BOOKKEEPING_S = 0.09
 """The runner's cost per trial beyond training and its metric values: its
 MLflow run created, tagged, its params logged, ended, read back; its Optuna
 trial enqueued, claimed and told."""
-METRIC_VALUE_S = 0.0003
+METRIC_VALUE_S = 0.00025
 """The cost of one metric value logged (a step's or a final one): MLflow's
 batched writes into the SQLite store. The calibration counts the values a
 member logs per epoch and once."""
@@ -108,6 +110,13 @@ then trained whole, all its epochs: its members that stop early (early
 stopping) then cost what they will cost, where a line through a few epochs
 would count every member for every epoch. It bounds what this costs a dry run:
 about a minute per timed group, on grids whose packs take about that long."""
+CONCLUSION_S = 1.2
+CONCLUSION_TRIAL_S = 0.025
+"""The conclusion, once the last pack is told: the trials read back, aggregates,
+verdict and figures logged, about ``CONCLUSION_S + CONCLUSION_TRIAL_S x trials``
+(fitted to the quick grids' conclusions on a 2-core CPU: 1.3 s for 10 trials,
+1.9 s for 27, 6.6 s for 216). A test score adds one net's training per
+selection (`Ablation.select_within`), estimated from the calibration."""
 REPEAT_WHOLE_UNDER_S = 10.0
 """An ablation without an epoch setting is timed whole; under this many seconds,
 twice, so that what only a process's first pack pays is not counted in every pack."""
@@ -411,6 +420,7 @@ class Estimate:
         error: Why the pack could not be timed (the calibration's exception), or None.
         machine: This machine's cores, GPUs and available memory (`device.machine_figures`);
             None: the line does not say how many workers fit.
+        conclusion_s: The conclusion's estimated seconds (`conclusion_seconds`).
     """
 
     name: str
@@ -422,17 +432,22 @@ class Estimate:
     slot_unit: str = "core"
     error: str | None = None
     machine: MachineFigures | None = None
+    conclusion_s: float = 0.0
 
     @property
     def seconds_one_worker(self) -> float | None:
-        """Estimated wall time with one worker."""
-        return sum(group.calibration.seconds_for(group.size) for group in self.groups) if self.groups else None
+        """Estimated wall time with one worker: its packs, then the conclusion."""
+        return self._training_s() + self.conclusion_s if self.groups else None
 
     @property
     def seconds(self) -> float | None:
-        """Estimated wall time with `workers` workers: linear speed-up up to `parallel_slots`, none beyond."""
-        one = self.seconds_one_worker
-        return None if one is None else one / max(1, min(self.workers, self.parallel_slots))
+        """Estimated wall time with `workers` workers: linear speed-up of the packs up to `parallel_slots`, none beyond."""
+        if not self.groups:
+            return None
+        return self._training_s() / max(1, min(self.workers, self.parallel_slots)) + self.conclusion_s
+
+    def _training_s(self) -> float:
+        return sum(group.calibration.seconds_for(group.size) for group in self.groups)
 
     @property
     def peak_rss_bytes(self) -> int | None:
@@ -507,7 +522,27 @@ def estimate(
     except Exception as exception:  # a dry run still prints the counts
         error = f"{type(exception).__name__}: {exception}".splitlines()[0][:200]
     slots, unit = parallel_slots()
-    return Estimate(ablation.name, config.profile, size, groups, workers, slots, unit, error, machine)
+    conclusion = conclusion_seconds(ablation, configs, groups) if groups else 0.0
+    return Estimate(ablation.name, config.profile, size, groups, workers, slots, unit, error, machine, conclusion)
+
+
+def conclusion_seconds(ablation: Ablation, configs: list[dict[str, Any]], groups: tuple[TimedGroup, ...]) -> float:
+    """The conclusion's cost: `CONCLUSION_S` and `CONCLUSION_TRIAL_S`, plus a test's training per selection.
+
+    A test retrains the selected configuration alone: a pack of one, costed
+    with the calibration of the group whose shared settings it has.
+    """
+    seconds = CONCLUSION_S + CONCLUSION_TRIAL_S * len(configs)
+    if ablation.test is None:
+        return seconds
+    selections = {tuple(config.get(axis) for axis in ablation.select_within): config for config in configs}
+    for config in selections.values():
+        group = next((g for g in groups if all(config.get(axis) == value for axis, value in g.shared.items())), groups[0])
+        calibration = group.calibration
+        epochs = int(config[calibration.epoch_key]) if calibration.epoch_key else 0
+        per_pack = calibration.fixed_s if epochs else calibration.fixed_s / (calibration.pack_members or calibration.members)
+        seconds += per_pack + calibration.per_member_epoch_s * epochs
+    return seconds
 
 
 def format_estimate(result: Estimate) -> str:

@@ -11,6 +11,8 @@ import pytest
 
 from ablations.engine.device import GIB, MachineFigures
 from ablations.engine.estimate import (
+    CONCLUSION_S,
+    CONCLUSION_TRIAL_S,
     METRIC_VALUE_S,
     MIN_SLOPE_S,
     PACK_BOOKKEEPING_S,
@@ -38,6 +40,11 @@ FITS = r"; up to \d+ workers? fits? on this machine \([^()]*\)"
 def bookkeeping(packs: int, trials: int, epochs: float = 0, values_per_trial: int = 1) -> float:
     """What the runner adds to training (MLflow runs, Optuna trials, the toy's metric values: one per epoch, one final)."""
     return PACK_BOOKKEEPING_S * packs + (TRIAL_BOOKKEEPING_S + METRIC_VALUE_S * values_per_trial) * trials + METRIC_VALUE_S * epochs
+
+
+def conclusion(trials: int) -> float:
+    """What the conclusion adds once the packs are done (the toy has no test split)."""
+    return CONCLUSION_S + CONCLUSION_TRIAL_S * trials
 
 
 class FakeClock:
@@ -195,19 +202,22 @@ def test_the_estimate_extrapolates_the_calibration_and_workers_share_it_up_to_th
     clock = FakeClock()
     ablation = toy(clock)
     result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
-    seconds = FIRST_EXTRA_S + 2 * FIXED_S + PER_MEMBER_EPOCH_S * 60 + bookkeeping(2, 6, 60)  # 39.12 s
+    packs = FIRST_EXTRA_S + 2 * FIXED_S + PER_MEMBER_EPOCH_S * 60 + bookkeeping(2, 6, 60)  # 39.12 s
+    seconds = packs + conclusion(6)  # 40.47 s
     assert result.seconds == pytest.approx(seconds)
     line = format_estimate(result)
     assert line == result.line()
     assert re.fullmatch(
-        r"toy_sized \[smoke\]: 6 trials in 2 packs, 60 epochs; ~39s with 1 worker on this CPU \(\d+ cores\), "
+        r"toy_sized \[smoke\]: 6 trials in 2 packs, 60 epochs; ~40s with 1 worker on this CPU \(\d+ cores\), "
         r"peak memory ~[\d,]+ MiB per worker \(calibrated: 1 pack of 3 trials: 4\.5s at 1 and 18\.0s at 10 epochs\)" + FITS + r"\.",
         line,
     ), line
-    two = Estimate("toy_sized", "smoke", result.size, result.groups, workers=2, parallel_slots=2)
-    assert two.seconds == pytest.approx(seconds / 2) and "~20s with 2 workers" in two.line()
+    # Workers share the packs; the conclusion is one worker's.
+    two = Estimate("toy_sized", "smoke", result.size, result.groups, workers=2, parallel_slots=2, conclusion_s=result.conclusion_s)
+    assert two.seconds == pytest.approx(packs / 2 + conclusion(6)) and "~21s with 2 workers" in two.line()
     # Beyond the device's parallel slots, more workers buy nothing.
-    assert Estimate("t", "smoke", result.size, result.groups, workers=8, parallel_slots=2).seconds == pytest.approx(seconds / 2)
+    eight = Estimate("t", "smoke", result.size, result.groups, workers=8, parallel_slots=2, conclusion_s=result.conclusion_s)
+    assert eight.seconds == pytest.approx(packs / 2 + conclusion(6))
 
 
 def test_packs_that_differ_in_cost_are_timed_apart_and_their_costs_summed():
@@ -218,10 +228,10 @@ def test_packs_that_differ_in_cost_are_timed_apart_and_their_costs_summed():
     assert [(g.size.trials, g.size.packs, g.size.epochs) for g in result.groups] == [(6, 2, 60), (6, 2, 60)]
     assert [g.calibration.per_member_epoch_s for g in result.groups] == pytest.approx([PER_MEMBER_EPOCH_S, 4 * PER_MEMBER_EPOCH_S])
     # Exactly what the toy's 4 packs cost in one process: its first-pack extra once, then each pack's own.
-    seconds = FIRST_EXTRA_S + 4 * FIXED_S + PER_MEMBER_EPOCH_S * 60 * (1 + 4) + bookkeeping(4, 12, 120)
+    seconds = FIRST_EXTRA_S + 4 * FIXED_S + PER_MEMBER_EPOCH_S * 60 * (1 + 4) + bookkeeping(4, 12, 120) + conclusion(12)
     assert result.seconds == pytest.approx(seconds)
     # Timed as one group by its median pack (a depth-4 one), the same grid would read 35% dearer.
-    median_only = FIRST_EXTRA_S + 4 * FIXED_S + 4 * PER_MEMBER_EPOCH_S * 120 + bookkeeping(4, 12, 120)
+    median_only = FIRST_EXTRA_S + 4 * FIXED_S + 4 * PER_MEMBER_EPOCH_S * 120 + bookkeeping(4, 12, 120) + conclusion(12)
     assert median_only / seconds > 1.35
     assert replace(result, machine=None).line().endswith(
         "(calibrated: depth=1: 1 pack of 3 trials: 4.5s at 1 and 18.0s at 10 epochs; depth=4: 1 pack of 3 trials: 9.0s at 1 and 27.0s at 4 epochs)."
@@ -234,6 +244,15 @@ def _points(**axes) -> list[dict]:
     for name, values in {**axes, "seed": [0, 1]}.items():
         points = [{**point, name: value} for point in points for value in values]
     return points
+
+
+def test_the_conclusion_adds_a_test_training_per_selection_costed_by_its_group():
+    clock = FakeClock()
+    ablation = replace(toy(clock, depths=[1, 4]), test=lambda config, guard: {"test_loss": 0.0}, select_within=("depth",))
+    result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
+    # One test per depth, each a pack of one trained for its 10 epochs at its group's cost.
+    tests = (FIXED_S + PER_MEMBER_EPOCH_S * 10) + (FIXED_S + 4 * PER_MEMBER_EPOCH_S * 10)
+    assert result.conclusion_s == pytest.approx(conclusion(12) + tests)
 
 
 def test_cost_groups_split_only_on_settings_that_differ_between_packs():
@@ -260,7 +279,7 @@ def test_a_full_profile_says_how_many_workers_or_machines_bring_it_under_an_hour
     clock = FakeClock()
     ablation = toy(clock)
     result = estimate(ablation, ablation.resolve("full"), clock=clock)
-    seconds = FIRST_EXTRA_S + 5 * FIXED_S + PER_MEMBER_EPOCH_S * 30 * 2000 + bookkeeping(5, 30, 60_000)  # about 30,023 s
+    seconds = FIRST_EXTRA_S + 5 * FIXED_S + PER_MEMBER_EPOCH_S * 30 * 2000 + bookkeeping(5, 30, 60_000) + conclusion(30)  # about 30,041 s
     assert result.seconds == pytest.approx(seconds)
     assert result.workers_for() == 9
     on_16_cores = Estimate("toy_sized", "full", result.size, result.groups, parallel_slots=16)
@@ -286,14 +305,14 @@ def test_an_ablation_without_epochs_is_timed_as_a_whole_pack():
     # 5 s, under REPEAT_WHOLE_UNDER_S: a second run splits off what only the first pack pays.
     assert len(clock.packs) == 2
     assert re.search(r"\(calibrated: 1 pack of 3 trials in 3\.0s\)" + FITS + r"\.$", result.line()), result.line()
-    assert result.seconds == pytest.approx(FIRST_EXTRA_S + 2 * FIXED_S + bookkeeping(2, 6, values_per_trial=2))
-    assert result.line().startswith("toy_sized [smoke]: 6 trials in 2 packs; ~9s with 1 worker on this CPU")
+    assert result.seconds == pytest.approx(FIRST_EXTRA_S + 2 * FIXED_S + bookkeeping(2, 6, values_per_trial=2) + conclusion(6))
+    assert result.line().startswith("toy_sized [smoke]: 6 trials in 2 packs; ~10s with 1 worker on this CPU")
     # A dear pack runs once (a second run may take minutes): the first-pack extra then counts in every pack.
     clock = FakeClock()
     ablation = toy(clock, epochs=False, fixed_s=12.0)
     result = estimate(ablation, ablation.resolve("smoke"), clock=clock)
     assert len(clock.packs) == 1
-    assert result.seconds == pytest.approx(2 * (FIRST_EXTRA_S + 12.0) + bookkeeping(2, 6, values_per_trial=2))
+    assert result.seconds == pytest.approx(2 * (FIRST_EXTRA_S + 12.0) + bookkeeping(2, 6, values_per_trial=2) + conclusion(6))
 
 
 def test_a_pack_that_fails_to_train_still_leaves_the_counts():
