@@ -37,6 +37,10 @@ Rows, each timed in this process after the same warm-up:
    seconds over wall seconds). Minutes: ``python -m benchmarks.bench workers``
    runs this row alone.
 
+``python -m benchmarks.bench bookkeeping`` (not in a plain run) measures what
+the runner costs beyond training, per pack, trial and metric value: the
+constants a dry run adds (`benchmarks.bench_bookkeeping`).
+
 Rows 2-4 run each side once to warm up, then alternate them ``REPEATS`` times
 and print the median times and their ratio (below 1: the first is faster).
 A shortcut earns its place by its row; where both must stay because their
