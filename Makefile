@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
+# Where ablate writes (ablations.engine.storage.results_dir, tracking.tracking_uri): ui and dashboard read the same.
+RESULTS = $(or $(ABLATE_RESULTS_DIR),mlruns)
+TRACKING_URI = $(or $(MLFLOW_TRACKING_URI),sqlite:///$(RESULTS)/mlflow.db)
 WORKERS ?= 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
@@ -41,11 +44,11 @@ test-process: $(STAMP) ## only the tests that start, race or kill processes (.ci
 test-slow: $(STAMP) ## only the tests marked slow (longer end-to-end runs; .ci/run runs them)
 	$(BIN)/pytest -q -n 2 -m slow
 
-report: $(STAMP) ## rewrite mlruns/report.html from what MLflow holds
+report: $(STAMP) ## rewrite report.html in the results folder (mlruns/ or ABLATE_RESULTS_DIR) from MLflow (MLFLOW_TRACKING_URI if set)
 	$(BIN)/ablate report
 
-ui: $(STAMP) ## MLflow UI on http://127.0.0.1:5000
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+ui: $(STAMP) ## MLflow UI on http://127.0.0.1:5000 for the store ablate writes (MLFLOW_TRACKING_URI, else ABLATE_RESULTS_DIR or mlruns/)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri $(TRACKING_URI) --host 127.0.0.1 --port 5000 --workers 1
 
 bench: $(STAMP) ## suite vs plain model.fit loop on the vanishing_gradients grid; prints the time ratio
 	$(BIN)/python -m benchmarks.bench
@@ -54,9 +57,9 @@ clean: ## remove results (mlruns/ content) and caches; keeps .venv
 	find mlruns -mindepth 1 ! -name .gitkeep ! -name README.md -exec rm -rf {} +
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-dashboard: $(STAMP) ## Optuna dashboard on http://127.0.0.1:8080 for the default study storage (mlruns/optuna.journal)
-	@mkdir -p $(or $(ABLATE_RESULTS_DIR),mlruns) && touch $(or $(ABLATE_RESULTS_DIR),mlruns)/optuna.journal
-	$(BIN)/optuna-dashboard $(or $(ABLATE_RESULTS_DIR),mlruns)/optuna.journal --host 127.0.0.1 --port 8080
+dashboard: $(STAMP) ## Optuna dashboard on http://127.0.0.1:8080 for the default study storage (optuna.journal in mlruns/ or ABLATE_RESULTS_DIR)
+	@mkdir -p $(RESULTS) && touch $(RESULTS)/optuna.journal
+	$(BIN)/optuna-dashboard $(RESULTS)/optuna.journal --host 127.0.0.1 --port 8080
 
 verdict-rates: $(STAMP) ## the verdict policy's simulated false-reproduced rate and power per claim shape, old policy beside new
 	$(BIN)/python -m ablations.engine.verdict_rates

@@ -44,7 +44,7 @@ def toy(epochs: int, per_epoch: int, finals: int, packs: int) -> Ablation:
         for log in context.loggers:
             for epoch in range(epochs):
                 log({f"metric_{k}": 0.1 * k + epoch for k in range(per_epoch)}, epoch)
-        return [{"final_val_loss": 0.5, **{f"final_{k}": 0.2 * k for k in range(finals - 1)}} for _ in configs]
+        return [{"val_loss": 0.5, **{f"final_{k}": 0.2 * k for k in range(finals - 1)}} for _ in configs]
 
     def figures(trials, client) -> dict:
         figure, axes = plt.subplots()

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from ablations.engine.execution.pool import EXIT_INTERRUPTED  # noqa: E402  (light: no TensorFlow, no Optuna)
+from ablations.engine.execution.stopping import RESUME_LINE, exit_status, handle_stop_signals  # noqa: E402  (light)
 
+DISTRIBUTION = "activation-ablations"
+"""The suite's name on PyPI and in pyproject.toml: `_versions` reads its version there."""
 EXIT_USAGE = 2
 EXIT_NOT_STARTED = 1
 """A worker process could not start: the machine's doing, not the command line's (the same command may work later)."""
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="ablate",
         description="Ablations of a lecture on activation functions and regularization, logged to MLflow.",
     )
+    parser.add_argument("--version", action=_Version, help="the suite's version and those of TensorFlow, Keras, Optuna and MLflow")
     commands = parser.add_subparsers(dest="command")
 
     commands.add_parser("list", help="the ablations and the claims they test")
@@ -95,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--no-report", action="store_true", help="do not rewrite the HTML report")
 
+    show = commands.add_parser("show", help="the latest verdicts from MLflow as a table: outcome, headline effect, checks held and failed")
+    show.add_argument("names", nargs="*", metavar="NAME", help="ablations to show (default: all)")
+
     report = commands.add_parser("report", help="write the HTML report from what MLflow holds")
     report.add_argument("--output", default=None, help="where to write it (default: mlruns/report.html)")
 
@@ -117,6 +123,34 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--rtol", type=float, default=0.0, metavar="R", help="relative tolerance of a number (default: 0, equality)")
     compare.add_argument("--atol", type=float, default=0.0, metavar="A", help="absolute tolerance of a number (default: 0)")
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: prints `_versions` and exits; read only when asked (the metadata lookups take ~50 ms)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_versions())
+        parser.exit()
+
+
+def _versions() -> str:
+    """The suite's version and those of the libraries that decide its numbers, read from the installed metadata.
+
+    Not from the modules: importing TensorFlow takes seconds and prints its start-up lines.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(distribution: str) -> str:
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libraries = ("tensorflow", "keras", "optuna", "mlflow")
+    return f"ablate {installed(DISTRIBUTION)} (" + ", ".join(f"{name} {installed(name)}" for name in libraries) + ")"
 
 
 def _study_arguments(study: argparse.ArgumentParser) -> None:
@@ -169,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            parser.error("a command is required. Valid choices: list, run, report, study, compare.")
+            parser.error("a command is required. Valid choices: list, run, show, report, study, compare.")
     except SystemExit as stop:  # argparse's errors (one line, see _Parser) and --help
         return stop.code if isinstance(stop.code, int) else 0
     from ablations.engine.data import DataError, TfdsNotPreparedError
@@ -177,8 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ablations.engine.execution.pool import WorkerStartError
     from models.registry import UnknownNameError
 
+    if args.command in ("run", "study"):
+        handle_stop_signals()  # Ctrl-C, SIGTERM and SIGHUP: the pack's runs end KILLED, its trials fail for a rerun
     try:
         return _dispatch(args)
+    except KeyboardInterrupt as stop:
+        print(f"ablate: {RESUME_LINE}", file=sys.stderr)
+        return exit_status(stop)
     except WorkerStartError as error:  # the workers already started are stopped by now
         print(f"ablate: error: {error}", file=sys.stderr)
         return EXIT_NOT_STARTED
@@ -202,6 +241,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _study(args)
     if args.command == "compare":
         return _compare(args.before, args.after, rtol=args.rtol, atol=args.atol)
+    if args.command == "show":
+        return _show(args.names)
     if args.command == "report":
         output = _report_path(args.output)
         from ablations.engine.report import write_report
@@ -280,10 +321,29 @@ def _run(args: argparse.Namespace, helpers: GridHelpers | None) -> int:
         else:
             outcome = f"no pack left here; grid {result.study_name} is concluded by the worker that finishes its last pack"
         print(f"{ablation.name} [{config.profile}] {outcome}")
+    report = None
     if not args.no_report:
         from ablations.engine.report import write_report
 
-        print(f"report: {write_report()}")
+        report = write_report()
+    if len(plans) > 1:
+        from ablations.engine.show import print_verdicts, verdict_rows
+
+        print_verdicts(verdict_rows([ablation.name for ablation, _ in plans]), report)
+    elif report is not None:
+        print(f"report: {report}")
+    return 0
+
+
+def _show(names: Sequence[str]) -> int:
+    """``ablate show``: the latest verdict of each ablation, then the report's path (if written)."""
+    from ablations.engine.registry import ablation_names, get_ablation
+    from ablations.engine.show import print_verdicts, verdict_rows
+    from ablations.engine.storage import results_dir
+
+    names = [get_ablation(name).name for name in names] or ablation_names()  # an unknown name is one line, exit 2
+    report = results_dir() / "report.html"
+    print_verdicts(verdict_rows(names), report if report.exists() else None)
     return 0
 
 
@@ -329,9 +389,9 @@ def _study(args: argparse.Namespace) -> int:
 
     try:
         report = run_study(options)
-    except KeyboardInterrupt:
-        print(f"ablate: interrupted; rerun the same command to resume study {options.study_name!r}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        print(f"ablate: {RESUME_LINE} study {options.study_name!r}", file=sys.stderr)
+        return exit_status(stop)
     print(
         f"study {report.study_name}: {report.complete + report.pruned}/{options.trials} trials "
         f"({report.complete} complete, {report.pruned} pruned), {report.failed} failed, {report.running} running"

@@ -25,7 +25,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from ablations.engine.device import available_cores, configure_threads, threads_per_worker
-from ablations.engine.execution.pool import EXIT_INTERRUPTED, WorkerStartError, die_with_parent, interrupt, start_workers, stop
+from ablations.engine.execution.pool import WorkerStartError, die_with_parent, interrupt, start_workers, stop
+from ablations.engine.execution.stopping import exit_status, handle_stop_signals
 
 if TYPE_CHECKING:
     # Not imported at run time here: it loads pandas (a second), and a helper's
@@ -195,6 +196,8 @@ def main(argv: list[str]) -> int:
     try:
         for line in sys.stdin:
             job = json.loads(line)
+            # From here a stop signal fails the pack for a rerun; before, a helper holds nothing and dies at once.
+            handle_stop_signals(worker=True)
             ablation = get_ablation(job["ablation"])
             config = ResolvedConfig(profile=job["profile"], fixed=job["fixed"], grid=job["grid"])
             storage = open_storage(job["storage"], heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S)
@@ -204,8 +207,8 @@ def main(argv: list[str]) -> int:
             work_on_grid(ablation, config, grid, tracker, tracker.experiment_id(ablation.name), progress=job["progress"], label=f"/w{argv[0]}")
             statuses.write("0\n")
             statuses.flush()
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        return exit_status(stop)
     return 0
 
 

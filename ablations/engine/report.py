@@ -11,6 +11,7 @@ from pathlib import Path
 from ablations.engine.plots import forest_plot
 from ablations.engine.protocol import REMEDIES
 from ablations.engine.registry import all_ablations
+from ablations.engine.show import latest_run, load_verdict
 from ablations.engine.tracking import Tracker, results_dir
 from ablations.engine.verdict import RULE
 
@@ -29,19 +30,6 @@ td, th { border: 1px solid #ddd; padding: .25em .5em; text-align: left; }
 img { max-width: 100%; margin: .5em 0; border: 1px solid #eee; }
 .meta { color: #666; font-size: .85em; }
 """
-
-
-def _latest_parent(tracker: Tracker, name: str):
-    experiment = tracker.client.get_experiment_by_name(name)
-    if experiment is None:
-        return None
-    runs = tracker.client.search_runs(
-        [experiment.experiment_id],
-        "tags.run_kind = 'ablation' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0] if runs else None
 
 
 def _table(rows: list[dict]) -> str:
@@ -92,13 +80,6 @@ def _one_line(claim: str) -> str:
     """The claim's first sentence."""
     first, dot, _ = claim.partition(". ")
     return first + ("." if dot else "")
-
-
-def _load_verdict(tracker: Tracker, run) -> dict | None:
-    try:
-        return tracker.load_json(run.info.run_id, "verdict.json")
-    except Exception:  # a run whose trials all failed has no verdict
-        return None
 
 
 def _summary_row(name: str, claim: str, run, verdict: dict | None) -> str:
@@ -170,8 +151,8 @@ def write_report(output: str | Path | None = None, tracker: Tracker | None = Non
     path = Path(output) if output else results_dir() / "report.html"
     rows, sections = [], []
     for name, ablation in all_ablations().items():
-        run = _latest_parent(tracker, name)
-        verdict = _load_verdict(tracker, run) if run is not None else None
+        run = latest_run(tracker, name)
+        verdict = load_verdict(tracker, run) if run is not None else None
         rows.append(_summary_row(name, ablation.claim, run, verdict))
         sections.append(_section(tracker, name, ablation.claim, run, verdict))
     document = (

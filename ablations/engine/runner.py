@@ -30,6 +30,7 @@ from ablations.engine.execution.lifecycle import TrialRuns  # noqa: E402
 from ablations.engine.execution.liveness import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S, close_finished_runs, heartbeat  # noqa: E402
 from ablations.engine.execution.optuna_private import storage_of  # noqa: E402
 from ablations.engine.execution.states import failure_reason  # noqa: E402
+from ablations.engine.execution.stopping import stop_cause  # noqa: E402
 from ablations.engine.progress import Progress  # noqa: E402
 from ablations.engine.protocol import REMEDIES, TestSplitGuard, trial_diagnosis  # noqa: E402
 from ablations.engine.grid import (  # noqa: E402
@@ -245,7 +246,7 @@ def _train_packs(job: GridJob, bar: Progress) -> tuple[float, float]:
                 _train_pack(job, pack, bar)
         except BaseException as error:
             # Interrupted or broken: the pack's points stay for a rerun, and nothing stays RUNNING.
-            fail_interrupted(grid, pack, f"interrupted by {type(error).__name__} while its pack ran")
+            fail_interrupted(grid, pack, f"interrupted by {stop_cause(error)} while its pack ran")
             job.tracker.flush()
             job.close_finished_runs()
             job.fail_parent(error)

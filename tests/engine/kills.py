@@ -1,5 +1,6 @@
 """Killing a process at a point defined by its progress, read from storage: never after a sleep."""
 
+import signal
 import time
 from collections.abc import Callable
 
@@ -7,10 +8,10 @@ POLL_S = 0.02
 """How often the storage is read; only the reaction time depends on it, not what the test sees."""
 
 
-def kill_when(process, read: Callable[[], list], ready: Callable[[list], bool], what: str) -> list:
-    """SIGKILLs ``process`` once ``ready(read())`` holds; returns what ``read`` saw then.
+def kill_when(process, read: Callable[[], list], ready: Callable[[list], bool], what: str, signum: int = signal.SIGKILL) -> list:
+    """Sends ``signum`` (SIGKILL) to ``process`` once ``ready(read())`` holds; returns what ``read`` saw then.
 
-    Fails when the process exits before that state, or before the kill lands.
+    Fails when the process exits before that state, or before the signal lands.
     """
     while True:
         trials = read()
@@ -20,7 +21,7 @@ def kill_when(process, read: Callable[[], list], ready: Callable[[list], bool], 
             raise AssertionError(f"{process.args[3:5]} exited with {process.returncode} before {what}")
         time.sleep(POLL_S)
     alive = process.poll() is None
-    process.kill()
-    process.wait()
+    process.send_signal(signum)
+    process.wait(timeout=120)
     assert alive, f"{process.args[3:5]} exited before its kill {what}"
     return trials

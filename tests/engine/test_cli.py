@@ -8,6 +8,7 @@ the terminal.
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -217,6 +218,26 @@ def test_bad_input_is_answered_without_importing_tensorflow(tmp_path):
     assert json.loads(result.stdout) == {"codes": [2] * len(bad), "loaded": []}
     assert len(result.stderr.splitlines()) == len(bad)
 
+
+
+def test_version_names_the_suite_and_its_libraries_without_importing_them():
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from ablations.engine.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    code = main(['--version'])\n"
+        "loaded = [m for m in ('tensorflow', 'keras', 'optuna', 'mlflow') if m in sys.modules]\n"
+        "print(json.dumps({'code': code, 'out': out.getvalue(), 'loaded': loaded}))\n"
+    )
+    result = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert result["code"] == 0 and result["loaded"] == []
+    line = result["out"].strip()
+    assert re.fullmatch(r"ablate \S+ \(tensorflow \S+, keras \S+, optuna \S+, mlflow \S+\)", line), line
+    import keras
+    import tensorflow as tf
+
+    assert f"tensorflow {tf.__version__}," in line and f"keras {keras.__version__}," in line
 
 # ------------------------------------------------------------------ ablate compare
 

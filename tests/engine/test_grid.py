@@ -1,4 +1,4 @@
-"""Acceptance: an ablation's grid killed twice with SIGKILL and rerun; two workers on one grid.
+"""Acceptance: an ablation's grid killed twice with SIGKILL and rerun; stopped by a signal; two workers on one grid.
 
 Each kill waits for a state of the grid's storage, never for a time: the first
 lands once a pack has finished and the next one is training, the second once
@@ -11,6 +11,7 @@ run of the same settings in another store, to the last bit.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -110,6 +111,28 @@ def test_a_grid_killed_twice_at_progress_points_resumes_to_the_same_aggregates(t
     assert len(points) == POINTS and len(set(points)) == POINTS
     reference, _ = _aggregates(_reference(tmp_path, new_store))
     pd.testing.assert_frame_equal(aggregates, reference, check_exact=True)
+
+
+@pytest.mark.parametrize(("signum", "workers"), [(signal.SIGTERM, "1"), (signal.SIGINT, "2")], ids=["sigterm", "sigint-2-workers"])
+def test_a_stop_signal_mid_grid_exits_with_one_line_and_leaves_nothing_running(tracker, signum, workers):
+    storage = open_storage(None)
+    process = subprocess.Popen(_ablate("--workers", workers), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kill_when(process, lambda: _points(storage), lambda ts: _complete(ts) >= 2 and _training(ts), "a pack finished and the next began", signum)
+    out, err = process.communicate()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert process.returncode == 128 + signum, err[-3000:]
+    assert lines[-1] == "ablate: interrupted: rerun the same command to resume" and "Traceback" not in err, err[-3000:]
+    trials = _points(storage)
+    assert TrialState.RUNNING not in {t.state for t in trials}
+    failed = [t.user_attrs["failure_reason"] for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(reason.startswith(f"stale: interrupted by {signum.name}") for reason in failed), failed
+    experiment = tracker.client.get_experiment_by_name("vanishing_gradients")
+    runs = tracker.client.search_runs([experiment.experiment_id], max_results=1000)
+    (parent,) = [r.info.status for r in runs if r.data.tags.get("run_kind") == "ablation"]
+    children = [r.info.status for r in runs if r.data.tags.get("run_kind") == "trial"]
+    # The stopped pack's runs (those it had opened when the signal landed) end KILLED; none FAILED, none RUNNING.
+    assert parent == "KILLED" and set(children) <= {"FINISHED", "KILLED"}, children
+    assert children.count("FINISHED") == sum(t.state == TrialState.COMPLETE for t in trials), children
 
 
 def test_two_workers_share_a_grid_and_give_the_same_aggregates_as_one(tmp_path, new_store):

@@ -14,3 +14,12 @@ def test_end_run_writes_pending_metrics_then_the_status_and_end_time(tracker, st
     assert run.info.status == status and run.info.end_time >= run.info.start_time
     history = tracker.client.get_metric_history(run_id, "val_loss")
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
+
+
+def test_every_run_carries_the_commit_in_mlflows_own_source_tag(tracker):
+    import subprocess
+    from pathlib import Path
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True).stdout.strip()
+    run = tracker.client.get_run(tracker.start_run(tracker.experiment_id("lineage"), "trial"))
+    assert run.data.tags["mlflow.source.git.commit"] == head == run.data.tags["git_commit"]

@@ -20,7 +20,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from ablations.engine.execution.states import REASON_ATTR, RUN_STATUS, Fate, record_fate
+from ablations.engine.execution.states import REASON_ATTR, Fate, record_fate, run_status
 
 if TYPE_CHECKING:
     from ablations.engine.tracking import Tracker
@@ -86,7 +86,7 @@ class TrialRuns:
         if run_id:
             if state != TrialState.COMPLETE or reason:  # a FINISHED run says COMPLETE; one write less per trial
                 self.tracker.set_tags(run_id, {"optuna_state": state.name, **({REASON_ATTR: reason} if reason else {})})
-            self.tracker.end_run(run_id, RUN_STATUS[state])
+            self.tracker.end_run(run_id, run_status(state, fate))
         return state
 
     def interrupted(self, run_ids: Sequence[str]) -> None:

@@ -32,7 +32,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ablations.engine.execution.optuna_private import storage_of, trial_id
-from ablations.engine.execution.states import REASON_ATTR, RUN_STATUS, WORKER_ATTR, Fate, fail_trial
+from ablations.engine.execution.states import REASON_ATTR, WORKER_ATTR, Fate, fail_trial, fate_of, run_status
 
 HEARTBEAT_INTERVAL_S = 10
 HEARTBEAT_GRACE_S = 60
@@ -130,7 +130,7 @@ def close_finished_runs(tracker, experiment_id: str, parent_run_id: str, study: 
         trial = by_number.get(int(run.data.tags.get("optuna_trial", -1)))
         if trial is None or trial.state in (TrialState.RUNNING, TrialState.WAITING):
             continue
-        status = RUN_STATUS[trial.state]
+        status = run_status(trial.state, fate_of(trial))
         tags = {"optuna_state": trial.state.name}
         if trial.state == TrialState.FAIL:
             tags[REASON_ATTR] = trial.user_attrs.get(

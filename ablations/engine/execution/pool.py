@@ -25,8 +25,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-EXIT_INTERRUPTED = 130
-"""Exit status of a process stopped by Ctrl-C (SIGINT), as a shell reports it: ``ablate`` and its workers alike."""
 PARENT_ENV = "ABLATE_WORKER_PARENT"
 """The pid of the process that started a worker: the worker compares its parent with it."""
 PR_SET_PDEATHSIG = 1

@@ -53,6 +53,11 @@ class Fate(str, enum.Enum):
         return self in (Fate.STALE, Fate.INTERRUPTED)
 
 
+def run_status(state: TrialState, fate: Fate | None = None) -> str:
+    """The MLflow status of a finished trial's run: KILLED for one that was stopped (`Fate.INTERRUPTED`), else `RUN_STATUS`."""
+    return "KILLED" if fate is Fate.INTERRUPTED else RUN_STATUS[state]
+
+
 def fate_of(trial: FrozenTrial) -> Fate | None:
     """The fate of a FAIL trial; `Fate.STALE` when it has none (Optuna's heartbeat failed it); None if not FAIL."""
     if trial.state != TrialState.FAIL:

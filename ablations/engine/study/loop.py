@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from ablations.engine.execution.lifecycle import TrialRuns
 from ablations.engine.execution.liveness import close_finished_runs, fail_stale_trials, heartbeat
 from ablations.engine.execution.states import RUN_ATTR, WORKER_ATTR, Fate, failure_reason, record_fate
+from ablations.engine.execution.stopping import stop_cause
 from ablations.engine.study.data import OBJECTIVES, study_dataset
 from ablations.engine.study.session import COUNTED, StudySession
 from ablations.engine.study.trial import TrialDiverged, objective_values, train_trial
@@ -105,8 +106,8 @@ def _run(session: StudySession, trial: optuna.Trial) -> TrialState | None:
         metrics = {"epochs_trained": pruning.epochs_seen, "pruned_at_epoch": pruning.epochs_seen}
     except TrialDiverged as error:
         state, reason = TrialState.FAIL, str(error)
-    except KeyboardInterrupt:
-        runs.finish(trial, run_id, TrialState.FAIL, reason="interrupted (KeyboardInterrupt)", fate=Fate.INTERRUPTED)
+    except KeyboardInterrupt as stop:
+        runs.finish(trial, run_id, TrialState.FAIL, reason=f"interrupted ({stop_cause(stop)})", fate=Fate.INTERRUPTED)
         raise
     except Exception as error:  # recorded on the trial; the study goes on
         state, reason = TrialState.FAIL, failure_reason(error)

@@ -20,7 +20,8 @@ import os
 import sys
 
 from ablations.engine.device import configure_threads, threads_per_worker
-from ablations.engine.execution.pool import EXIT_INTERRUPTED, die_with_parent, interrupt, start_workers
+from ablations.engine.execution.pool import die_with_parent, interrupt, start_workers
+from ablations.engine.execution.stopping import exit_status, handle_stop_signals
 
 OPTIONS_ENV = "ABLATE_STUDY_OPTIONS"
 THREADS_ENV = "ABLATE_STUDY_THREADS"
@@ -64,11 +65,11 @@ def main(argv: list[str]) -> int:
     from ablations.engine.study.session import open_session
 
     options = StudyOptions.from_json(os.environ[OPTIONS_ENV])
-    session = open_session(options, worker=f"/w{argv[0]}")
+    handle_stop_signals(worker=True)
     try:
-        return EXIT_STOPPED if work(session) else 0
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return EXIT_STOPPED if work(open_session(options, worker=f"/w{argv[0]}")) else 0
+    except KeyboardInterrupt as stop:
+        return exit_status(stop)
 
 
 if __name__ == "__main__":

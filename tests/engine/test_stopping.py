@@ -1,0 +1,41 @@
+"""Stop signals: SIGINT, SIGTERM and SIGHUP raise one `Stopped`, exit as a shell reports them, and stop at once the second time."""
+
+import os
+import signal
+
+import pytest
+
+from ablations.engine.execution.stopping import STOP_SIGNALS, Stopped, exit_status, handle_stop_signals, stop_cause
+
+
+@pytest.fixture
+def restored_handlers():
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    yield
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS, ids=lambda s: s.name)
+def test_each_stop_signal_raises_stopped_with_the_shells_exit_status(restored_handlers, signum):
+    handle_stop_signals()
+    with pytest.raises(Stopped) as stopped:
+        os.kill(os.getpid(), signum)
+        signal.sigtimedwait([], 0)  # a safe point where Python runs the handler, should it not have run yet
+    assert isinstance(stopped.value, KeyboardInterrupt)  # every `except KeyboardInterrupt` path serves it
+    assert exit_status(stopped.value) == 128 + signum and stop_cause(stopped.value) == signum.name
+    # The next signal is not caught: the default action ends the process at once.
+    assert {signal.getsignal(other) for other in STOP_SIGNALS} == {signal.SIG_DFL}
+
+
+def test_a_worker_ignores_the_second_sigint_its_parent_passes_on_but_dies_of_sigterm(restored_handlers):
+    handle_stop_signals(worker=True)
+    with pytest.raises(Stopped):
+        os.kill(os.getpid(), signal.SIGINT)
+        signal.sigtimedwait([], 0)
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+
+
+def test_a_plain_keyboard_interrupt_exits_130_and_names_itself():
+    assert exit_status(KeyboardInterrupt()) == 130 and stop_cause(KeyboardInterrupt()) == "KeyboardInterrupt"
