@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+PIP_VERSION := 26.3
 PROFILE ?= quick
 # Where ablate writes (ablations.engine.storage.results_dir, tracking.tracking_uri): ui and dashboard read the same.
 RESULTS = $(or $(ABLATE_RESULTS_DIR),mlruns)
@@ -12,18 +14,24 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install ablate smoke full test test-slow test-process report ui dashboard bench bench-study verdict-rates clean
+.PHONY: help install lock ablate smoke full test test-slow test-process report ui dashboard bench bench-study verdict-rates clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The whole dependency tree is pinned by requirements.lock (`make lock`), not only what pyproject.toml names.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the suite with its pinned dependencies
+install: $(STAMP) ## create .venv and install the suite with every dependency at its version in requirements.lock
+
+lock: $(STAMP) ## regenerate requirements.lock from pyproject.toml (Python 3.11, x86-64 Linux, extras dev and gpu); keeps each pin that still fits, UPGRADE=1 moves all to the newest
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[lock]'
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra gpu --extra lock --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --annotation-style line $(if $(UPGRADE),--upgrade) --output-file $(LOCK)
 
 ablate: $(STAMP) ## run every ablation (PROFILE=quick by default) into mlruns/, then write the report
 	$(BIN)/ablate run --profile $(PROFILE)
