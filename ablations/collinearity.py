@@ -77,6 +77,7 @@ from sklearn.linear_model import LinearRegression, lars_path
 
 from ablations.engine.data import load_dataset
 from ablations.engine.effects import per_seed
+from ablations.engine.lineage import serving
 from ablations.engine.plots import metric_history
 from ablations.engine.spec import Ablation, Param, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
@@ -241,7 +242,8 @@ def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     results = []
     for index, config in enumerate(configs):
         artifact = context.artifact_loggers[index] if context.artifact_loggers else None
-        results.append(_run_one(config, context.loggers[index], artifact))
+        with serving([index]):  # the data it loads is this trial's alone
+            results.append(_run_one(config, context.loggers[index], artifact))
     return results
 
 

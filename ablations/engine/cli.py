@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from ablations.engine.execution.stopping import RESUME_LINE, exit_status, handle_stop_signals  # noqa: E402  (light)
+from ablations.engine.execution.stopping import RESUME_LINE, check_stop, exit_status, handle_stop_signals, interruptible  # noqa: E402  (light)
 
 DISTRIBUTION = "activation-ablations"
 """The suite's name on PyPI and in pyproject.toml: `_versions` reads its version there."""
@@ -211,10 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ablations.engine.execution.pool import WorkerStartError
     from models.registry import UnknownNameError
 
-    if args.command in ("run", "study"):
-        handle_stop_signals()  # Ctrl-C, SIGTERM and SIGHUP: the pack's runs end KILLED, its trials fail for a rerun
+    # Ctrl-C, SIGTERM and SIGHUP: the pack's runs end KILLED, its trials fail for a rerun.
+    replaced = handle_stop_signals() if args.command in ("run", "study") else {}
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        check_stop()  # a stop that arrived after the last place that checks
+        return code
     except KeyboardInterrupt as stop:
         print(f"ablate: {RESUME_LINE}", file=sys.stderr)
         return exit_status(stop)
@@ -227,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(text.splitlines())  # one line, even if a library's message had several
         print(f"ablate: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        for signum, handler in replaced.items():  # `main` called in-process (tests) leaves the caller's handlers
+            signal.signal(signum, handler)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -303,15 +309,17 @@ def _run(args: argparse.Namespace, helpers: GridHelpers | None) -> int:
         # This process trains as worker 0: its thread pools are sized as the helpers' are, before a data set
         # loaded from TFDS can run TensorFlow's first op.
         configure_threads(helpers.threads)
-    _load_data([config for _, config in plans], download=args.download)
-    if args.dry_run:
-        return _dry_run(plans, args.workers)
+    with interruptible():  # writes no store: a stop lands at once
+        _load_data([config for _, config in plans], download=args.download)
+        if args.dry_run:
+            return _dry_run(plans, args.workers)
     open_storage(args.storage)
     import_tensorflow()
     configure_gpus()
     from ablations.engine.runner import run_ablation
 
     for ablation, config in plans:
+        check_stop()
         result = run_ablation(ablation, config, storage=args.storage, progress=not args.quiet, fresh=args.fresh, helpers=helpers)
         verdict = result.verdict
         if verdict is not None:

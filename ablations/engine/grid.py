@@ -325,7 +325,10 @@ def claim_pack(grid: Grid, axes: dict[str, list]) -> list[optuna.Trial]:
 
 
 def _take(storage: optuna.storages.BaseStorage, trial: FrozenTrial) -> bool:
-    """Moves a WAITING trial to RUNNING, atomically; False when another worker moved it first."""
+    """Moves a WAITING trial to RUNNING, atomically, and records this worker on it; False when another worker moved it first.
+
+    Not `stopping.interruptible`: a stop signal waits for both writes, so a taken trial always names the worker that must fail it.
+    """
     try:
         taken = storage.set_trial_state_values(trial_id(trial), state=TrialState.RUNNING)
     except UpdateFinishedTrialError:
@@ -359,10 +362,16 @@ def _drop_duplicates(grid: Grid, claimed: list[FrozenTrial], axes: dict[str, lis
     return kept
 
 
-def fail_interrupted(grid: Grid, trials: Iterable[optuna.Trial], reason: str) -> None:
-    """Fails trials this worker could not finish, so that a rerun trains their points again."""
-    for trial in trials:
-        fail_trial(grid.study, trial, Fate.INTERRUPTED, f"stale: {reason}")  # False: told before the interrupt
+def fail_interrupted(grid: Grid, reason: str) -> None:
+    """Fails the trials this worker holds (claimed, training or not yet told), so that a rerun trains their points again.
+
+    Read from the storage rather than from the pack in hand: a stop can land
+    while a pack is being claimed, before the worker holds it in a variable.
+    """
+    me = worker_identity()
+    for trial in grid.trials():
+        if _is_point(trial) and trial.state == TrialState.RUNNING and trial.user_attrs.get(WORKER_ATTR) == me:
+            fail_trial(grid.study, trial, Fate.INTERRUPTED, f"stale: {reason}")  # False: told meanwhile
 
 
 def claim_conclusion(grid: Grid) -> bool:

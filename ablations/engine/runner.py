@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import keras
@@ -30,7 +30,8 @@ from ablations.engine.execution.lifecycle import TrialRuns  # noqa: E402
 from ablations.engine.execution.liveness import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S, close_finished_runs, heartbeat  # noqa: E402
 from ablations.engine.execution.optuna_private import storage_of  # noqa: E402
 from ablations.engine.execution.states import failure_reason  # noqa: E402
-from ablations.engine.execution.stopping import stop_cause  # noqa: E402
+from ablations.engine.execution.stopping import check_stop, interruptible, shielded, stop_cause  # noqa: E402
+from ablations.engine.lineage import DataLineage, members_data, recording  # noqa: E402
 from ablations.engine.progress import Progress  # noqa: E402
 from ablations.engine.protocol import REMEDIES, TestSplitGuard, trial_diagnosis  # noqa: E402
 from ablations.engine.grid import (  # noqa: E402
@@ -163,6 +164,8 @@ class GridJob:
     grid: Grid
     tracker: Tracker
     experiment_id: str
+    data_logged: set[str] = field(default_factory=set)
+    """Digests of the data sets this worker has logged to the parent run."""
 
     @property
     def parent(self) -> str:
@@ -206,19 +209,30 @@ def work_on_grid(
     """
     job = GridJob(ablation, config, grid, tracker, experiment_id)
     bar = Progress(len(grid.configs), ablation.name + label, enabled=progress, done=len(grid.done_points()))
+    try:
+        return _work(job, bar)
+    except BaseException as error:
+        # Stopped (Ctrl-C, a scheduler's signal) or broken, wherever it lands: what this worker
+        # holds stays for a rerun, its runs end, and the parent run does not stay RUNNING.
+        fail_interrupted(grid, f"interrupted by {stop_cause(error)} while its pack ran")
+        tracker.flush()
+        job.close_finished_runs()
+        job.fail_parent(error)
+        raise
+
+
+def _work(job: GridJob, bar: Progress) -> AblationResult:
+    """`work_on_grid` once its failure path is in place: the packs, then the conclusion if this worker takes it."""
+    grid, tracker, experiment_id = job.grid, job.tracker, job.experiment_id
     rss = _train_packs(job, bar)
     tracker.flush()
     if not claim_conclusion(grid):
         bar.close("no pack left here; the worker that finishes the last pack writes the verdict")
         empty = pd.DataFrame()
         return AblationResult(job.parent, experiment_id, grid.name, None, empty, empty, final_failures(grid), *rss, concluded=False)
-    try:
-        # The runs of trials other workers have just told, ended here if those workers have not yet.
-        job.close_finished_runs()
-        finished, aggregates, verdict = _conclude(job)
-    except BaseException as error:
-        job.fail_parent(error)
-        raise
+    # The runs of trials other workers have just told, ended here if those workers have not yet.
+    job.close_finished_runs()
+    finished, aggregates, verdict = _conclude(job)
     mark_concluded(grid)
     failed = final_failures(grid)
     metrics = {"trials_failed": failed, "trials_finished": len(finished), "peak_rss_mb_first": rss[0], "peak_rss_mb_last": rss[1]}
@@ -233,6 +247,7 @@ def _train_packs(job: GridJob, bar: Progress) -> tuple[float, float]:
     grid = job.grid
     rss_first = rss_last = 0.0
     while True:
+        check_stop()
         repair(grid, job.config, job.ablation.pack_key)
         job.close_finished_runs()
         pack = claim_pack(grid, job.config.grid)
@@ -241,16 +256,8 @@ def _train_packs(job: GridJob, bar: Progress) -> tuple[float, float]:
                 return rss_first, rss_last
             time.sleep(POLL_S)  # other workers hold the last packs; a dead one is failed by the next repair
             continue
-        try:
-            with heartbeat(grid.study, pack[0]):
-                _train_pack(job, pack, bar)
-        except BaseException as error:
-            # Interrupted or broken: the pack's points stay for a rerun, and nothing stays RUNNING.
-            fail_interrupted(grid, pack, f"interrupted by {stop_cause(error)} while its pack ran")
-            job.tracker.flush()
-            job.close_finished_runs()
-            job.fail_parent(error)
-            raise
+        with heartbeat(grid.study, pack[0]):
+            _train_pack(job, pack, bar)
         # Drop the pack's graphs so memory stays flat across packs (clear_session
         # also runs the garbage collector). What survives is long-lived (TensorFlow,
         # Keras, MLflow, the data): frozen, the next pack's collection skips it
@@ -354,7 +361,7 @@ def _train_pack(job: GridJob, pack: list[optuna.Trial], bar: Progress) -> int:
         for trial, config in zip(pack, configs)
     ]
     try:
-        results = _run_members(job, configs, run_ids)
+        results, data = _run_members(job, configs, run_ids)
     except KeyboardInterrupt:
         runs.interrupted(run_ids)
         raise
@@ -364,14 +371,15 @@ def _train_pack(job: GridJob, pack: list[optuna.Trial], bar: Progress) -> int:
             runs.finish(trial, run_id, TrialState.FAIL, reason=reason)
         bar.advance(len(pack), f"FAILED {reason}", time.perf_counter() - started)
         return len(pack)
+    _log_data(job, run_ids, data)
     failed = _tell_results(job, runs, pack, run_ids, results)
     varying = {axis for axis in job.config.grid if len({config[axis] for config in configs}) > 1}
     bar.advance(len(pack), _trial_name(configs[0], job.config, skip=varying), time.perf_counter() - started)
     return failed
 
 
-def _run_members(job: GridJob, configs: list[dict], run_ids: list[str]) -> list[dict[str, float]]:
-    """The ablation's results for one pack, each member logging to its own run."""
+def _run_members(job: GridJob, configs: list[dict], run_ids: list[str]) -> tuple[list[dict[str, float]], list[list[DataLineage]]]:
+    """The ablation's results for one pack, each member logging to its own run, and each member's data sets."""
     ablation, tracker = job.ablation, job.tracker
     loggers = [_StepLogger(tracker, run_id, set(ablation.params)) for run_id in run_ids]
     context = TrialContext(
@@ -380,7 +388,8 @@ def _run_members(job: GridJob, configs: list[dict], run_ids: list[str]) -> list[
         artifact_loggers=[_artifact_logger(tracker, run_id) for run_id in run_ids],
     )
     try:
-        results = ablation.run(configs, context)
+        with interruptible(), recording() as loaded:  # a stop signal lands here at once; elsewhere it waits for the store's writes
+            results = ablation.run(configs, context)
     finally:  # what was measured is kept, also when the pack fails
         for logger in loggers:
             logger.write()
@@ -389,7 +398,16 @@ def _run_members(job: GridJob, configs: list[dict], run_ids: list[str]) -> list[
     clashes = sorted({name for metrics in results for name in metrics} & set(ablation.params))
     if clashes:  # read-back would mistake the metric for the parameter
         raise RuntimeError(f"{ablation.name}.run returned metrics named like parameters: {', '.join(clashes)}")
-    return results
+    return results, members_data(loaded, len(configs))
+
+
+def _log_data(job: GridJob, run_ids: list[str], data: list[list[DataLineage]]) -> None:
+    """Each member's data sets as its run's dataset inputs; those new to this worker also as the parent run's."""
+    for run_id, member in zip(run_ids, data):
+        job.tracker.log_data(run_id, member)
+    new = {item.digest: item for member in data for item in member if item.digest not in job.data_logged}
+    job.tracker.log_data(job.parent, list(new.values()))
+    job.data_logged.update(new)
 
 
 def _tell_results(job: GridJob, runs: TrialRuns, pack: list[optuna.Trial], run_ids: list[str], results: list[dict]) -> int:
@@ -433,6 +451,7 @@ class _StepLogger:
         self.written_at = time.monotonic()
 
     def __call__(self, metrics: dict[str, float], step: int) -> None:
+        check_stop()
         if self.params.intersection(metrics):  # read-back would mistake the metric for the parameter
             raise RuntimeError(f"metrics named like parameters: {', '.join(sorted(self.params.intersection(metrics)))}")
         if self.waiting + len(metrics) > self.MAX_BATCH_METRICS:
@@ -445,13 +464,15 @@ class _StepLogger:
     def write(self) -> None:
         """Sends the buffered steps (asynchronously: `Tracker.flush` waits for them)."""
         if self.steps:
-            self.tracker.log_steps(self.run_id, self.steps)
+            with shielded():
+                self.tracker.log_steps(self.run_id, self.steps)
         self.steps, self.waiting, self.written_at = [], 0, time.monotonic()
 
 
 def _artifact_logger(tracker: Tracker, run_id: str):
     def log_artifact(local_path: str, artifact_dir: str | None = None) -> None:
-        tracker.client.log_artifact(run_id, local_path, artifact_dir)
+        with shielded():
+            tracker.client.log_artifact(run_id, local_path, artifact_dir)
 
     return log_artifact
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from ablations.engine.lineage import serving
 from ablations.engine.verdict import Verdict
 
 PROFILES = ("smoke", "quick", "full")
@@ -319,7 +320,11 @@ def one_by_one(trial: Callable[[dict[str, Any], TrialLogger], dict[str, float]])
     """
 
     def run(configs: list[dict[str, Any]], context: TrialContext) -> list[dict[str, float]]:
-        return [trial(config, log) for config, log in zip(configs, context.loggers)]
+        results = []
+        for index, (config, log) in enumerate(zip(configs, context.loggers)):
+            with serving([index]):  # the data it loads is this trial's alone
+                results.append(trial(config, log))
+        return results
 
     run.__doc__ = trial.__doc__
     return run

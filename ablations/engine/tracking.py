@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,16 @@ import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Param as MlflowParam  # noqa: E402
-from mlflow.entities import RunStatus, RunTag  # noqa: E402
+from mlflow.entities import Dataset as MlflowDataset  # noqa: E402
+from mlflow.entities import DatasetInput, InputTag, RunStatus, RunTag  # noqa: E402
 from mlflow.utils.time import get_current_time_millis  # noqa: E402
 
+from ablations.engine.lineage import DataLineage  # noqa: E402
 from ablations.engine.storage import results_dir  # noqa: E402
 
 PARENT_TAG = "mlflow.parentRunId"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
+DATA_CONTEXT_TAG = "mlflow.data.context"
 
 
 def tracking_uri() -> str:
@@ -150,6 +154,30 @@ class Tracker:
         pending, self._pending = self._pending, []
         for operation in pending:
             operation.wait()
+
+    def log_data(self, run_id: str, data: Sequence[DataLineage], context: str = "train") -> None:
+        """Logs data sets as the run's MLflow dataset inputs (the UI's Dataset column): name, digest, source, profile.
+
+        Args:
+            run_id: The run.
+            data: What was loaded (`lineage.DataLineage`); each is one dataset of the experiment.
+            context: The ``mlflow.data.context`` tag of each input.
+        """
+        if data:
+            inputs = [
+                DatasetInput(
+                    MlflowDataset(
+                        name=item.name,
+                        digest=item.digest,
+                        source_type=item.source,
+                        source=json.dumps({"name": item.name, "source": item.source}),
+                        profile=item.profile(),
+                    ),
+                    tags=[InputTag(DATA_CONTEXT_TAG, context)],
+                )
+                for item in data
+            ]
+            self.client.log_inputs(run_id, datasets=inputs)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])

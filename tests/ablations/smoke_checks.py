@@ -4,6 +4,7 @@ Each smoke test calls these on the child runs it reads back from MLflow, then
 asserts the values its own tiny run must produce.
 """
 
+import json
 import math
 
 import pandas as pd
@@ -33,9 +34,24 @@ def assert_diagnoses_follow_the_logged_errors(children: pd.DataFrame) -> pd.Seri
     return pd.Series(diagnoses)
 
 
-def assert_verdict_logged(tracker, result, children: pd.DataFrame):
-    """The parent run carries the verdict the runner returned, and counts every child as finished; returns the parent."""
+def assert_data_lineage(tracker, parent, children: pd.DataFrame, *, loads_data: bool = True) -> None:
+    """Every child run names the data it trained on as MLflow dataset inputs; the parent names the set of them."""
+    digests = set()
+    for run_id in children["run_id"]:
+        inputs = tracker.client.get_run(run_id).inputs.dataset_inputs
+        assert bool(inputs) == loads_data, (run_id, inputs)
+        for item in inputs:
+            profile = json.loads(item.dataset.profile)
+            assert item.dataset.source_type in ("bundled", "generated", "tfds") and profile["train"] > 0 and "split_seed" in profile
+            assert [(tag.key, tag.value) for tag in item.tags] == [("mlflow.data.context", "train")]
+            digests.add(item.dataset.digest)
+    assert {item.dataset.digest for item in parent.inputs.dataset_inputs} == digests
+
+
+def assert_verdict_logged(tracker, result, children: pd.DataFrame, *, loads_data: bool = True):
+    """The parent run carries the verdict the runner returned, counts every child as finished, and the data lineage; returns the parent."""
     parent = tracker.client.get_run(result.parent_run_id)
+    assert_data_lineage(tracker, parent, children, loads_data=loads_data)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["verdict"] == result.verdict.outcome
     assert parent.data.tags["verdict_summary"] == result.verdict.summary

@@ -101,8 +101,8 @@ STUDY = ["study", "--space", "tiny", "--data", "xor"]  # xor is generated in mil
 
 BAD_INPUTS = [
     # the command line itself
-    ([], "a command is required. Valid choices: list, run, report, study, compare."),
-    (["frob"], "argument command: invalid choice: 'frob' (choose from 'list', 'run', 'report', 'study', 'compare')"),
+    ([], "a command is required. Valid choices: list, run, show, report, study, compare."),
+    (["frob"], "argument command: invalid choice: 'frob' (choose from 'list', 'run', 'show', 'report', 'study', 'compare')"),
     (["run", "--workers", "0"], "argument --workers: must be a whole number of at least 1; received '0'"),
     (["run", "--bogus"], "unrecognized arguments: --bogus. Valid options of ablate run: --help, --profile, --seeds, --set, --storage, --download, --workers, --fresh, --dry-run, --jit, --quiet, --no-report."),
     (["list", "extra"], "unrecognized arguments: extra. Valid options of ablate list: --help."),

@@ -123,7 +123,7 @@ def test_a_stop_signal_mid_grid_exits_with_one_line_and_leaves_nothing_running(t
     assert process.returncode == 128 + signum, err[-3000:]
     assert lines[-1] == "ablate: interrupted: rerun the same command to resume" and "Traceback" not in err, err[-3000:]
     trials = _points(storage)
-    assert TrialState.RUNNING not in {t.state for t in trials}
+    assert [t.user_attrs for t in trials if t.state == TrialState.RUNNING] == [], err[-3000:]
     failed = [t.user_attrs["failure_reason"] for t in trials if t.state == TrialState.FAIL]
     assert failed and all(reason.startswith(f"stale: interrupted by {signum.name}") for reason in failed), failed
     experiment = tracker.client.get_experiment_by_name("vanishing_gradients")

@@ -5,7 +5,16 @@ import signal
 
 import pytest
 
-from ablations.engine.execution.stopping import STOP_SIGNALS, Stopped, exit_status, handle_stop_signals, stop_cause
+from ablations.engine.execution.stopping import (
+    STOP_SIGNALS,
+    Stopped,
+    check_stop,
+    exit_status,
+    handle_stop_signals,
+    interruptible,
+    shielded,
+    stop_cause,
+)
 
 
 @pytest.fixture
@@ -19,7 +28,7 @@ def restored_handlers():
 @pytest.mark.parametrize("signum", STOP_SIGNALS, ids=lambda s: s.name)
 def test_each_stop_signal_raises_stopped_with_the_shells_exit_status(restored_handlers, signum):
     handle_stop_signals()
-    with pytest.raises(Stopped) as stopped:
+    with pytest.raises(Stopped) as stopped, interruptible():
         os.kill(os.getpid(), signum)
         signal.sigtimedwait([], 0)  # a safe point where Python runs the handler, should it not have run yet
     assert isinstance(stopped.value, KeyboardInterrupt)  # every `except KeyboardInterrupt` path serves it
@@ -30,7 +39,7 @@ def test_each_stop_signal_raises_stopped_with_the_shells_exit_status(restored_ha
 
 def test_a_worker_ignores_the_second_sigint_its_parent_passes_on_but_dies_of_sigterm(restored_handlers):
     handle_stop_signals(worker=True)
-    with pytest.raises(Stopped):
+    with pytest.raises(Stopped), interruptible():
         os.kill(os.getpid(), signal.SIGINT)
         signal.sigtimedwait([], 0)
     assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
@@ -39,3 +48,44 @@ def test_a_worker_ignores_the_second_sigint_its_parent_passes_on_but_dies_of_sig
 
 def test_a_plain_keyboard_interrupt_exits_130_and_names_itself():
     assert exit_status(KeyboardInterrupt()) == 130 and stop_cause(KeyboardInterrupt()) == "KeyboardInterrupt"
+
+
+class _SignalsInItsFinalizer:
+    def __init__(self, signum: int):
+        self.signum = signum
+
+    def __del__(self):
+        os.kill(os.getpid(), self.signum)
+        signal.sigtimedwait([], 0)  # the handler runs here, inside the finalizer
+
+
+def test_a_stop_that_lands_in_a_finalizer_is_kept_for_the_next_check(restored_handlers, capfd):
+    handle_stop_signals()
+    with interruptible():
+        _SignalsInItsFinalizer(signal.SIGTERM)  # dropped at once: its __del__ runs and is signalled
+    assert "Exception ignored" not in capfd.readouterr().err  # not raised there, where Python would drop it
+    with pytest.raises(Stopped) as stopped:
+        check_stop()
+    assert stopped.value.signum == signal.SIGTERM
+    check_stop()  # raised once: nothing is left
+
+
+def test_a_stop_inside_a_shielded_block_is_raised_when_the_block_ends(restored_handlers):
+    handle_stop_signals()
+    done = []
+    with pytest.raises(Stopped) as stopped, interruptible():
+        with shielded():
+            os.kill(os.getpid(), signal.SIGHUP)
+            signal.sigtimedwait([], 0)
+            done.append("the second write")  # still runs: the stop waits for the block
+    assert done == ["the second write"] and stopped.value.signum == signal.SIGHUP
+
+
+def test_outside_an_interruptible_block_a_stop_waits_for_the_next_check(restored_handlers):
+    handle_stop_signals()
+    os.kill(os.getpid(), signal.SIGTERM)
+    signal.sigtimedwait([], 0)  # a store's write would go on here, undisturbed
+    with pytest.raises(Stopped) as stopped:
+        with interruptible():  # raised on entry, before any training starts
+            raise AssertionError("the block ran although a stop was waiting")
+    assert stopped.value.signum == signal.SIGTERM

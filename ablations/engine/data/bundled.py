@@ -89,7 +89,7 @@ def mnist1d_arrays(num_samples: int = 5000) -> tuple[np.ndarray, ...]:
     return read_only(arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"])
 
 
-@register_dataset("mnist1d")
+@register_dataset("mnist1d", source="generated")
 def _load_mnist1d(*, num_samples: int = 5000) -> RawData:
     """MNIST-1D with its own 80/20 train/test split; `num_samples` counts both."""
     # Fewer than 10 samples would leave the ten classes with none each.
@@ -108,7 +108,7 @@ def _digits_arrays() -> tuple[np.ndarray, ...]:
     return read_only(digits.data, digits.target)
 
 
-@register_dataset("digits")
+@register_dataset("digits", source="bundled")
 def _load_digits() -> RawData:
     x, y = _digits_arrays()
     # Pixels are 0..16; scaling to [0, 1] keeps standardize=False inputs sane.
@@ -124,7 +124,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, ...]:
     return read_only(x, y)
 
 
-@register_dataset("mnist5k")
+@register_dataset("mnist5k", source="bundled")
 def _load_mnist5k() -> RawData:
     x, y = _mnist5k_arrays()
     return RawData(x=(x / 255.0).reshape(-1, 28, 28, 1), y=y, num_classes=10, spatial=True)
@@ -137,7 +137,7 @@ def _check_size_and_noise(n_samples: object, noise: object) -> None:
         raise DataError(f"noise must be a number >= 0; got {noise!r}.")
 
 
-@register_dataset("moons")
+@register_dataset("moons", source="generated")
 def _load_moons(*, n_samples: int = 1000, noise: float = 0.2, data_seed: int = 0) -> RawData:
     """Two interleaving half circles (scikit-learn's make_moons)."""
     from sklearn.datasets import make_moons
@@ -147,7 +147,7 @@ def _load_moons(*, n_samples: int = 1000, noise: float = 0.2, data_seed: int = 0
     return RawData(x=x, y=y, num_classes=2)
 
 
-@register_dataset("circles")
+@register_dataset("circles", source="generated")
 def _load_circles(
     *, n_samples: int = 1000, noise: float = 0.1, factor: float = 0.5, data_seed: int = 0
 ) -> RawData:
@@ -161,7 +161,7 @@ def _load_circles(
     return RawData(x=x, y=y, num_classes=2)
 
 
-@register_dataset("xor")
+@register_dataset("xor", source="generated")
 def _load_xor(*, n_samples: int = 1000, noise: float = 0.1, data_seed: int = 0) -> RawData:
     """Points uniform in [-1, 1]^2, class 1 where x1 * x2 > 0, then Gaussian noise.
 

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ablations.engine.data.core import TFDS_PREFIX, DataError, Dataset, RawData, check_finite
-from ablations.engine.data.registry import load_registered
+from ablations.engine import lineage
+from ablations.engine.data.registry import dataset_source, load_registered
 from ablations.engine.data.split import check_split_arguments, split_and_standardize
 from ablations.engine.data.tfds import load_tfds
 
@@ -24,7 +25,8 @@ def load_per_seed(configs: Sequence[Mapping[str, Any]], load: Callable[[Mapping[
     by_seed: dict[int, T] = {}
     for config in configs:
         if config["seed"] not in by_seed:
-            by_seed[config["seed"]] = load(config)
+            with lineage.serving([i for i, other in enumerate(configs) if other["seed"] == config["seed"]]):
+                by_seed[config["seed"]] = load(config)
     return [by_seed[config["seed"]] for config in configs]
 
 
@@ -82,7 +84,7 @@ def load_dataset(
     check_split_arguments(n_train=n_train, val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed)
     raw = _load_raw(name, data_dir=data_dir, download=download, options=options)
     check_finite(name, raw)
-    return split_and_standardize(
+    dataset = split_and_standardize(
         name,
         raw,
         n_train=n_train,
@@ -92,6 +94,17 @@ def load_dataset(
         standardize=standardize,
         image_shape=image_shape,
     )
+    if lineage.is_recording():  # the digest reads every array: only when a runner will log it
+        split = {"n_train": n_train, "val_fraction": val_fraction, "test_fraction": test_fraction, "standardize": standardize}
+        lineage.record(lineage_of(dataset, split_seed=split_seed, options={**split, **options}))
+    return dataset
+
+
+def lineage_of(dataset: Dataset, *, split_seed: int, options: dict[str, Any]) -> lineage.DataLineage:
+    """What `dataset` is, for its MLflow dataset input: source, digest of its splits, their sizes."""
+    arrays = (dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val, dataset.x_test, dataset.y_test)
+    sizes = {"train": len(dataset.y_train), "val": len(dataset.y_val), "test": len(dataset.y_test)}
+    return lineage.DataLineage(dataset.name, dataset_source(dataset.name), lineage.digest(arrays), sizes, split_seed, options)
 
 
 def _load_raw(name: str, *, data_dir: str | None, download: bool, options: dict[str, Any]) -> RawData:

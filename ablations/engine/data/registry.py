@@ -15,6 +15,7 @@ from ablations.engine.data.core import TFDS_PREFIX, DataError, RawData
 
 Loader = Callable[..., RawData]
 _LOADERS: dict[str, Loader] = {}
+_SOURCES: dict[str, str] = {}
 
 
 def dataset_names() -> tuple[str, ...]:
@@ -22,7 +23,7 @@ def dataset_names() -> tuple[str, ...]:
     return tuple(sorted(_LOADERS))
 
 
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
+def register_dataset(name: str, *, source: str = "registered") -> Callable[[Loader], Loader]:
     """Decorator that makes a loader available to `load_dataset` under `name`.
 
     The loader takes only keyword options (they become the ``**options`` of
@@ -31,6 +32,9 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
 
     Args:
         name: The data set's name; must not start with "tfds:".
+        source: Where its examples come from, as its MLflow dataset input
+            says (`dataset_source`): "bundled" (files shipped with a package),
+            "generated" (drawn by code), or anything that describes it.
 
     Example:
 
@@ -49,9 +53,15 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
         if previous is not None and _qualified_name(previous) != _qualified_name(loader):
             raise ValueError(f"Data set {name!r} is already registered by {_qualified_name(previous)}.")
         _LOADERS[name] = loader
+        _SOURCES[name] = source
         return loader
 
     return decorator
+
+
+def dataset_source(name: str) -> str:
+    """Where a data set's examples come from: "tfds" for a "tfds:" name, else what its loader was registered with."""
+    return "tfds" if name.startswith(TFDS_PREFIX) else _SOURCES.get(name, "registered")
 
 
 def _qualified_name(function: Callable) -> str:

@@ -62,14 +62,14 @@ def _noisy_function(function, dim: int, n_samples: int, noise: float, data_seed:
     return RawData(x=x, y=y, num_classes=0)
 
 
-@register_dataset("noisy_1d")
+@register_dataset("noisy_1d", source="generated")
 def load_noisy_1d(*, n_samples: int = 200, noise: float = NOISY_1D_NOISE, data_seed: int = 0) -> RawData:
     """x ~ U[-1, 1], y = sin(3x) + 0.5 cos(7x) + N(0, noise²)."""
     _check(n_samples, noise, data_seed)
     return _noisy_function(noisy_1d_function, 1, n_samples, noise, data_seed)
 
 
-@register_dataset("noisy_2d")
+@register_dataset("noisy_2d", source="generated")
 def load_noisy_2d(*, n_samples: int = 400, noise: float = NOISY_2D_NOISE, data_seed: int = 0) -> RawData:
     """x ~ U[-1, 1]², y = sin(2.5 x1) cos(2.5 x2) + 0.3 x1 + N(0, noise²)."""
     _check(n_samples, noise, data_seed)
@@ -87,7 +87,7 @@ def equicorrelated_features(n_samples: int, n_features: int, correlation: float,
     return np.sqrt(correlation) * shared + np.sqrt(1.0 - correlation) * own
 
 
-@register_dataset("collinear")
+@register_dataset("collinear", source="generated")
 def load_collinear(
     *,
     n_samples: int = 200,

@@ -7,8 +7,11 @@ says so in one line: a launch either starts every worker or leaves none behind.
 
 `die_with_parent` is the first thing a worker's ``main`` calls. A worker's
 parent that is killed (even with SIGKILL, which it cannot catch) takes its
-workers with it: on Linux the kernel sends them SIGTERM when it dies
+workers with it: on Linux the kernel sends them SIGKILL when it dies
 (``PR_SET_PDEATHSIG``); elsewhere a thread of each worker watches for it.
+SIGKILL, not SIGTERM: a worker handles SIGTERM as a stop (`stopping`) and
+would first close what it holds, which an orphan must not take its time over;
+what it held is repaired as stale by the next run.
 
 Imports nothing heavy: the workers call it before TensorFlow loads.
 """
@@ -109,7 +112,7 @@ def die_with_parent() -> None:
     if not expected:
         return
     parent = int(expected)
-    if sys.platform.startswith("linux") and _set_parent_death_signal(signal.SIGTERM):
+    if sys.platform.startswith("linux") and _set_parent_death_signal(signal.SIGKILL):
         # The parent may have died before the signal was armed: then this process
         # was already handed to another parent, and nothing would ever signal it.
         if os.getppid() != parent:

@@ -9,6 +9,16 @@ told) then serves a scheduler's stop as it serves Ctrl-C. ``ablate`` prints
 `RESUME_LINE` and exits with `exit_status`, as a shell reports a process
 killed by that signal (130, 143, 129).
 
+Where the exception is raised matters. Raised in the middle of a write to
+the MLflow or Optuna store it would leave a transaction open and the database
+locked for the cleanup that follows. So a stop is raised at once only inside
+an `interruptible` block (training, which writes nothing but buffered metrics)
+and outside a `shielded` one within it; anywhere else it is kept and raised by
+the next `check_stop`, which the runner calls before each pack and each
+logged epoch, and on entering an `interruptible` block. One that lands in a
+finalizer (``__del__``, where Python would print the exception and drop it)
+is kept the same way.
+
 A second signal while the first is being handled stops the ``ablate``
 process at once (the default action). A worker process, whose parent passes
 Ctrl-C on to it, ignores a second SIGINT (a terminal's Ctrl-C reaches both)
@@ -20,11 +30,20 @@ Imports nothing heavy: workers call it before TensorFlow loads.
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 """Exit status of a process stopped by Ctrl-C (SIGINT), as a shell reports it: ``ablate`` and its workers alike."""
 RESUME_LINE = "interrupted: rerun the same command to resume"
+
+
+_deferred: int | None = None
+"""A stop signal that arrived where it could not be raised, waiting for the next `check_stop`."""
+_modes: list[bool] = []
+"""The `interruptible` (True) and `shielded` (False) blocks this process is in, innermost last."""
 
 
 class Stopped(KeyboardInterrupt):
@@ -49,19 +68,71 @@ def stop_cause(error: BaseException) -> str:
     return str(error) if isinstance(error, Stopped) else type(error).__name__
 
 
-def handle_stop_signals(*, worker: bool = False) -> None:
-    """Makes SIGINT, SIGTERM and SIGHUP raise `Stopped` in this process's main thread, once.
+def handle_stop_signals(*, worker: bool = False) -> dict[int, Any]:
+    """Makes SIGINT, SIGTERM and SIGHUP stop this process's main thread with `Stopped`, once.
 
     Args:
         worker: This process is a worker whose parent passes Ctrl-C on: after
             the first stop it ignores SIGINT (the parent's copy of a terminal's
             Ctrl-C) instead of dying of it mid-cleanup.
+
+    Returns:
+        The handlers it replaced, by signal (for `signal.signal` to put back).
     """
 
     def stop(signum: int, frame) -> None:
+        global _deferred
         for other in STOP_SIGNALS:  # the next one is not caught: it ends the process as the signal would
             signal.signal(other, signal.SIG_IGN if worker and other == signal.SIGINT else signal.SIG_DFL)
+        if _modes and _modes[-1] and not _in_finalizer(frame):
+            raise Stopped(signum)
+        _deferred = signum  # raised by the next `check_stop`
+
+    return {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+
+
+def check_stop() -> None:
+    """Raises `Stopped` for a stop signal that arrived where it could not be raised; call it where work can stop."""
+    global _deferred
+    if _deferred is not None:
+        signum, _deferred = _deferred, None
         raise Stopped(signum)
 
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, stop)
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """A block a stop signal interrupts at once (training): `Stopped` is raised wherever it lands.
+
+    A stop that arrived before the block is raised on entering it.
+    """
+    check_stop()
+    _modes.append(True)
+    try:
+        yield
+    finally:
+        _modes.pop()
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """A block of writes a stop signal waits for (within an `interruptible` one); it is raised when the block ends."""
+    _modes.append(False)
+    try:
+        yield
+    finally:
+        _modes.pop()
+    if _modes and _modes[-1]:
+        check_stop()
+
+
+def _in_finalizer(frame) -> bool:
+    """Whether the signal interrupted a ``__del__`` (TensorFlow frees its functions there during garbage collection).
+
+    Python ignores an exception that leaves a finalizer ("Exception ignored
+    in ..."): the stop would be lost.
+    """
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from ablations.engine.execution.lifecycle import TrialRuns
 from ablations.engine.execution.liveness import close_finished_runs, fail_stale_trials, heartbeat
 from ablations.engine.execution.states import RUN_ATTR, WORKER_ATTR, Fate, failure_reason, record_fate
-from ablations.engine.execution.stopping import stop_cause
+from ablations.engine.execution.stopping import check_stop, interruptible, stop_cause
 from ablations.engine.study.data import OBJECTIVES, study_dataset
 from ablations.engine.study.session import COUNTED, StudySession
 from ablations.engine.study.trial import TrialDiverged, objective_values, train_trial
@@ -52,6 +52,7 @@ def work(session: StudySession) -> bool:
     failures_in_a_row = asked = 0
     stopped = False
     while options.timeout is None or time.monotonic() - started < options.timeout:
+        check_stop()
         if fail_stale_trials(study):
             close_finished_runs(session.tracker, session.experiment_id, session.parent, study)
         finished, running = counts(study)
@@ -98,7 +99,8 @@ def _run(session: StudySession, trial: optuna.Trial) -> TrialState | None:
             pruning = OptunaPruning(trial, monitor=OBJECTIVES[options.objective][0])
         callbacks = [MlflowEpochLogger(tracker.client, run_id, synchronous=True), *([pruning] if pruning else [])]
         data = study_dataset(options.data, options.space.fixed["n_train"])
-        score = train_trial(config, data, seed=trial.number, cv=options.cv, callbacks=callbacks)
+        with interruptible():  # a stop signal lands here at once; elsewhere it waits for the store's writes
+            score = train_trial(config, data, seed=trial.number, cv=options.cv, callbacks=callbacks)
         values = objective_values(score.metrics, options.objective)
         metrics = {**score.metrics, "epochs_trained": score.epochs}
     except optuna.TrialPruned:
