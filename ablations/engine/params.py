@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablations.engine.data.core import TFDS_PREFIX
+from ablations.engine.data.registry import plugin_dataset_names
 from ablations.engine.data.tfds import tfds_data_dir, tfds_prepared
 from ablations.engine.spec import Param
 
@@ -39,9 +40,10 @@ def data(default: str, *, choices: tuple[str, ...] | None = None, help: str = "d
 
     Any TFDS set is valid too, as ``tfds:<name>[/<config>]``: whether it exists
     and is prepared is answered when ``ablate run`` loads it, before any trial.
+    So is a set an installed package registers (`plugin_dataset_names`).
     """
     choices = choices or (default, *(name for name in FLAT_DATA if name != default))
-    return Param(default, help, choices=choices, open_prefix=TFDS_PREFIX)
+    return Param(default, help, choices=choices, open_prefix=TFDS_PREFIX, more_choices=plugin_dataset_names)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ class Param:
             goes on is allowed too, besides ``choices`` (``"tfds:"`` admits
             every TFDS set, whose names no list holds). Checked as text only;
             whether such a value exists is for the code that uses it to say.
+        more_choices: For names: allowed values known only when checked
+            (the data sets installed packages register), besides ``choices``.
     """
 
     default: Any
@@ -51,6 +53,7 @@ class Param:
     low: float | None = None
     high: float | None = None
     open_prefix: str | None = None
+    more_choices: Callable[[], tuple] | None = None
 
     @property
     def kind(self) -> type:
@@ -82,8 +85,8 @@ class Param:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"{name} must be a {kind.__name__}; received {value!r}.")
-        if self.choices is not None and value not in self.choices and not self._opens(name, value):
-            valid = ", ".join([*map(str, self.choices), *([f"{self.open_prefix}<name>"] if self.open_prefix else [])])
+        if self.choices is not None and value not in self.all_choices() and not self._opens(name, value):
+            valid = ", ".join([*map(str, self.all_choices()), *([f"{self.open_prefix}<name>"] if self.open_prefix else [])])
             raise ConfigError(f"Unknown {name} {value!r}. Valid choices: {valid}.")
         # NaN compares False with every bound, so it would pass any range.
         if kind is float and math.isnan(value):
@@ -93,6 +96,11 @@ class Param:
         if kind is float and math.isinf(value) and (self.low is not None or self.high is not None):
             raise ConfigError(f"{name}={value!r} is out of range; valid: {self._valid()}.")
         return value
+
+    def all_choices(self) -> tuple:
+        """``choices``, then `more_choices` not among them."""
+        more = self.more_choices() if self.more_choices else ()
+        return (*self.choices, *(value for value in more if value not in self.choices))
 
     def _opens(self, name: str, value: Any) -> bool:
         """Whether ``value`` is admitted by `open_prefix`; the prefix alone is an error of its own."""

@@ -3,12 +3,16 @@
 import pytest
 
 from ablations.engine import params
+from ablations.engine.data.registry import plugin_dataset_names
 from ablations.engine.spec import Ablation, ConfigError, Param
 
 
 def test_data_lists_the_default_first_then_the_other_flat_sets_then_any_tfds_set():
-    expected = Param("mnist1d", "data set (flat features)", choices=("mnist1d", "digits", "mnist5k"), open_prefix="tfds:")
+    expected = Param(
+        "mnist1d", "data set (flat features)", choices=("mnist1d", "digits", "mnist5k"), open_prefix="tfds:", more_choices=plugin_dataset_names
+    )
     assert params.data("mnist1d") == expected
+    assert params.data("mnist1d").all_choices() == ("mnist1d", "digits", "mnist5k")  # no package here registers a set
     assert params.data("digits").choices == ("digits", "mnist1d", "mnist5k")
     assert params.data("mnist1d", choices=("mnist1d", "digits")).choices == ("mnist1d", "digits")
     assert params.data("digits", help="classification set").help == "classification set"

@@ -3,12 +3,19 @@
 A loader takes only keyword options and returns a `RawData` with all the
 examples; splitting and standardization are not its job. Sets are added from
 their own modules (`bundled`, `synthetic`, or a user's), without editing this one.
+
+An installed package adds its own through the entry-point group
+`DATASET_ENTRY_POINTS`: each entry names a module whose `register_dataset`
+calls run when it is imported, which happens the first time a data set name
+is looked up (`plugin_dataset_names`), before TensorFlow loads.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
 from ablations.engine.data.core import TFDS_PREFIX, DataError, RawData
@@ -16,11 +23,26 @@ from ablations.engine.data.core import TFDS_PREFIX, DataError, RawData
 Loader = Callable[..., RawData]
 _LOADERS: dict[str, Loader] = {}
 _SOURCES: dict[str, str] = {}
+DATASET_ENTRY_POINTS = "activation_ablations.datasets"
+"""Entry-point group of installed modules that register data sets (``name = "package.module"``)."""
 
 
 def dataset_names() -> tuple[str, ...]:
-    """The registered names, sorted (the "tfds:<name>" sets come on top of these)."""
+    """The registered names, installed packages' included, sorted (the "tfds:<name>" sets come on top of these)."""
+    _load_plugins()
     return tuple(sorted(_LOADERS))
+
+
+def plugin_dataset_names() -> tuple[str, ...]:
+    """The data sets registered outside the suite's own modules (installed packages, `DATASET_ENTRY_POINTS`), sorted."""
+    _load_plugins()
+    return tuple(sorted(name for name, loader in _LOADERS.items() if not loader.__module__.startswith(__package__ + ".")))
+
+
+@functools.cache
+def _load_plugins() -> None:
+    for entry in entry_points(group=DATASET_ENTRY_POINTS):
+        entry.load()
 
 
 def register_dataset(name: str, *, source: str = "registered") -> Callable[[Loader], Loader]:
@@ -75,6 +97,7 @@ def load_registered(name: str, options: dict[str, Any]) -> RawData:
         UnknownNameError: no loader has that name (`models.registry.UnknownNameError`).
         DataError: an option the loader does not take.
     """
+    _load_plugins()
     if name not in _LOADERS:
         # Imported here: models/__init__ pulls in Keras, which `ablate list` and
         # the data tests should not pay for.
