@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ablations.engine.plots import metric_history
-from ablations.engine.spec import Ablation, Param, one_by_one
+from ablations.engine.spec import Ablation, Param, Reference, one_by_one
 from ablations.engine.stats import summarize
 from ablations.engine.verdict import Check, SmallestEffect, Verdict
 from models.names import ACTIVATIONS
@@ -202,6 +202,16 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     return {"compositions": fig, "derivative_vs_k": fig_decay}
 
 
+REFERENCE = Reference(
+    citation="Hochreiter and Schmidhuber (1997), Long Short-Term Memory, Neural Computation 9(8)",
+    short="Hochreiter & Schmidhuber 1997",
+    where="Section 3.1",
+    value='"If f_lm is the logistic sigmoid function, then the maximal value of f\'_lm is 0.25"',
+    regime="algebra: the derivative of the logistic sigmoid",
+    here="float64 grids on [-5, 5], up to 6 compositions (full: [-10, 10], 20)",
+    checked="read in the paper",
+)
+
 ABLATION = Ablation(
     name="activation_composition",
     claim=(
@@ -214,4 +224,5 @@ ABLATION = Ablation(
     verdict=verdict,
     figures=figures,
     objective="range_ratio",
+    reference=REFERENCE,
 )

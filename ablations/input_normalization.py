@@ -75,7 +75,7 @@ from ablations.engine.data import load_dataset
 from ablations.engine.effects import interval
 from ablations.engine.plots import mean_std_panels, metric_history
 from ablations.engine.protocol import score_test_split
-from ablations.engine.spec import Ablation, Param, TrialContext, pack_all_but
+from ablations.engine.spec import Ablation, Param, Reference, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
 from ablations.engine.verdict import REGIME, Check, SmallestEffect, Verdict, regime
 
@@ -371,6 +371,17 @@ def test(config: dict, guard) -> dict[str, float]:
     return score_test_split(guard, scoring_model(stack, 0), arms[0][2], y_test)
 
 
+REFERENCE = Reference(
+    citation="LeCun, Bottou, Orr and Mueller (1998), Efficient BackProp, in Neural Networks: Tricks of the Trade, LNCS 1524",
+    short="LeCun et al. 1998",
+    where="Section 4.3, Normalizing the Inputs",
+    value='"Convergence is usually faster if the average of each input variable over the training set is close to zero"; '
+    "it gives no measured value: the argument is analytic",
+    regime="an argument for gradient descent on any network, no experiment",
+    here="MNIST-1D, 1,000 examples, 2x64, features spread over 4 decades, plain SGD at learning rates 0.01-1, 30 epochs",
+    checked="read in the paper",
+)
+
 ABLATION = Ablation(
     name="input_normalization",
     claim="Normalized inputs (training mean and standard deviation per feature) train faster and more stably than badly scaled ones.",
@@ -387,4 +398,5 @@ ABLATION = Ablation(
     # Each scaling of the features is its own problem: normalization and
     # learning rate are selected on validation, and tested once, for each.
     select_within=("data", "decades"),
+    reference=REFERENCE,
 )

@@ -48,7 +48,7 @@ import pandas as pd
 from ablations.engine import params
 from ablations.engine.data import load_dataset
 from ablations.engine.effects import mean_sd, seed_differences
-from ablations.engine.spec import Ablation, Param, TrialContext
+from ablations.engine.spec import Ablation, Param, Reference, TrialContext
 from ablations.engine.stats import summarize
 from ablations.engine.verdict import Check, SmallestEffect, Verdict
 
@@ -232,6 +232,17 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     return {"decision_boundaries": fig}
 
 
+REFERENCE = Reference(
+    citation="Goodfellow, Bengio and Courville (2016), Deep Learning, MIT Press",
+    short="Goodfellow et al. 2016",
+    where="Section 6.1, Example: Learning XOR",
+    value='"if f(1) were linear, then the feedforward network as a whole would remain a linear function of its input"; '
+    "the best linear model outputs 0.5 everywhere on XOR",
+    regime="an argument, with XOR's four points as the example",
+    here="moons, circles and XOR, 1,000 samples, depth 5 x 32, Adam, 40 epochs (full: depth 2-10, 200 epochs)",
+    checked="read in the book",
+)
+
 ABLATION = Ablation(
     name="linear_collapse",
     claim=(
@@ -245,4 +256,5 @@ ABLATION = Ablation(
     figures=figures,
     pack_key=lambda c: tuple(sorted((k, v) for k, v in _as_stack_config(c).items() if k not in ("model", "activation"))),
     objective="final_val_loss",
+    reference=REFERENCE,
 )

@@ -12,6 +12,7 @@ from ablations.engine.plots import forest_plot
 from ablations.engine.protocol import REMEDIES
 from ablations.engine.registry import all_ablations
 from ablations.engine.show import latest_run, load_verdict
+from ablations.engine.spec import Ablation, Reference
 from ablations.engine.tracking import Tracker, results_dir
 from ablations.engine.verdict import RULE
 
@@ -29,6 +30,7 @@ table { border-collapse: collapse; font-size: .85em; margin: .8em 0; }
 td, th { border: 1px solid #ddd; padding: .25em .5em; text-align: left; }
 img { max-width: 100%; margin: .5em 0; border: 1px solid #eee; }
 .meta { color: #666; font-size: .85em; }
+.literature { background: #f4f6fb; padding: .4em .8em; font-size: .9em; }
 """
 
 
@@ -82,26 +84,53 @@ def _one_line(claim: str) -> str:
     return first + ("." if dot else "")
 
 
-def _summary_row(name: str, claim: str, run, verdict: dict | None) -> str:
-    """One row of the summary table: the claim, its outcome, the headline effect, where it held and failed."""
-    link = f"<a href='#{html.escape(name)}'>{html.escape(name)}</a>"
+def _summary_row(ablation: Ablation, run, verdict: dict | None) -> str:
+    """One row of the summary table: the claim, its outcome, the headline effect, the checks, the literature."""
+    link = f"<a href='#{html.escape(ablation.name)}'>{html.escape(ablation.name)}</a>"
+    literature = _literature_cell(ablation.reference)
     if run is None or verdict is None:
-        cells = [link, html.escape(_one_line(claim)), "not run yet" if run is None else "no verdict", "", ""]
+        cells = [link, html.escape(_one_line(ablation.claim)), "not run yet" if run is None else "no verdict", "", "", literature]
     else:
         headline = verdict.get("headline")
         effect = f"{headline['part']} ({headline['condition']}): {headline['measured']}" if headline else ""
         cells = [
             link,
-            html.escape(_one_line(claim)),
+            html.escape(_one_line(ablation.claim)),
             _outcome_badge(verdict["outcome"]),
             html.escape(effect),
             _forest(verdict),
+            literature,
         ]
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
 
+def _literature_cell(reference: Reference | None) -> str:
+    if reference is None:
+        return "none given"
+    return f"{html.escape(reference.short)}, {html.escape(reference.where)}: {html.escape(reference.value)}"
+
+
+def _literature(reference: Reference | None) -> str:
+    """The section's paragraph: the reference measurement, how it was checked, and its regime against this one."""
+    if reference is None:
+        return "<p class='literature'>Literature: no reference measurement is given for this claim.</p>"
+    return (
+        f"<p class='literature'>Literature: {html.escape(reference.citation)}, {html.escape(reference.where)}: "
+        f"{html.escape(reference.value)} <span class='meta'>({html.escape(reference.checked)})</span><br>"
+        f"Regimes: {html.escape(reference.comparison())}</p>"
+    )
+
+
 def _summary_table(rows: list[str]) -> str:
-    head = "".join(f"<th>{c}</th>" for c in ("ablation", "claim", "outcome", "headline effect (CI)", "checks: interval, claimed region (green), no effect (grey)"))
+    columns = (
+        "ablation",
+        "claim",
+        "outcome",
+        "headline effect (CI)",
+        "checks: interval, claimed region (green), no effect (grey)",
+        "literature",
+    )
+    head = "".join(f"<th>{c}</th>" for c in columns)
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
@@ -112,12 +141,13 @@ def _where(verdict: dict) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
-def _section(tracker: Tracker, name: str, claim: str, run, verdict: dict | None) -> str:
+def _section(tracker: Tracker, ablation: Ablation, run, verdict: dict | None) -> str:
+    name, claim = ablation.name, ablation.claim
     anchor = f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2>"
     if run is None:
-        return f"{anchor}<p class='claim'>{html.escape(claim)}</p><p>Not run yet.</p>"
+        return f"{anchor}<p class='claim'>{html.escape(claim)}</p>{_literature(ablation.reference)}<p>Not run yet.</p>"
     run_id = run.info.run_id
-    parts = [anchor, f"<p class='claim'>Claim: {html.escape(claim)}</p>"]
+    parts = [anchor, f"<p class='claim'>Claim: {html.escape(claim)}</p>", _literature(ablation.reference)]
     tags = run.data.tags
     parts.append(
         f"<p class='meta'>run {run_id} · profile {html.escape(tags.get('profile', '?'))} · "
@@ -153,8 +183,8 @@ def write_report(output: str | Path | None = None, tracker: Tracker | None = Non
     for name, ablation in all_ablations().items():
         run = latest_run(tracker, name)
         verdict = load_verdict(tracker, run) if run is not None else None
-        rows.append(_summary_row(name, ablation.claim, run, verdict))
-        sections.append(_section(tracker, name, ablation.claim, run, verdict))
+        rows.append(_summary_row(ablation, run, verdict))
+        sections.append(_section(tracker, ablation, run, verdict))
     document = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Ablation report</title>"
         f"<style>{_STYLE}</style></head><body><h1>Activations and regularization: ablation report</h1>"

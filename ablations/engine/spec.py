@@ -168,6 +168,35 @@ FiguresFn = Callable[[pd.DataFrame, Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class Reference:
+    """The literature measurement a claim rests on, cited as printed, beside this suite's regime.
+
+    Args:
+        citation: Authors, year, title and venue.
+        short: How the report names it ("Srivastava et al. 2014").
+        where: The table, figure or section.
+        value: What it reports, quoted as printed; where the source gives no
+            number, what it states, and that it gives none.
+        regime: What it was measured on: data and size, architecture, optimizer, training length.
+        here: The same for this ablation's quick profile (and the full one where it differs).
+        checked: How the value was checked, e.g. "read in the paper" or
+            "from agreeing secondary quotations, not checked against the paper".
+    """
+
+    citation: str
+    short: str
+    where: str
+    value: str
+    regime: str
+    here: str
+    checked: str
+
+    def comparison(self) -> str:
+        """One line: the reference's regime against this suite's."""
+        return f"{self.short}, {self.where}: {self.regime}; here: {self.here}"
+
+
+@dataclass(frozen=True)
 class Ablation:
     """One claim of the lecture, as an experiment.
 
@@ -193,6 +222,8 @@ class Ablation:
             with their own data and error measure): a configuration is selected
             and tested once per value, each with its own guard, its test
             metrics prefixed by the value.
+        reference: The literature measurement the claim rests on, shown
+            beside the verdict (None: the report says none is given).
     """
 
     name: str
@@ -206,6 +237,7 @@ class Ablation:
     objective: str = "val_loss"
     test: Callable[[dict[str, Any], Any], dict[str, float]] | None = None
     select_within: tuple[str, ...] = ()
+    reference: Reference | None = None
 
     def resolve(
         self,

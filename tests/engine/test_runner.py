@@ -111,6 +111,8 @@ def test_runner_logs_trials_fails_what_fails_and_tests_once(tracker, monkeypatch
     assert "<td><a href='#toy'>toy</a></td><td>x is small</td>" in summary
     assert f"<span class='outcome reproduced'>reproduced</span></td><td>mean x (all x): {measured}</td><td><img class='forest'" in summary
     assert html.escape(RULE) in sections and "<h2 id='toy'>toy</h2>" in sections
+    # The toy cites no literature, and the report says so rather than leaving the column blank.
+    assert "<td>none given</td></tr>" in summary and "no reference measurement is given for this claim" in sections
     # The condition names moved from the summary into the section, under their reading.
     assert "<ul><li>held under: all x</li></ul>" in sections
     # The section's per-condition table: one row per check, with its smallest effect, power and details.
