@@ -5,7 +5,8 @@ and a module that registers a data set, with the two entry-point groups in its
 pyproject.toml, and installed with pip into a temporary folder. ``ablate``
 started with that folder on its path then lists the ablation, runs it on the
 smoke profile into MLflow, and accepts the data set in ``--set data=NAME``
-before TensorFlow loads.
+before TensorFlow loads. It starts processes but races nothing, so it is not
+marked ``process`` (which CI repeats).
 """
 
 import json
@@ -18,7 +19,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.process
 
 DATASETS = '''
 import numpy as np
