@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from ablations.engine.data import load_dataset, load_per_seed
 from ablations.engine.lineage import DataLineage, digest, members_data, recording, serving
 
@@ -32,10 +34,16 @@ def test_load_per_seed_credits_each_seeds_split_to_that_seeds_members_only():
     assert json.loads(first.profile())["train"] == 50 == len(data[0].y_train)
 
 
-def test_nothing_is_described_when_no_runner_records():
-    with recording() as loaded:
-        pass
-    load_dataset("digits", n_train=50)  # no recording: no pass over the arrays, nothing kept
+def test_no_digest_is_computed_when_no_runner_records(monkeypatch):
+    from ablations.engine import lineage
+
+    def refuse(arrays):
+        raise AssertionError("a digest was computed outside a recording")
+
+    monkeypatch.setattr(lineage, "digest", refuse)
+    assert len(load_dataset("digits", n_train=50).y_train) == 50  # no pass over the arrays
+    with recording() as loaded, pytest.raises(AssertionError, match="outside a recording"):
+        load_dataset("digits", n_train=50)  # recording: described, so the patched digest runs
     assert loaded == []
 
 
