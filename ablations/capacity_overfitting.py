@@ -399,12 +399,12 @@ def _rbf_fits(group: pd.DataFrame) -> plt.Figure:
 REFERENCE = Reference(
     citation="Belkin, Hsu, Ma and Mandal (2019), Reconciling modern machine-learning practice and the classical bias-variance trade-off, PNAS 116(32)",
     short="Belkin et al. 2019",
-    where="Figure 2 and Section 3",
+    where="Figure 2 and its section, Random Fourier Features",
     value='"for small values of N, the test risk shows the classical U-shaped curve", with a peak at the interpolation '
     "threshold N = n; the figure prints no values",
-    regime="random Fourier features on a subset of MNIST (n = 10,000), minimum-norm least squares",
+    regime="random Fourier features on a subset of MNIST (n = 10,000, 10 classes), minimum-norm least squares",
     here="Gaussian RBF least squares on 50 noisy 1-D and 2-D points, 1-256 features, minimum norm; an MLP of width p on 300 digits",
-    checked="the abstract read in the paper; the figure's text from secondary quotations",
+    checked="read in the paper (the PNAS PDF: Figure 2's caption and text)",
 )
 
 ABLATION = Ablation(

@@ -339,7 +339,7 @@ REFERENCE = Reference(
     'more training time (here: about factor 4 longer on average)": slow against fast stopping, not stopping against none',
     regime="Proben1, 12 problems, 24 architectures, 1,296 training runs, RPROP",
     here="digits, 400 training examples, 3x256, Adam, 150 epochs, label noise 0 and 0.3, patience 1-20 against none (full: also MNIST-1D, 500 epochs)",
-    checked="read in the abstract",
+    checked="read in the abstract (a copy of the chapter's text)",
 )
 
 ABLATION = Ablation(

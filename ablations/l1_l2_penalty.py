@@ -499,7 +499,7 @@ REFERENCE = Reference(
     value='"it tends to produce some coefficients that are exactly 0 and hence gives interpretable models"; no value is cited here',
     regime="linear regression, e.g. 97 men and 8 predictors in the prostate-cancer example",
     here="digits, 150 examples, an MLP of 2x64 (about 9,000 weights), full-batch Adam, 3-fold cross-validation over 12 values of lambda",
-    checked="read in the summary",
+    checked="read in the summary (a copy of the paper's text)",
 )
 
 ABLATION = Ablation(
