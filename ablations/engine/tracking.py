@@ -29,6 +29,8 @@ from ablations.engine.storage import results_dir  # noqa: E402
 
 PARENT_TAG = "mlflow.parentRunId"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
+SOURCE_TAGS = {"mlflow.source.name": "ablate", "mlflow.source.type": "LOCAL"}
+"""What produced a run, as ``mlflow.start_run`` would tag a script: the UI's Source column shows it (with the commit)."""
 DATA_CONTEXT_TAG = "mlflow.data.context"
 
 
@@ -41,8 +43,9 @@ def tracking_uri() -> str:
 def environment_tags() -> dict[str, str]:
     """Versions and git commit, so every run says what produced it.
 
-    The commit is in MLflow's own ``mlflow.source.git.commit`` (the UI's source
-    column) and, as before, in ``git_commit``.
+    The commit is in MLflow's own ``mlflow.source.git.commit`` and, as
+    before, in ``git_commit``; with `SOURCE_TAGS` the UI's Source column reads
+    ``ablate`` and its commit.
     """
     import keras
     import optuna
@@ -66,6 +69,7 @@ def environment_tags() -> dict[str, str]:
         "version.python": platform.python_version(),
         "git_commit": commit,
         GIT_COMMIT_TAG: commit,
+        **SOURCE_TAGS,
     }
 
 

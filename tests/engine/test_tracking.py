@@ -23,3 +23,4 @@ def test_every_run_carries_the_commit_in_mlflows_own_source_tag(tracker):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True).stdout.strip()
     run = tracker.client.get_run(tracker.start_run(tracker.experiment_id("lineage"), "trial"))
     assert run.data.tags["mlflow.source.git.commit"] == head == run.data.tags["git_commit"]
+    assert (run.data.tags["mlflow.source.name"], run.data.tags["mlflow.source.type"]) == ("ablate", "LOCAL")
