@@ -37,6 +37,13 @@ Rows, each timed in this process after the same warm-up:
    seconds over wall seconds). Minutes: ``python -m benchmarks.bench workers``
    runs this row alone.
 
+7. **checkpoints / none**: every pack of the quick profile trained with
+   checkpoints at the default interval and without, alternating pack by pack
+   (target: at most 5% more), and dropout's grid with a checkpoint after every
+   epoch, the worst case (`benchmarks.bench_checkpoints`; ``python -m
+   benchmarks.bench checkpoints`` runs these rows alone, about twice the
+   profile's training time).
+
 ``python -m benchmarks.bench bookkeeping`` (not in a plain run) measures what
 the runner costs beyond training, per pack, trial and metric value: the
 constants a dry run adds (`benchmarks.bench_bookkeeping`).
@@ -70,6 +77,7 @@ import tensorflow as tf  # noqa: E402
 
 from ablations.engine.data import load_dataset  # noqa: E402
 from benchmarks.bench_bookkeeping import bookkeeping_rows  # noqa: E402
+from benchmarks.bench_checkpoints import checkpoint_rows  # noqa: E402
 from benchmarks.bench_packing import packing_rows  # noqa: E402
 from ablations.engine.runner import run_ablation  # noqa: E402
 from ablations.engine.tracking import Tracker  # noqa: E402
@@ -270,6 +278,9 @@ def main() -> None:
     if sys.argv[1:2] == ["packing"]:
         packing_rows(tuple(sys.argv[2:]) or None)
         return
+    if sys.argv[1:2] == ["checkpoints"]:
+        checkpoint_rows(tuple(sys.argv[2:]) or None)
+        return
     data = grid_data()
     # Warm-up: TensorFlow's first graph pays one-off costs neither side should carry.
     warm = keras.Sequential([keras.Input(data.input_shape), keras.layers.Dense(4), keras.layers.Dense(10, activation="softmax")])
@@ -311,6 +322,7 @@ def main() -> None:
     )
     packing_rows()
     workers_row()
+    checkpoint_rows()
 
 
 if __name__ == "__main__":

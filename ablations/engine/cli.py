@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
+from ablations.engine.execution.checkpoints import DEFAULT_EVERY_S, EVERY_ENV as CHECKPOINT_EVERY_ENV  # noqa: E402  (light)
 from ablations.engine.execution.stopping import RESUME_LINE, check_stop, exit_status, handle_stop_signals, interruptible  # noqa: E402  (light)
 
 DISTRIBUTION = "activation-ablations"
@@ -96,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="start new grids even where an unfinished one has the same settings")
     run.add_argument("--dry-run", action="store_true", help="print each grid's trials, packs, epochs and estimated time and memory; run and write nothing")
     run.add_argument("--jit", action="store_true", help="compile the stacked training step with XLA")
+    run.add_argument(
+        "--checkpoint-every", type=_checkpoint_every, default=None, metavar="SECONDS",
+        help=f"seconds between checkpoints of a training pack, which a rerun resumes from; 0: every epoch, off: none (default: {DEFAULT_EVERY_S:g})",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--no-report", action="store_true", help="do not rewrite the HTML report")
 
@@ -183,6 +188,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _checkpoint_every(text: str) -> str:
+    """An argparse type: seconds >= 0, or "off"."""
+    if text.strip().lower() == "off":
+        return "off"
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, or off; received {text!r}")
+    return f"{value:g}"
+
+
 def _overrides(pairs: Sequence[str]) -> dict[str, str]:
     from ablations.engine.spec import ConfigError
 
@@ -261,6 +279,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return refused
     if args.jit:
         os.environ[JIT_ENV] = "1"  # read where the stacked step compiles, here and in the helpers
+    if args.checkpoint_every is not None:
+        os.environ[CHECKPOINT_EVERY_ENV] = args.checkpoint_every  # read where a pack starts, here and in the helpers
     if args.workers > 1 and not args.dry_run:
         from ablations.engine.grid_workers import GridHelpers
 

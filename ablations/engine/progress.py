@@ -45,6 +45,10 @@ class Progress:
             f"{seconds:.1f}s) elapsed {_duration(elapsed)}, ETA {_duration(left)}"
         )
 
+    def note(self, line: str) -> None:
+        """Prints a line about the work in progress (a pack resumed from its checkpoint, ...)."""
+        self._print(f"{self.name}: {line}")
+
     def close(self, outcome: str) -> None:
         self._print(f"{self.name}: {outcome} in {_duration(time.perf_counter() - self.started)}")
 

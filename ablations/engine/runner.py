@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from ablations.engine.device import device_tags, pack_limit, peak_rss_mb  # noqa: E402
+from ablations.engine.execution.checkpoints import PackCheckpoints, checkpoint_every, checkpointing, pack_folder, remove_grid  # noqa: E402
 from ablations.engine.execution.lifecycle import TrialRuns  # noqa: E402
 from ablations.engine.execution.liveness import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S, close_finished_runs, heartbeat  # noqa: E402
 from ablations.engine.execution.optuna_private import storage_of  # noqa: E402
@@ -48,7 +49,7 @@ from ablations.engine.grid import (  # noqa: E402
 )
 from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext  # noqa: E402
 from ablations.engine.stats import aggregate  # noqa: E402
-from ablations.engine.storage import open_storage  # noqa: E402
+from ablations.engine.storage import open_storage, results_dir  # noqa: E402
 from ablations.engine.tracking import Tracker  # noqa: E402
 from ablations.engine.verdict import Verdict  # noqa: E402
 
@@ -234,6 +235,7 @@ def _work(job: GridJob, bar: Progress) -> AblationResult:
     job.close_finished_runs()
     finished, aggregates, verdict = _conclude(job)
     mark_concluded(grid)
+    remove_grid(results_dir(), grid.name)
     failed = final_failures(grid)
     metrics = {"trials_failed": failed, "trials_finished": len(finished), "peak_rss_mb_first": rss[0], "peak_rss_mb_last": rss[1]}
     tracker.log_metrics(job.parent, metrics)
@@ -360,9 +362,12 @@ def _train_pack(job: GridJob, pack: list[optuna.Trial], bar: Progress) -> int:
         runs.open(trial, _trial_name(config, job.config), config, {**tags, "seed": config.get("seed", 0)})
         for trial, config in zip(pack, configs)
     ]
+    every_s = checkpoint_every()
+    checkpoints = None if every_s is None else PackCheckpoints(pack_folder(results_dir(), job.grid.name, configs), every_s, bar.note)
     try:
-        results, data = _run_members(job, configs, run_ids)
-    except KeyboardInterrupt:
+        with checkpointing(checkpoints):
+            results, data = _run_members(job, configs, run_ids)
+    except KeyboardInterrupt:  # its checkpoints stay, for the rerun that claims the pack again
         runs.interrupted(run_ids)
         raise
     except Exception as error:  # recorded on every trial of the pack, then the ablation goes on
@@ -370,12 +375,24 @@ def _train_pack(job: GridJob, pack: list[optuna.Trial], bar: Progress) -> int:
         for trial, run_id in zip(pack, run_ids):
             runs.finish(trial, run_id, TrialState.FAIL, reason=reason)
         bar.advance(len(pack), f"FAILED {reason}", time.perf_counter() - started)
+        _remove(checkpoints)
         return len(pack)
     _log_data(job, run_ids, data)
     failed = _tell_results(job, runs, pack, run_ids, results)
+    _remove(checkpoints)
     varying = {axis for axis in job.config.grid if len({config[axis] for config in configs}) > 1}
-    bar.advance(len(pack), _trial_name(configs[0], job.config, skip=varying), time.perf_counter() - started)
+    label = _trial_name(configs[0], job.config, skip=varying)
+    if checkpoints is not None and checkpoints.resumed:
+        label += " (resumed at epoch " + ", ".join(f"{epoch} of {epochs}" for epoch, epochs in checkpoints.resumed) + ")"
+    bar.advance(len(pack), label, time.perf_counter() - started)
     return failed
+
+
+def _remove(checkpoints: PackCheckpoints | None) -> None:
+    """Deletes a pack's checkpoints once its trials are told."""
+    if checkpoints is not None:
+        with shielded():
+            checkpoints.remove()
 
 
 def _run_members(job: GridJob, configs: list[dict], run_ids: list[str]) -> tuple[list[dict[str, float]], list[list[DataLineage]]]:

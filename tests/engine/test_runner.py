@@ -239,3 +239,69 @@ def test_step_logs_are_written_in_batches_that_mlflow_accepts(tracker, monkeypat
         assert [m.value for m in history] == pytest.approx([step + i / 10 for step in range(300)])
     with pytest.raises(RuntimeError, match="named like parameters: x"):
         log({"x": 1.0}, 0)
+
+
+CRASH_AT = {"step": None}
+
+
+def _train_packed(configs, context):
+    """Trains the pack's seeds as members of one stack; a logger raises KeyboardInterrupt at ``CRASH_AT['step']``."""
+    import numpy as np
+
+    from ablations.engine.train.members import MemberOptimizer, fit_members
+    from models.stacked import StackedMLP
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 6)).astype("float32"), rng.integers(0, 3, 40)
+    seeds = [config["seed"] for config in configs]
+    stack = StackedMLP(6, 3, depth=1, width=8, activations=["relu"] * len(configs), initializers=["he_normal"] * len(configs), seed=seeds)
+
+    def logging(log):
+        def step_log(row, step):
+            if step == CRASH_AT["step"]:
+                raise KeyboardInterrupt
+            log(row, step)
+
+        return step_log
+
+    fits = fit_members(stack, {"train": (x[:30], y[:30]), "val": (x[30:], y[30:])}, epochs=6, batch_size=8, seeds=seeds,
+                       optimizers=[MemberOptimizer("adam", config["x"] / 100) for config in configs],
+                       loggers=[logging(log) for log in context.loggers])
+    return [{"final_val_loss": trial.final["final_val_loss"]} for trial in fits.trials]
+
+
+def test_a_pack_interrupted_mid_training_resumes_from_its_checkpoint_on_rerun(tracker, monkeypatch, capsys):
+    from ablations.engine.storage import results_dir
+    from ablations.engine.spec import pack_all_but
+
+    packed = Ablation(
+        name="toy_packed", claim="c", params={"x": Param(1, low=0, high=10)}, profiles={"smoke": {"x": [1], "seeds": 3}},
+        run=_train_packed, verdict=_verdict, figures=_figures, objective="final_val_loss", pack_key=pack_all_but("seed"),
+    )
+    config = packed.resolve("smoke")
+    CRASH_AT["step"] = None
+    expected = [metrics["final_val_loss"] for metrics in _train_packed(config.trials(), _silent_context(3))]
+    monkeypatch.setenv("ABLATE_CHECKPOINT_EVERY", "0")
+    CRASH_AT["step"] = 4
+    with pytest.raises(KeyboardInterrupt):
+        run_ablation(packed, config, tracker=tracker, progress=False)
+    (checkpoint,) = (results_dir() / "checkpoints").glob("toy_packed-*/*/segment-0.npz")
+    CRASH_AT["step"] = None
+    result = run_ablation(packed, config, tracker=tracker, progress=True)
+    err = capsys.readouterr().err
+    assert f"toy_packed: resuming a pack from its checkpoint at epoch 3 of 6 ({checkpoint.parent.name})" in err
+    assert "(resumed at epoch 3 of 6)" in err
+    assert sorted(result.trials["final_val_loss"]) == sorted(expected)
+    assert not (results_dir() / "checkpoints" / checkpoint.parent.parent.name).exists()  # removed with the pack, and the grid
+    # The new runs hold every epoch's metrics, those logged before the stop included.
+    finished = [run for run in tracker.client.search_runs([result.experiment_id]) if run.data.tags["run_kind"] == "trial"
+                and run.info.status == "FINISHED"]
+    assert len(finished) == 3
+    for run in finished:
+        assert [m.step for m in tracker.client.get_metric_history(run.info.run_id, "val_loss")] == list(range(7))
+
+
+def _silent_context(members):
+    from ablations.engine.spec import TrialContext
+
+    return TrialContext(loggers=[lambda row, step: None] * members, profile="smoke", artifact_loggers=[lambda *a: None] * members)

@@ -49,6 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ablations.engine.execution.checkpoints import Segment, digest, next_segment
 from ablations.engine.spec import TrialLogger
 from ablations.engine.train.keras_fit import TrialFit
 from models.stacked import StackedMLP
@@ -137,6 +138,14 @@ def fit_members(
     train, those go on in a smaller stack (`StackedMLP.subset`; members of one
     width only), so a pack costs about what its members' own epochs cost.
 
+    Inside a pack's `execution.checkpoints.checkpointing` block (the runner
+    opens one around each pack) it saves its state at epoch ends every so
+    often: weights, best weights, optimizer slots and step, who still trains,
+    the shuffles' and augmentation layers' random states, the stoppers and the
+    logged rows. Run again after a stop, it continues from the newest
+    checkpoint, replaying the rows to ``loggers``, to the same numbers bit for
+    bit on a CPU.
+
     Args:
         stack: The members (a `StackedMLP` or `StackedCNN`); ends holding
             each member's final weights.
@@ -174,49 +183,137 @@ def fit_members(
     n = int(data["train"][0].shape[1])
     optimizer = _StackedOptimizer(stack.trainable_variables, optimizers)
     pack = _Pack(stack, data, optimizer, batch_size, np.arange(members), augmentations)
-    final_weights = [keras.ops.convert_to_numpy(v).copy() for v in stack.trainable_variables]
-    histories = _Histories(members, loggers)
-    stoppers = _Stoppers(stopping)
-    running = np.ones(members, bool)
-    epochs_run = np.zeros(members, int)
-    diverged = np.zeros(members, bool)
-    last_loss = np.full(members, math.nan)
-    rngs = [np.random.default_rng(seed) for seed in seeds]
-    histories.record({"loss": np.full(members, math.nan), "accuracy": np.full(members, math.nan), **pack.scores()}, pack.ids, 0)
-    for epoch in range(epochs):
+    loop = _Loop(stack, seeds, stopping, loggers)
+    segment = next_segment(lambda: _signature(stack, splits, epochs, batch_size, seeds, optimizers, stopping, score_every, every_epoch))
+    saved = segment.load() if segment is not None else None
+    if saved is None:
+        loop.histories.record({"loss": np.full(members, math.nan), "accuracy": np.full(members, math.nan), **pack.scores()}, pack.ids, 0)
+        start = 0
+    else:
+        pack, start = loop.restore(pack, augmentations, *saved)
+    for epoch in range(start, epochs):
+        if not loop.running.any():
+            break
         # Members that stopped may still sit in the pack until it shrinks: their results are ignored.
-        live = running[pack.ids]
+        live = loop.running[pack.ids]
         ids = pack.ids[live]
-        order = np.stack([rngs[m].permutation(n) if running[m] else np.arange(n) for m in pack.ids])
+        order = np.stack([loop.rngs[m].permutation(n) if loop.running[m] else np.arange(n) for m in pack.ids])
         loss, accuracy = pack.train_epoch(order)
         scored = (epoch + 1) % score_every == 0 or epoch + 1 == epochs or not np.isfinite(loss[live]).all()
         scores = pack.scores() if scored else pack.scores(tuple(every_epoch))
         logs = {key: values[live] for key, values in {"loss": loss, "accuracy": accuracy, **scores}.items()}
-        epochs_run[ids] = epoch + 1
-        last_loss[ids] = logs["loss"]
-        diverged[ids] = ~np.isfinite(logs["loss"])
-        histories.record(logs, ids, epoch + 1)
-        improved, stopped = (_spread(mask, live) for mask in stoppers.update(epoch, logs, ids))
+        loop.epochs_run[ids] = epoch + 1
+        loop.last_loss[ids] = logs["loss"]
+        loop.diverged[ids] = ~np.isfinite(logs["loss"])
+        loop.histories.record(logs, ids, epoch + 1)
+        improved, stopped = (_spread(mask, live) for mask in loop.stoppers.update(epoch, logs, ids))
         pack.keep_best(improved)
-        leaving = stopped | _spread(diverged[ids], live)
+        leaving = stopped | _spread(loop.diverged[ids], live)
         if leaving.any():
-            pack.write_final(final_weights, leaving, stoppers.has_best[pack.ids])
-            running[pack.ids[leaving]] = False
-        if not running.any():
-            break
-        if running[pack.ids].sum() <= len(pack.ids) // 2 and len(set(stack.widths)) == 1:
-            pack = pack.subset(running[pack.ids])
-    still = running[pack.ids]
+            pack.write_final(loop.final_weights, leaving, loop.stoppers.has_best[pack.ids])
+            loop.running[pack.ids[leaving]] = False
+        if loop.running.any() and loop.running[pack.ids].sum() <= len(pack.ids) // 2 and len(set(stack.widths)) == 1:
+            pack = pack.subset(loop.running[pack.ids])
+        if segment is not None and segment.due() and epoch + 1 < epochs:
+            loop.save(segment, epoch + 1, epochs, pack, augmentations)
+    still = loop.running[pack.ids]
     if still.any():
-        pack.write_final(final_weights, still, stoppers.has_best[pack.ids])
-    for variable, value in zip(stack.trainable_variables, final_weights):
+        pack.write_final(loop.final_weights, still, loop.stoppers.has_best[pack.ids])
+    for variable, value in zip(stack.trainable_variables, loop.final_weights):
         variable.assign(value)
     final = (pack if pack.stack is stack else _Pack(stack, data, None, batch_size, np.arange(members), None)).scores()
     trials = [
-        TrialFit(histories.of(m), int(epochs_run[m]), bool(diverged[m]), _final(final, m, last_loss[m], epochs_run[m], diverged[m]))
+        TrialFit(
+            loop.histories.of(m), int(loop.epochs_run[m]), bool(loop.diverged[m]),
+            _final(final, m, loop.last_loss[m], loop.epochs_run[m], loop.diverged[m]),
+        )
         for m in range(members)
     ]
-    return PackedFits(trials, stoppers.restored_epochs())
+    return PackedFits(trials, loop.stoppers.restored_epochs())
+
+
+class _Loop:
+    """`fit_members`' per-member bookkeeping, and the checkpoint of it with the pack's weights and optimizer state.
+
+    Args:
+        stack: The whole pack's stack (its weights are each member's start).
+        seeds: Per member, its shuffle's seed.
+        stopping: Per member, its early stopping or None.
+        loggers: Per member, its logger, or None.
+    """
+
+    def __init__(self, stack, seeds: Sequence[int], stopping: Sequence[MemberStopping | None], loggers: Sequence[TrialLogger] | None):
+        members = stack.members
+        self.final_weights = [keras.ops.convert_to_numpy(v).copy() for v in stack.trainable_variables]
+        self.histories = _Histories(members, loggers)
+        self.stoppers = _Stoppers(stopping)
+        self.running = np.ones(members, bool)
+        self.epochs_run = np.zeros(members, int)
+        self.diverged = np.zeros(members, bool)
+        self.last_loss = np.full(members, math.nan)
+        self.rngs = [np.random.default_rng(seed) for seed in seeds]
+
+    def save(self, segment: Segment, epoch: int, epochs: int, pack: _Pack, augmentations) -> None:
+        """Checkpoints the state after ``epoch``: what `restore` needs to go on as if never stopped."""
+        arrays = {"ids": pack.ids, "running": self.running, "epochs_run": self.epochs_run, "diverged": self.diverged,
+                  "last_loss": self.last_loss, "has_best": self.stoppers.has_best}
+        for name, values in (("weights", pack.variables), ("best", pack.best), ("final", self.final_weights)):
+            arrays.update({f"{name}/{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(values)})
+        for name, slots in pack.optimizer.slots.items():
+            arrays.update({f"slot/{name}/{i}": slot.numpy() for i, slot in enumerate(slots)})
+        arrays.update({f"augmentation/{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_random_states(augmentations))})
+        meta = {
+            "iterations": int(pack.optimizer.iterations.numpy()),
+            "rngs": [rng.bit_generator.state for rng in self.rngs],
+            "stoppers": {"best": self.stoppers.best, "best_epoch": self.stoppers.best_epoch, "wait": self.stoppers.wait},
+            "logged": self.histories.logged,
+        }
+        segment.save(epoch, epochs, meta, arrays)
+
+    def restore(self, pack: _Pack, augmentations, meta: dict, arrays: dict[str, np.ndarray]) -> tuple[_Pack, int]:
+        """The pack and this bookkeeping as `save` left them; returns the pack and the epoch to go on from."""
+        for name in ("running", "epochs_run", "diverged", "last_loss"):
+            getattr(self, name)[:] = arrays[name]
+        self.stoppers.has_best[:] = arrays["has_best"]
+        self.stoppers.best, self.stoppers.best_epoch, self.stoppers.wait = (meta["stoppers"][k] for k in ("best", "best_epoch", "wait"))
+        for rng, state in zip(self.rngs, meta["rngs"]):
+            rng.bit_generator.state = state
+        for i, final in enumerate(self.final_weights):
+            final[...] = arrays[f"final/{i}"]
+        ids = arrays["ids"]
+        if len(ids) < len(pack.ids):
+            pack = pack.subset(np.isin(pack.ids, ids))
+        for name, values in (("weights", pack.variables), ("best", pack.best)):
+            for i, variable in enumerate(values):
+                variable.assign(arrays[f"{name}/{i}"])
+        for name, slots in pack.optimizer.slots.items():
+            for i, slot in enumerate(slots):
+                slot.assign(arrays[f"slot/{name}/{i}"])
+        pack.optimizer.iterations.assign(meta["iterations"])
+        for i, variable in enumerate(_random_states(augmentations)):
+            variable.assign(arrays[f"augmentation/{i}"])
+        # The new trials' runs get the metrics the stopped ones had logged.
+        self.histories.replay(meta["logged"])
+        return pack, int(meta["epoch"])
+
+
+def _random_states(augmentations) -> list:
+    """The random-generator states of the members' augmentation layers (Keras ``SeedGenerator`` variables)."""
+    if augmentations is None:
+        return []
+    return [v for layer in augmentations if layer is not None for v in layer.non_trainable_variables]
+
+
+def _signature(stack, splits, epochs, batch_size, seeds, optimizers, stopping, score_every, every_epoch) -> dict:
+    """What a `fit_members` checkpoint must match to be resumed: the net, the data and the training's settings."""
+    return {
+        "loop": "fit_members",
+        "variables": [list(v.shape) for v in stack.trainable_variables],
+        "data": {name: digest(x, y) for name, (x, y) in splits.items()},
+        "initial": digest(*(keras.ops.convert_to_numpy(v) for v in stack.trainable_variables)),
+        "settings": [epochs, batch_size, list(seeds), [repr(o) for o in optimizers], [repr(s) for s in stopping], score_every,
+                     list(every_epoch)],
+    }
 
 
 def _check_arguments(members: int, per_member: Mapping[str, Sequence | None], splits: Mapping, score_every: int,
@@ -547,24 +644,37 @@ class _Stoppers:
 
 
 class _Histories:
-    """Per member, `fit_trial`'s history (steps 0..epochs_run) and its logger's calls."""
+    """Per member, `fit_trial`'s history (steps 0..epochs_run) and its logger's calls.
+
+    ``logged`` keeps each call as made, ``(member, step, row)``, for a
+    checkpoint: replayed, it rebuilds the histories and logs the same rows.
+    """
 
     def __init__(self, members: int, loggers: Sequence[TrialLogger] | None):
         self.histories: list[dict[str, list[float]]] = [{} for _ in range(members)]
         self.loggers = loggers
+        self.logged: list[tuple[int, int, dict[str, float]]] = []
 
     def record(self, logs: Mapping[str, np.ndarray], ids: np.ndarray, step: int) -> None:
         """Appends each training member's logs (``logs`` in the order of ``ids``)."""
         for position, m in enumerate(ids):
-            row = {key: float(values[position]) for key, values in logs.items()}
-            history = self.histories[m]
-            for key, value in row.items():
-                history.setdefault(key, [math.nan] * step).append(value)
-            # A split left unscored this step reads NaN, as in `fit_trial`'s history.
-            for values in history.values():
-                values.extend([math.nan] * (step + 1 - len(values)))
-            if self.loggers is not None:
-                self.loggers[m](row, step)
+            self._add(int(m), step, {key: float(values[position]) for key, values in logs.items()})
+
+    def replay(self, logged: Sequence[tuple[int, int, dict[str, float]]]) -> None:
+        """Records and logs again the calls of a checkpoint's ``logged``."""
+        for m, step, row in logged:
+            self._add(m, step, row)
+
+    def _add(self, m: int, step: int, row: dict[str, float]) -> None:
+        history = self.histories[m]
+        for key, value in row.items():
+            history.setdefault(key, [math.nan] * step).append(value)
+        # A split left unscored this step reads NaN, as in `fit_trial`'s history.
+        for values in history.values():
+            values.extend([math.nan] * (step + 1 - len(values)))
+        self.logged.append((m, step, row))
+        if self.loggers is not None:
+            self.loggers[m](row, step)
 
     def of(self, member: int) -> dict[str, list[float]]:
         return self.histories[member]

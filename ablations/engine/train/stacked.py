@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from ablations.engine.device import jit_enabled
+from ablations.engine.execution.checkpoints import digest, next_segment
 from ablations.engine.spec import TrialLogger
 from callbacks.statistics import SATURATION_THRESHOLD, dead_fraction, saturated_fraction
 from models.stacked import StackedMLP
@@ -94,6 +95,12 @@ def fit_stack(
     on), plus its penalty when the stack has penalty coefficients: what
     ``model.fit(x, y)`` minimizes for a model with kernel regularizers.
 
+    Inside a pack's `execution.checkpoints.checkpointing` block (the runner
+    opens one around each pack) it saves its state at epoch ends every so
+    often and, run again after a stop, continues from the newest checkpoint,
+    replaying the logged steps to ``loggers``, to the same numbers bit for bit
+    on a CPU. Not with ``record``, whose reads of the stack cannot be replayed.
+
     Args:
         stack: The members (trained in place).
         x: ``(n, features)`` float32 inputs, every example any member trains on.
@@ -146,8 +153,10 @@ def fit_stack(
     y_all = tf.constant(y, tf.int64)
     n = int(x_all.shape[0])
     variables = stack.trainable_variables
-    apply_gradients = _optimizer(optimizer, variables, learning_rate)
+    updater = _optimizer(optimizer, variables, learning_rate)
+    apply_gradients = updater.apply
 
+    shuffles = None
     if batch_size is None:
         x_members, y_members, w_members = _member_examples(stack.members, x, y, example_weights)
 
@@ -205,24 +214,36 @@ def fit_stack(
 
     measure = _Measures(stack, x_all, y_all, validation_data, probe_size, saturation_threshold)
     histories: list[dict[str, list[float]]] = [{} for _ in range(stack.members)]
+    recorded: list[tuple[int, dict[str, list[float]]]] = []
 
-    def record_step(step: int, values: dict[str, np.ndarray]) -> None:
-        values = {**values, **measure.validation(step), **measure.probe()}
+    def add_step(step: int, values: dict[str, np.ndarray]) -> None:
+        recorded.append((step, {name: np.asarray(column, np.float64).tolist() for name, column in values.items()}))
         for m in range(stack.members):
             row = {name: float(column[m]) for name, column in values.items()}
             for key, value in row.items():
                 histories[m].setdefault(key, []).append(value)
             if loggers is not None and row:
                 loggers[m](row, step)
+
+    def record_step(step: int, values: dict[str, np.ndarray]) -> None:
+        add_step(step, {**values, **measure.validation(step), **measure.probe()})
         if record is not None:
             record(step)
 
-    if record_every:
+    # A caller's `record` reads the stack at each step, which a checkpoint cannot replay: no checkpoints then.
+    segment = None if record is not None else next_segment(
+        lambda: _signature(stack, x, y, example_weights, validation_data, epochs, learning_rate, batch_size, seed, shuffle,
+                           probe_size, optimizer, record_every)
+    )
+    checkpoint = _Checkpoint(segment, [*variables, *updater.state], shuffles)
+    start = checkpoint.restore(add_step)
+    if start == 0 and record_every:
         record_step(0, {})
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start + 1, epochs + 1):
         loss, accuracy = train_epoch()
         if record_every and (epoch % record_every == 0 or epoch == epochs):
             record_step(epoch, {"loss": loss.numpy(), "accuracy": accuracy.numpy()})
+        checkpoint.save_if_due(epoch, epochs, recorded)
     return StackedFit(histories=histories)
 
 
@@ -236,12 +257,56 @@ class _Shuffles:
         self.n, self.shuffle = n, shuffle
         self.rngs = {s: np.random.default_rng(s) for s in self.seeds}
 
+    def states(self) -> dict[str, dict]:
+        """Each generator's state, for a checkpoint."""
+        return {str(s): rng.bit_generator.state for s, rng in self.rngs.items()}
+
+    def set_states(self, states: dict[str, dict]) -> None:
+        for s, rng in self.rngs.items():
+            rng.bit_generator.state = states[str(s)]
+
     def next_order(self) -> np.ndarray:
         """``(n,)`` when the members share a seed (or nothing is shuffled), else ``(M, n)``."""
         if not self.shuffle:
             return np.arange(self.n)
         orders = {s: rng.permutation(self.n) for s, rng in self.rngs.items()}
         return orders[self.seeds[0]] if len(orders) == 1 else np.stack([orders[s] for s in self.seeds])
+
+
+class _Checkpoint:
+    """`fit_stack`'s checkpoint (`execution.checkpoints`): weights and optimizer state, shuffles and the recorded steps.
+
+    Args:
+        segment: The loop's segment of the pack's checkpoints, or None (no checkpoints).
+        variables: The stack's weights, then the optimizer's state.
+        shuffles: The mini-batch shuffles, or None (full batch).
+    """
+
+    def __init__(self, segment, variables: list, shuffles: _Shuffles | None):
+        self.segment, self.variables, self.shuffles = segment, variables, shuffles
+
+    def restore(self, add_step: Callable[[int, dict], None]) -> int:
+        """Loads the segment's checkpoint, if any, replaying its recorded steps to ``add_step``; returns its epoch (0: none)."""
+        saved = self.segment.load() if self.segment is not None else None
+        if saved is None:
+            return 0
+        meta, arrays = saved
+        for i, variable in enumerate(self.variables):
+            variable.assign(arrays[f"variable/{i}"])
+        if self.shuffles is not None:
+            self.shuffles.set_states(meta["shuffles"])
+        # The new trials' runs get the metrics the stopped ones had logged.
+        for step, values in meta["recorded"]:
+            add_step(step, values)
+        return int(meta["epoch"])
+
+    def save_if_due(self, epoch: int, epochs: int, recorded: list) -> None:
+        """Saves the state after ``epoch`` when the segment's interval has passed (never after the last)."""
+        if self.segment is None or epoch >= epochs or not self.segment.due():
+            return
+        arrays = {f"variable/{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.variables)}
+        shuffles = self.shuffles.states() if self.shuffles is not None else None
+        self.segment.save(epoch, epochs, {"shuffles": shuffles, "recorded": recorded}, arrays)
 
 
 class _FusedAdam:
@@ -260,6 +325,11 @@ class _FusedAdam:
         self.moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
         self.velocities = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    @property
+    def state(self) -> list[tf.Variable]:
+        """Its state: moments, velocities and step."""
+        return [*self.moments, *self.velocities, self.iterations]
 
     def apply(self, gradients) -> None:
         step = tf.cast(self.iterations + 1, tf.float32)
@@ -280,14 +350,35 @@ class _FusedAdam:
         self.iterations.assign_add(1)
 
 
-def _optimizer(name: str, variables, learning_rate: float) -> Callable[[list[tf.Tensor]], None]:
-    """The update step of optimizer ``name`` for ``variables``: ``apply(gradients)``."""
-    if name == "fused_adam":
-        return _FusedAdam(variables, learning_rate).apply
-    optimizer = keras.optimizers.Adam(learning_rate)
-    # The optimizer's slots are made here, outside the traced step.
-    optimizer.build(variables)
-    return lambda gradients: optimizer.apply_gradients(zip(gradients, variables))
+class _KerasAdam:
+    """Keras's Adam on ``variables``, with the `_FusedAdam` interface: ``apply(gradients)`` and its ``state``."""
+
+    def __init__(self, variables, learning_rate: float):
+        self.targets = list(variables)
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        # The optimizer's slots are made here, outside the traced step.
+        self.optimizer.build(self.targets)
+        self.state = list(self.optimizer.variables)
+
+    def apply(self, gradients) -> None:
+        self.optimizer.apply_gradients(zip(gradients, self.targets))
+
+
+def _optimizer(name: str, variables, learning_rate: float) -> _FusedAdam | _KerasAdam:
+    """Optimizer ``name`` for ``variables``: ``apply(gradients)``, and its variables in ``state``."""
+    return _FusedAdam(variables, learning_rate) if name == "fused_adam" else _KerasAdam(variables, learning_rate)
+
+
+def _signature(stack, x, y, example_weights, validation_data, *settings) -> dict:
+    """What a `fit_stack` checkpoint must match to be resumed: the net, the data and the training's settings."""
+    arrays = [x, y] + ([] if example_weights is None else [example_weights]) + list(validation_data or ())
+    return {
+        "loop": "fit_stack",
+        "variables": [list(v.shape) for v in stack.trainable_variables],
+        "data": digest(*arrays),
+        "initial": digest(*(keras.ops.convert_to_numpy(v) for v in stack.trainable_variables)),
+        "settings": [np.asarray(value).tolist() if isinstance(value, (list, tuple, np.ndarray)) else value for value in settings],
+    }
 
 
 def _member_examples(members: int, x: np.ndarray, y: np.ndarray, example_weights: np.ndarray | None):
