@@ -14,6 +14,7 @@ per data set, one line per arm):
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -128,11 +129,12 @@ def forest_plot(checks: Sequence[dict[str, Any]], *, width: float = 3.6, row_hei
     parts = list(dict.fromkeys(check["part"] for check in checks))
     rows = [sum(check["part"] == part for check in checks) for part in parts]
     height = sum(rows) * row_height + 0.32 * len(parts) + 0.1
-    fig, axes = plt.subplots(len(parts), 1, figsize=(width, height), squeeze=False, gridspec_kw={"height_ratios": rows})
+    # Constrained: each panel's title and tick labels get their room, so nothing overlaps the panel above.
+    fig, axes = plt.subplots(len(parts), 1, figsize=(width, height), squeeze=False, gridspec_kw={"height_ratios": rows}, layout="constrained")
     for ax, part in zip(axes[:, 0], parts):
         _forest_panel(ax, [check for check in checks if check["part"] == part])
-        ax.set_title(part, fontsize=6, loc="left", pad=2)
-    fig.subplots_adjust(left=0.3, right=0.98, top=1 - 0.18 / height, bottom=0.12 / height, hspace=0.3 / max(1, len(parts)) * 4)
+        ax.set_title(textwrap.fill(part, 80), fontsize=6, loc="left", pad=2)
+    fig.get_layout_engine().set(h_pad=0.01, w_pad=0.01, hspace=0.02)
     return fig
 
 

@@ -65,7 +65,8 @@ def _png(figure) -> str:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=130)
+    # Tight: long condition names and part titles stay whole instead of being cut at the figure's edge.
+    figure.savefig(buffer, format="png", dpi=130, bbox_inches="tight", pad_inches=0.02)
     plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode()
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablations.engine.plots import mean_std_panels, metric_history, plot_history
+from ablations.engine.plots import forest_plot, mean_std_panels, metric_history, plot_history
 
 
 class _Client:
@@ -109,3 +109,33 @@ def test_mean_std_panels_follow_the_given_panel_order(trials):
     assert axes[0][0].get_legend() is not None and axes[0][1].get_legend() is not None
     assert axes[0][0].get_xscale() == "linear"
     plt.close(fig)
+
+
+def test_a_forest_plots_labels_and_titles_are_whole_and_overlap_nothing():
+    """Long condition names and part titles (dropout's) are drawn whole: inside the saved image, clear of the panel above."""
+    def check(part, condition, role="claim"):
+        return {"part": part, "condition": condition, "role": role, "outcome": "inconclusive", "low": -0.2, "high": 0.1,
+                "mean": -0.05, "region": [0.0, math.inf], "band": [-0.02, 0.02]}
+
+    long_part = "mask-averaged z matches z (RMS deviation in Monte Carlo standard errors)"
+    checks = [check("held-out error lower with keep 0.5", f"n_train={n}", "boundary") for n in (100, 200)]
+    checks += [check("epochs to converge about double", f"n_train={n}") for n in (100, 200)]
+    checks += [check(long_part, "every trained net with dropout", "sanity")]
+    fig = forest_plot(checks)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    saved = fig.get_tightbbox(renderer)  # what savefig(bbox_inches="tight") keeps, in inches
+    titles = [_left_title(ax) for ax in fig.axes]
+    texts = [label for ax in fig.axes for label in ax.get_yticklabels()] + titles
+    for text in texts:
+        box = text.get_window_extent(renderer).transformed(fig.dpi_scale_trans.inverted())
+        assert saved.x0 - 1e-6 <= box.x0 and box.x1 <= saved.x1 + 1e-6, text.get_text()
+    for above, title in zip(fig.axes, titles[1:]):
+        title = title.get_window_extent(renderer)
+        assert all(not title.overlaps(label.get_window_extent(renderer)) for label in above.get_xticklabels() if label.get_text())
+    plt.close(fig)
+
+
+def _left_title(ax):
+    """The Text of an axes' left-aligned title."""
+    return next(text for text in ax.findobj(matplotlib.text.Text) if text.get_text() and text.get_text() == ax.get_title(loc="left"))
