@@ -14,8 +14,10 @@ An ablation states its claim as checks, each fixed in code before any run:
   effects within ± it of the null value (no effect) are negligible;
 - a **role**: a *claim* condition, where the claim is expected to hold; a
   *boundary* condition, declared where the literature does not expect it to
-  hold (reported and judged, but it never makes the claim hold nor fail); or
-  a *sanity* check, which holds by construction (shown; never evidence).
+  hold (reported and judged, but it never makes the claim hold nor fail); an
+  *extension*, a condition beyond what the lecture claims (tanh where the
+  lecture speaks of the sigmoid: judged and shown, it never decides either);
+  or a *sanity* check, which holds by construction (shown; never evidence).
 
 A check's outcome compares its interval with the claimed region and the band
 ± the smallest effect around the null:
@@ -66,7 +68,8 @@ OUTCOMES = ("reproduced", "partly reproduced", "not reproduced", "not reproduced
 Outcome = Literal["reproduced", "partly reproduced", "not reproduced", "not reproduced (no effect)", "inconclusive"]
 CheckOutcome = Literal["reproduced", "not reproduced", "no effect", "inconclusive"]
 CHECK_OUTCOMES: tuple[CheckOutcome, ...] = ("reproduced", "not reproduced", "no effect", "inconclusive")
-Role = Literal["claim", "boundary", "sanity"]
+Role = Literal["claim", "boundary", "extension", "sanity"]
+ROLES = ("claim", "boundary", "extension", "sanity")
 FAMILY_ALPHA = 0.05
 """One minus the simultaneous coverage of a part's intervals: each tail, and so a false *reproduced*, at most half of it."""
 TARGET_POWER = 0.8
@@ -149,6 +152,7 @@ class Check:
         smallest: The smallest effect of interest, with its reason.
         null: The effect that means "no effect" (0 for a difference, 1 for a ratio).
         role: "claim", "boundary" (not expected to hold: judged, never
+            decides), "extension" (beyond the lecture's claim: judged, never
             decides) or "sanity" (holds by construction: shown, never evidence).
         alpha: One minus the interval's coverage; `Verdict` sets it to
             `FAMILY_ALPHA` over the number of claim conditions of the part.
@@ -176,8 +180,8 @@ class Check:
             if self.role != "sanity":
                 raise ValueError(f"check {self.condition!r}: {self.part!r} needs a smallest effect of interest (SmallestEffect).")
             object.__setattr__(self, "smallest", SANITY)
-        if self.role not in ("claim", "boundary", "sanity"):
-            raise ValueError(f"role must be claim, boundary or sanity; received {self.role!r}.")
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}; received {self.role!r}.")
 
     @classmethod
     def above(cls, condition: str, part: str, effect: Summary, threshold: float = 0.0, **options: Any) -> Check:
@@ -405,7 +409,7 @@ class Verdict:
 
     @property
     def claim_checks(self) -> tuple[Check, ...]:
-        """The checks that decide: neither boundary nor sanity checks."""
+        """The checks that decide: no boundary, extension or sanity check."""
         return tuple(check for check in self.checks if check.role == "claim")
 
     @property
@@ -440,6 +444,9 @@ class Verdict:
         boundary = [check for check in self.checks if check.role == "boundary"]
         if boundary:
             sentences.append("Boundary conditions (not expected to hold; never decide): " + "; ".join(f"{_said(c)}: {c.outcome}" for c in boundary) + ".")
+        extensions = [check for check in self.checks if check.role == "extension"]
+        if extensions:
+            sentences.append("Extensions (beyond the lecture's claim; never decide): " + "; ".join(f"{_said(c)}: {c.outcome}" for c in extensions) + ".")
         if self.sanity_failures:
             sentences.append("Sanity checks FAILED (a bug): " + "; ".join(_said(c) for c in self.sanity_failures) + ".")
         if self.claim_checks and all(c.effect.n < 2 and c.effect.kind != "exact" for c in self.claim_checks):

@@ -56,10 +56,17 @@ def test_composed_sigmoid_squashes_range_and_slope():
     assert widths[1] == pytest.approx(sigmoid(sigmoid(5)) - sigmoid(sigmoid(-5)), rel=1e-9)
 
 
-def test_tanh_keeps_its_unit_slope_at_zero():
+def test_tanh_keeps_its_unit_slope_at_zero_and_loses_it_elsewhere():
     rows = activation_composition.composition_profile("tanh", 4, 5.0, 2001)
     assert all(row["max_derivative"] == pytest.approx(1.0, abs=1e-9) for row in rows)
+    assert all(row["slope_at_0"] == 1.0 for row in rows)
     assert rows[-1]["mean_derivative"] < rows[0]["mean_derivative"]
+    # Chain rule by hand at x = 1: (tanh^k)'(1) is the product of 1 - tanh(x_j)^2 over the iterates x_0 = 1, x_j = tanh(x_(j-1)).
+    iterates = [1.0]
+    for _ in range(3):
+        iterates.append(np.tanh(iterates[-1]))
+    expected = np.cumprod([1 - np.tanh(v) ** 2 for v in iterates])
+    np.testing.assert_allclose([row["slope_at_x"] for row in rows], expected, rtol=1e-12)
 
 
 def _assert_smoke_run(ablation, tracker, expected_trials, figure_names, loads_data=True):
@@ -106,14 +113,14 @@ def test_linear_collapse_smoke_run(tracker):
 
 def test_activation_composition_smoke_run(tracker):
     # Fixed grids of x, no data set: no dataset input.
-    result, children = _assert_smoke_run(activation_composition.ABLATION, tracker, 3, ["compositions", "derivative_vs_k"], loads_data=False)
+    result, children = _assert_smoke_run(activation_composition.ABLATION, tracker, 3, ["compositions", "derivative_vs_k", "slope_decay_rate"], loads_data=False)
     assert sorted(children["params.activation"]) == ["relu", "sigmoid", "tanh"]
     relu = children[children["params.activation"] == "relu"]
     assert relu["metrics.idempotence_error"].iloc[0] == 0.0
-    # Pure arithmetic on fixed grids, no training: the outcome is not luck. ReLU is idempotent and sigmoid
-    # squashes, but tanh's largest slope stays tanh'(0) = 1 at every k: that one check shows no effect.
-    assert result.verdict.outcome == "partly reproduced"
-    assert result.verdict.where("no effect") == ["tanh: slope vanishes: max slope of f^3 / f"]
+    # Pure arithmetic on fixed grids, no training: the outcome is not luck. ReLU is idempotent and the sigmoid
+    # squashes; tanh, an extension, loses its slope away from 0 (at 0 it keeps tanh'(0) = 1, the stated exception).
+    assert result.verdict.outcome == "reproduced"
+    assert result.verdict.where("reproduced", role="extension") == ["tanh: range narrows: width of f^3 / f", "tanh: slope vanishes: slope of f^3 / f at x = 1"]
     sigmoid = children[children["params.activation"] == "sigmoid"]
     assert result.verdict.effect == sigmoid["metrics.max_derivative_ratio"].iloc[0] < 1 / 16
     assert "tags.diagnosis" not in children or children["tags.diagnosis"].isna().all()  # no train/validation errors
@@ -281,23 +288,24 @@ def test_linear_collapse_not_reproduced_and_inconclusive():
 def _composition_row(activation: str, idempotence: float, range_ratio: float, slope_ratio: float) -> dict:
     return {"activation": activation, "max_k": 3, "seed": 0, "idempotence_error": idempotence,
             "range_width_k1": 1.0, "range_width_kmax": range_ratio, "range_ratio": range_ratio,
-            "max_derivative_k1": 0.25, "max_derivative_kmax": 0.25 * slope_ratio, "max_derivative_ratio": slope_ratio}
+            "max_derivative_k1": 0.25, "max_derivative_kmax": 0.25 * slope_ratio, "max_derivative_ratio": slope_ratio,
+            "slope_at_x_k1": 0.2, "slope_at_x_kmax": 0.2 * slope_ratio, "slope_at_x_ratio": slope_ratio, "slope_at_0_kmax": 1.0}
 
 
-def test_activation_composition_on_the_real_compositions_shows_no_effect_only_in_tanh_slope():
+def test_activation_composition_judges_the_sigmoid_and_tanh_as_an_extension_away_from_zero():
     rows = []
     for name in ("linear", "relu", "relu6", "sigmoid", "tanh"):
         config = {"activation": name, "max_k": 6, "x_range": 5.0, "points": 2001}
         rows.append({**config, "seed": 0, **activation_composition.trial(config, lambda metrics, step: None)})
     verdict = activation_composition.verdict(pd.DataFrame(rows))
-    # tanh's largest slope stays tanh'(0) = 1 at every k: an exact ratio of 1, within 1% of the null (no
-    # narrowing), so that check shows no effect beside the reproduced ones: partly reproduced.
-    assert verdict.outcome == "partly reproduced"
-    assert verdict.where("no effect") == ["tanh: slope vanishes: max slope of f^6 / f"]
-    assert verdict.where("not reproduced") == [] and verdict.where("inconclusive") == []
-    assert verdict.where("reproduced") == [
-        "sigmoid: range narrows: width of f^6 / f", "sigmoid: slope vanishes: max slope of f^6 / f", "tanh: range narrows: width of f^6 / f",
+    # The lecture's claim is the sigmoid's: range and largest slope on the interval both fall.
+    assert verdict.outcome == "reproduced"
+    assert verdict.where("reproduced") == ["sigmoid: range narrows: width of f^6 / f", "sigmoid: slope vanishes: max slope of f^6 / f"]
+    # tanh, an extension, is judged where its slope does vanish (x = 1), never at 0, whose unit slope is stated as the exception.
+    assert verdict.where("reproduced", role="extension") == [
+        "tanh: range narrows: width of f^6 / f", "tanh: slope vanishes: slope of f^6 / f at x = 1",
     ]
+    assert "(tanh^6)'(0) = 1" in verdict.notes and "Extensions (beyond the lecture's claim; never decide)" in verdict.summary
     # Idempotence holds by construction: sanity checks, shown and held, never among the claim's checks.
     assert verdict.where("reproduced", role="sanity") == ["linear: f∘f = f: max |f∘f − f|", "relu: f∘f = f: max |f∘f − f|"]
     assert not verdict.sanity_failures
@@ -312,7 +320,11 @@ def test_activation_composition_synthetic_outcomes():
     broken = [_composition_row("relu", 0.1, 1.0, 1.0), _composition_row("sigmoid", 0.2, 1.0, 1.2)]
     assert activation_composition.verdict(pd.DataFrame(broken)).outcome == "not reproduced"
     only_relu = activation_composition.verdict(pd.DataFrame([_composition_row("relu", 0.0, 1.0, 1.0)]))
-    assert only_relu.outcome == "inconclusive" and not only_relu.checks and "needs relu" in only_relu.summary
+    assert only_relu.outcome == "inconclusive" and not only_relu.checks and "needs relu and sigmoid" in only_relu.summary
+    # A failing extension never decides: tanh's slope not falling leaves the sigmoid's claim reproduced.
+    flat_tanh = [_composition_row("relu", 0.0, 1.0, 1.0), squash[0], _composition_row("tanh", 0.1, 0.5, 1.3)]
+    verdict = activation_composition.verdict(pd.DataFrame(flat_tanh))
+    assert verdict.outcome == "reproduced" and verdict.where("not reproduced", role="extension") == ["tanh: slope vanishes: slope of f^3 / f at x = 1"]
     # One composition cannot show squashing: nothing is judged rather than a ratio of 1 read as a failure.
     once = pd.DataFrame([_composition_row("relu", 0.0, 1.0, 1.0), *squash]).assign(max_k=1)
     assert activation_composition.verdict(once).outcome == "inconclusive"

@@ -130,7 +130,7 @@ def _gains(table: dict[str, list[float]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _verdict(trials: pd.DataFrame, boundary: tuple[str, ...] = ()) -> Verdict:
+def _verdict(trials: pd.DataFrame, boundary: tuple[str, ...] = (), extension: tuple[str, ...] = ()) -> Verdict:
     """What an ablation's verdict does: one paired-by-seed check per condition."""
     checks = [
         Check.above(
@@ -138,7 +138,7 @@ def _verdict(trials: pd.DataFrame, boundary: tuple[str, ...] = ()) -> Verdict:
             "held-out error lower",
             summarize(seed_differences(group, "remedy", False, True, "error")),
             smallest=SMALL,
-            role="boundary" if condition in boundary else "claim",
+            role="boundary" if condition in boundary else "extension" if condition in extension else "claim",
         )
         for condition, group in trials.groupby("condition", sort=False)
     ]
@@ -197,6 +197,13 @@ def test_intervals_of_a_part_are_simultaneous_over_its_claim_conditions():
     assert with_boundary.checks[0].level == pytest.approx(0.95) and with_boundary.outcome == "reproduced"
     assert with_boundary.where("not reproduced", role="boundary") == ["tiny"]
     assert "Boundary conditions (not expected to hold; never decide): tiny" in with_boundary.summary
+    # Extensions (beyond what the lecture claims) likewise: judged and said, never adjusting nor deciding.
+    with_extension = _verdict(_gains({"a": gains, "beyond": [-0.05, -0.04, -0.06]}), extension=("beyond",))
+    assert with_extension.checks[0].level == pytest.approx(0.95) and with_extension.outcome == "reproduced"
+    assert with_extension.where("not reproduced", role="extension") == ["beyond"]
+    assert "Extensions (beyond the lecture's claim; never decide): beyond" in with_extension.summary
+    with pytest.raises(ValueError, match="role must be one of claim, boundary, extension, sanity"):
+        Check.above("x", "y", summarize([1.0, 2.0]), smallest=SMALL, role="aside")
 
 
 def test_sanity_checks_are_shown_but_never_make_a_claim_reproduced():
