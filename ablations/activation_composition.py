@@ -44,6 +44,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import ScalarFormatter
 import numpy as np
 import pandas as pd
 
@@ -241,7 +242,9 @@ def _decay_rate(trials: pd.DataFrame, client) -> plt.Figure:
         ax.plot(steps, slopes[0] * rate, ":", color=line.get_color(), label=name)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("k (compositions)")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.set_xlabel("k (compositions), log scale")
     ax.set_ylabel(f"|d f^k / dx| at x = {FIXED_X:g}")
     ax.set_title("How fast the slope vanishes")
     ax.legend(fontsize=8)
