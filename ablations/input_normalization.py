@@ -34,17 +34,27 @@ by seed (n = seeds):
 1. faster: raw minus normalized epochs to the target, with a 95% interval
    above 0 (a lower bound when the raw arm never got there at some seed);
 2. more stably: how many learning rates of the grid reach the target without
-   diverging, normalized minus raw, with an interval above 0.
+   diverging, normalized minus raw, with an interval above 0 (a median's: the
+   counts are discrete and bounded by the grid).
+
+A third check per arm and condition asks whether the grid brackets the arm's
+best learning rate: a seed whose best rate reached the target at the grid's
+smallest or largest rate has its optimum perhaps outside the grid, and the
+comparison then says more about the grid than about normalization. It is a
+sanity check of the design: shown, and an edge fails the run loudly (widen
+the grid). An arm that never reaches the target has no best rate to bracket
+(its epochs are a censored lower bound, said so), and a grid of fewer than
+three rates cannot bracket at all: both are noted, not checked.
 
 Each row also reads the raw arm's regime at its best learning rate (the net
 without the remedy): training against held-out error, means over seeds. The
 ``decades=0`` condition is the control, reported in the notes and not judged.
 
-What to expect (SGD, learning rates 0.01, 0.1, 1): on 4 decades of scale the
-raw features diverge or stall at chance at the two larger rates, and at the
-smallest one reach the target late or not within the epochs, so the
-normalized arm gets there in about half the epochs or fewer and at one or two
-more learning rates. Even at its best rate the raw arm overfits: its training
+What to expect (SGD, learning rates 0.003 to 3 by half decades): on 4 decades
+of scale the raw features diverge or stall at the larger rates and reach the
+target late or not within the epochs at the smaller ones, so the normalized
+arm, best near 0.3, gets there in about a third of the epochs or fewer and at
+two or three more learning rates. Even at its best rate the raw arm overfits: its training
 error stays far from 0 but well below its held-out error, as an MLP on
 MNIST-1D's 1000 training examples does whatever the scaling. At 0 decades
 (the control) the features are already on one scale and both arms behave
@@ -106,7 +116,8 @@ PROFILES = {
     "quick": {
         "normalize": [False, True],
         "decades": [0.0, 4.0],
-        "learning_rate": [0.01, 0.1, 1.0],
+        # Half decades around both arms' best rates (normalized about 0.3, raw about 0.01): the grid brackets each.
+        "learning_rate": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
         # 6 seeds: the fewest whose median interval of the usable-rate count can decide at 95% (the pilot asks 7).
         "seeds": 6,
     },
@@ -289,10 +300,33 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         rates = float(group["rates_raw"].iloc[0])
         usable = summarize(group["extra_usable"], kind="median", bounds=(-rates, rates))
         checks.append(Check.above(label, "learning rates usable, normalized − raw", usable, smallest=ONE_RATE, spec="+.2f", details=details))
+        bracket_checks, bracket_notes = _bracketed(best, condition, label, sorted(trials["learning_rate"].unique()))
+        checks += bracket_checks
+        controls += bracket_notes
     notes = "; ".join(controls) + "." if controls else ""
     if not checks:
         return Verdict([], notes=f"No badly scaled condition (decades > 0) in the grid. {notes}".strip())
     return Verdict(checks, notes=notes)
+
+
+def _bracketed(best: pd.DataFrame, condition: dict, label: str, rates: list[float]) -> tuple[list[Check], list[str]]:
+    """Per arm: a sanity check that no seed's best learning rate (where it reached the target) sits at an edge of the grid."""
+    if len(rates) < 3:
+        return [], [f"{label}: a grid of {len(rates)} learning rates cannot bracket a best rate (not checked)"]
+    checks, notes = [], []
+    rows = best.loc[np.logical_and.reduce([best[k] == v for k, v in condition.items()])]
+    for normalize, arm in ((False, "raw"), (True, "normalized")):
+        reached = rows[(rows["normalize"] == normalize) & rows["best_reached"]]
+        if reached.empty:
+            notes.append(f"{label}: the {arm} arm never reached the target, so it has no best rate to bracket")
+            continue
+        edge = reached["best_learning_rate"].isin([rates[0], rates[-1]])
+        details = {"best rates (seeds that reached the target)": ", ".join(f"{v:g}" for v in reached["best_learning_rate"]),
+                   "grid": f"{rates[0]:g} to {rates[-1]:g}"}
+        at_edge = summarize([float(edge.sum())], kind="exact")
+        checks.append(Check.below(label, f"{arm} arm's best learning rate inside the grid: seeds at an edge", at_edge, 0.5,
+                                  role="sanity", spec=".0f", details=details))
+    return checks, notes
 
 
 def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:

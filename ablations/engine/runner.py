@@ -292,7 +292,8 @@ def _read_result(ablation: Ablation, grid: Grid, tracker: Tracker, experiment_id
 
 
 class SanityCheckError(RuntimeError):
-    """A sanity check of a verdict failed: something that holds by construction did not, so the code is wrong."""
+    """A sanity check of a verdict failed: something that holds by construction did not (the code is wrong), or the
+    grid cannot show the claim (a learning-rate grid that does not bracket an arm's best rate, say)."""
 
 
 def _conclude(job: GridJob) -> tuple[pd.DataFrame, pd.DataFrame, Verdict | None]:
@@ -324,7 +325,7 @@ def _conclude(job: GridJob) -> tuple[pd.DataFrame, pd.DataFrame, Verdict | None]
     if verdict.sanity_failures:
         # Logged first (verdict, figures), so the failed run shows what broke.
         failed = "; ".join(f"{check.condition}: {check.part} = {check.measured}, claimed {check.claimed}" for check in verdict.sanity_failures)
-        raise SanityCheckError(f"a check that holds by construction failed (a bug, not a finding): {failed}")
+        raise SanityCheckError(f"a sanity check failed (a bug, or a grid the claim cannot be read from; not a finding): {failed}")
     return finished, aggregates, verdict
 
 

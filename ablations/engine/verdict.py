@@ -17,7 +17,9 @@ An ablation states its claim as checks, each fixed in code before any run:
   hold (reported and judged, but it never makes the claim hold nor fail); an
   *extension*, a condition beyond what the lecture claims (tanh where the
   lecture speaks of the sigmoid: judged and shown, it never decides either);
-  or a *sanity* check, which holds by construction (shown; never evidence).
+  or a *sanity* check, which holds by construction, or checks that the grid
+  can show the claim at all (a learning-rate grid that brackets each arm's
+  best rate): shown, never evidence, and a failure fails the run.
 
 A check's outcome compares its interval with the claimed region and the band
 ± the smallest effect around the null:

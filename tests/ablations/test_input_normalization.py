@@ -118,7 +118,7 @@ def test_verdict_reproduced_when_normalized_is_faster_and_usable_at_more_rates()
     # Seed s adds s epochs to both arms: raw 20-27 epochs at 0.01 (within the 30), normalized 3-10 at 0.1.
     result = input_normalization.verdict(_grid([20, None, "nan"], [15, 3, None], decades=(0.0, 4.0), seeds=EIGHT_SEEDS))
     assert result.outcome == "reproduced"
-    faster, stabler = result.checks
+    faster, stabler = result.claim_checks
     assert faster.condition == stabler.condition == "data=mnist1d, optimizer=sgd, decades=4.0"
     assert (faster.effect.mean, faster.effect.n, faster.lower_bound) == (17.0, 8, False) and result.headline is faster
     assert stabler.effect.mean == 1.0 and stabler.effect.std == 0.0 and stabler.interval == (1.0, 1.0)
@@ -172,8 +172,28 @@ def test_verdict_seeds_that_disagree_on_speed_are_unclear_and_the_same_usable_ra
     frame = _grid([10, None, None], [12, None, None], seeds=EIGHT_SEEDS)
     frame.loc[~frame["normalize"] & (frame["seed"] < 4) & (frame["learning_rate"] == 0.01), "epochs_to_target"] = 25
     result = input_normalization.verdict(frame)
-    assert [c.outcome for c in result.checks] == ["inconclusive", "no effect"]
+    assert [c.outcome for c in result.claim_checks] == ["inconclusive", "no effect"]
     assert result.outcome == "not reproduced (no effect)"
+
+
+BRACKET = "data=mnist1d, optimizer=sgd, decades=4.0: {} arm's best learning rate inside the grid: seeds at an edge"
+
+
+def test_an_arms_best_learning_rate_at_an_edge_of_the_grid_fails_its_sanity_check():
+    # Raw is fastest at 0.01, the grid's smallest rate (its optimum may lie below); normalized at 0.1, inside.
+    result = input_normalization.verdict(_grid([20, None, "nan"], [15, 3, None], seeds=EIGHT_SEEDS))
+    assert [f"{check.condition}: {check.part}" for check in result.sanity_failures] == [BRACKET.format("raw")]
+    assert result.sanity_failures[0].effect.mean == EIGHT_SEEDS and result.sanity_failures[0].details["grid"] == "0.01 to 1"
+    assert result.where("reproduced", role="sanity") == [BRACKET.format("normalized")]
+    # The claim's outcome is read from the claim checks alone; the runner then fails the run loudly (widen the grid).
+    assert result.outcome == "reproduced"
+    # A raw arm that never reaches the target has no best rate to bracket: noted, not checked.
+    never = input_normalization.verdict(_grid([None, None, "nan"], [20, 8, None]))
+    assert not never.sanity_failures and "the raw arm never reached the target, so it has no best rate to bracket" in never.notes
+    # Two rates cannot bracket anything: noted, not checked.
+    two = _grid([20, 10, None], [15, 3, None])
+    two = input_normalization.verdict(two[two["learning_rate"] < 1.0])
+    assert not [c for c in two.checks if c.role == "sanity"] and "a grid of 2 learning rates cannot bracket" in two.notes
 
 
 def test_a_raw_arm_that_never_reaches_the_target_gives_a_lower_bound():

@@ -192,11 +192,11 @@ def test_a_failed_sanity_check_fails_the_parent_run_loudly(tracker):
         figures=_figures,
         objective="final_val_loss",
     )
-    with pytest.raises(SanityCheckError, match=r"holds by construction failed \(a bug, not a finding\): all x: x − x = \+1\.000 \(exact"):
+    with pytest.raises(SanityCheckError, match=r"a sanity check failed \(a bug, or a grid the claim cannot be read from; not a finding\): all x: x − x = \+1\.000 \(exact"):
         run_ablation(toy, toy.resolve("smoke"), tracker=tracker, progress=False)
     experiment = tracker.client.get_experiment_by_name("toy_insane")
     parent = tracker.client.search_runs([experiment.experiment_id], "tags.run_kind = 'ablation'")[0]
-    assert parent.info.status == "FAILED" and parent.data.tags["failure_reason"].startswith("SanityCheckError: a check that holds")
+    assert parent.info.status == "FAILED" and parent.data.tags["failure_reason"].startswith("SanityCheckError: a sanity check failed")
     # The verdict is still logged, naming the failure.
     assert "Sanity checks FAILED (a bug): all x: x − x" in tracker.load_json(parent.info.run_id, "verdict.json")["summary"]
 
