@@ -130,33 +130,38 @@ def test_activation_composition_smoke_run(tracker):
 
 def test_vanishing_gradients_smoke_run(tracker):
     result, children = _assert_smoke_run(
-        vanishing_gradients.ABLATION, tracker, 4, ["grad_ratio_vs_depth", "learning_curves_deepest", "grad_norm_heatmaps_glorot_uniform"]
+        vanishing_gradients.ABLATION, tracker, 4,
+        ["signal_ratio_vs_depth", "weight_grad_ratio_vs_depth", "learning_curves_deepest", "signal_norm_heatmaps_glorot_uniform"],
     )
     runs = children.set_index(["params.activation", "params.depth"]).sort_index()
     assert list(runs.index) == [("relu", "2"), ("relu", "5"), ("sigmoid", "2"), ("sigmoid", "5")]
     run_id = runs.loc[("sigmoid", "5"), "run_id"]
-    # Gradient norms per layer at initialization (step 0) and after the epoch (step 1).
-    first = history_at(tracker, run_id, "grad_norm/dense_0")
+    # The backpropagated signal per pre-activation, and the weight gradients beside it, at initialization (step 0) and after the epoch.
+    first, last = history_at(tracker, run_id, "signal_norm/act_0"), history_at(tracker, run_id, "signal_norm/output")
     assert sorted(first) == [0, 1]
-    last = history_at(tracker, run_id, "grad_norm/output")
-    assert runs.loc[("sigmoid", "5"), "metrics.init_grad_ratio"] == pytest.approx(first[0] / last[0], rel=1e-12)
-    assert {"dead_fraction/act_4", "saturated_fraction/act_0", "val_accuracy"} <= set(tracker.client.get_run(run_id).data.metrics)
-    # At initialization (fixed seeds, no training involved): sigmoid's first/last ratio falls with depth
+    assert runs.loc[("sigmoid", "5"), "metrics.init_signal_ratio"] == pytest.approx(first[0] / last[0], rel=1e-12)
+    weight_first, weight_last = history_at(tracker, run_id, "grad_norm/dense_0"), history_at(tracker, run_id, "grad_norm/output")
+    assert runs.loc[("sigmoid", "5"), "metrics.init_grad_ratio"] == pytest.approx(weight_first[0] / weight_last[0], rel=1e-12)
+    assert {"dead_fraction/act_4", "saturated_fraction/act_0", "signal_norm/act_4", "val_accuracy"} <= set(tracker.client.get_run(run_id).data.metrics)
+    # At initialization (fixed seeds, no training involved): sigmoid's signal ratio falls with depth
     # to below 1e-2 at depth 5, while ReLU's stays within a decade of 1 at both depths.
-    ratio = runs["metrics.init_grad_ratio"]
+    ratio = runs["metrics.init_signal_ratio"]
     assert ratio[("sigmoid", "5")] < 1e-2 and ratio[("sigmoid", "5")] < ratio[("sigmoid", "2")] < 1
     assert ratio["relu"].between(0.1, 10).all()
     assert (runs["metrics.init_dead_fraction"] < 0.5).all() and (runs.loc["sigmoid", "metrics.init_dead_fraction"] == 0).all()
-    # The verdict's effect is sigmoid's slope of log10(ratio) per added layer, from the logged ratios;
-    # ReLU's slope is judged beside it, one check each under the one initializer.
+    # The verdict's effect is sigmoid's slope of log10(signal ratio) per added layer, from the logged ratios;
+    # ReLU's slope is judged beside it, and what the vanishing costs at the deepest net.
     slope = (math.log10(ratio[("sigmoid", "5")]) - math.log10(ratio[("sigmoid", "2")])) / 3
     assert result.verdict.effect == pytest.approx(slope, rel=1e-9)
     assert [(c.condition, c.part) for c in result.verdict.checks] == [
-        ("glorot_uniform", "sigmoid vanishes: log10 ratio per layer"),
-        ("glorot_uniform", "relu keeps it: log10 ratio per layer"),
+        ("glorot_uniform", "sigmoid vanishes: log10 signal ratio per layer"),
+        ("glorot_uniform", "relu keeps it: log10 signal ratio per layer"),
+        ("glorot_uniform", "sigmoid trains worse at depth 5: final training loss, sigmoid − relu"),
     ]
     relu_slope = (math.log10(ratio[("relu", "5")]) - math.log10(ratio[("relu", "2")])) / 3
     assert result.verdict.checks[1].effect.mean == pytest.approx(relu_slope, rel=1e-9)
+    gap = runs.loc[("sigmoid", "5"), "metrics.final_loss"] - runs.loc[("relu", "5"), "metrics.final_loss"]
+    assert result.verdict.checks[2].effect.mean == pytest.approx(gap, rel=1e-9)
     # One epoch of five steps leaves every net near chance on MNIST-1D's ten classes: high bias, whatever the gap.
     assert (runs["metrics.final_accuracy"] < 0.5).all()
     assert set(assert_diagnoses_follow_the_logged_errors(children)) == {"high bias"}
@@ -170,8 +175,13 @@ def history_at(tracker, run_id, metric):
 # ------------------------------------------------------------------ verdicts on synthetic tables
 
 
-def _gradient_table(slopes: dict[str, dict[str, list[float]]], depths=(2, 5, 10)) -> pd.DataFrame:
-    """Trials whose log10 first/last ratio is ``slope * depth`` plus an offset of the seed's own, per initializer and activation."""
+def _gradient_table(slopes: dict[str, dict[str, list[float]]], depths=(2, 5, 10), losses: dict[str, float] | None = None) -> pd.DataFrame:
+    """Trials whose log10 first/output signal ratio is ``slope * depth`` plus an offset of the seed's own, per initializer and activation.
+
+    The weight gradients' ratio is flat (0 per layer) for every activation, as a too-small ReLU
+    initialization leaves it: the verdict must read the signal. ``losses``: final training loss per activation.
+    """
+    losses = {"sigmoid": 2.3, "relu": 1.3, "leaky_relu": 1.3} | (losses or {})
     rows = []
     for initializer, by_activation in slopes.items():
         for activation, per_seed in by_activation.items():
@@ -179,7 +189,9 @@ def _gradient_table(slopes: dict[str, dict[str, list[float]]], depths=(2, 5, 10)
                 for depth in depths:
                     log_ratio = slope * depth + 0.7 * seed  # the offset cancels within the seed's fit
                     rows.append({"initializer": initializer, "activation": activation, "seed": seed, "depth": depth,
-                                 "init_grad_ratio": 10**log_ratio, "init_log10_grad_ratio": log_ratio,
+                                 "init_signal_ratio": 10**log_ratio, "init_log10_signal_ratio": log_ratio,
+                                 "init_grad_ratio": 1.0, "init_log10_grad_ratio": 0.01 * seed,
+                                 "final_loss": losses.get(activation, 2.0) + 0.01 * seed,
                                  "init_dead_fraction": 0.1, "final_dead_fraction": 0.2, "init_saturated_fraction": 0.0})
     return pd.DataFrame(rows)
 
@@ -196,23 +208,44 @@ def test_vanishing_gradients_reproduced_per_seed_slopes_under_each_initializer()
     assert verdict.headline.condition == "glorot_uniform" and verdict.headline.effect.mean == pytest.approx(-0.5)
     assert verdict.headline.effect.high == pytest.approx(-0.5)
     assert verdict.effect == pytest.approx(-0.5)
-    assert len(verdict.checks) == 6 and {c.condition for c in verdict.checks} == {"he_normal", "glorot_uniform"}
+    # Per initializer: sigmoid vanishes, relu and leaky_relu keep it, sigmoid trains worse (loss 2.3 against 1.3).
+    assert len(verdict.checks) == 8 and {c.condition for c in verdict.checks} == {"he_normal", "glorot_uniform"}
+    trains = [c for c in verdict.checks if "trains worse" in c.part]
+    assert [c.effect.mean for c in trains] == [pytest.approx(1.0)] * 2
     assert verdict.checks[0].details["dead units at deepest (init → end)"] == "10.0% → 20.0%"
+    assert verdict.checks[0].details["weight-gradient ratio per layer"] == "+0.000"
+    assert "The whole claim holds under glorot_uniform, he_normal." in verdict.notes
 
 
 def test_vanishing_gradients_partly_reproduced_names_where_relu_loses_it():
+    # Under "standard" ReLU's weight-gradient ratio is as flat as under he_normal, but its signal dies: a finding.
     trials = _gradient_table({"he_normal": {"sigmoid": VANISHES, **KEEPS}, "standard": {"sigmoid": VANISHES, "relu": [-0.3, -0.32, -0.28]}})
     verdict = vanishing_gradients.verdict(trials)
     assert verdict.outcome == "partly reproduced"
-    assert verdict.where("not reproduced") == ["standard: relu keeps it: log10 ratio per layer"]
+    assert verdict.where("not reproduced") == ["standard: relu keeps it: log10 signal ratio per layer"]
     assert verdict.headline.condition == "he_normal"  # no glorot_uniform: the first initializer
+    assert "The whole claim holds under he_normal. Some part does not under standard." in verdict.notes
+
+
+def test_vanishing_gradients_regions_of_vanishing_and_keeping_are_disjoint():
+    # tanh's signal falling by 0.02 decades per layer is neither vanishing (below -0.05) nor a contradiction of it:
+    # within ± the smallest effect of 0, it shows no effect; ReLU's -0.02 keeps it.
+    trials = _gradient_table({"glorot_uniform": {"sigmoid": VANISHES, "tanh": [-0.02, -0.021, -0.019], "relu": [-0.02, -0.021, -0.019]}})
+    verdict = vanishing_gradients.verdict(trials)
+    outcomes = {c.part.split(":")[0]: c.outcome for c in verdict.checks}
+    assert outcomes == {"sigmoid vanishes": "reproduced", "tanh vanishes": "no effect", "relu keeps it": "reproduced",
+                        "sigmoid trains worse at depth 10": "reproduced"}
+    # Where no net trains (both at chance), sigmoid is no worse: no effect, beside what held.
+    stuck = vanishing_gradients.verdict(_gradient_table({"standard": {"sigmoid": VANISHES, **KEEPS}}, losses={"relu": 2.3, "leaky_relu": 2.3}))
+    assert stuck.where("no effect") == ["standard: sigmoid trains worse at depth 10: final training loss, sigmoid − relu"]
 
 
 def test_vanishing_gradients_not_reproduced_and_inconclusive():
-    wrong = _gradient_table({"glorot_uniform": {"sigmoid": [0.1, 0.12, 0.11], "relu": [-0.3, -0.32, -0.28]}})
+    wrong = _gradient_table({"glorot_uniform": {"sigmoid": [0.1, 0.12, 0.11], "relu": [-0.3, -0.32, -0.28]}}, losses={"sigmoid": 1.0})
     assert vanishing_gradients.verdict(wrong).outcome == "not reproduced"
     # Two seeds that disagree: every interval straddles its threshold.
-    unsure = _gradient_table({"glorot_uniform": {"sigmoid": [-0.6, 0.1], "relu": [-0.2, 0.1]}})
+    unsure = _gradient_table({"glorot_uniform": {"sigmoid": [-0.6, 0.1], "relu": [-0.2, 0.1]}}, losses={"sigmoid": 1.3})
+    unsure.loc[(unsure["activation"] == "sigmoid") & (unsure["seed"] == 1), "final_loss"] = 2.3
     assert vanishing_gradients.verdict(unsure).outcome == "inconclusive"
     no_sigmoid = vanishing_gradients.verdict(_gradient_table({"glorot_uniform": {"relu": [0.0, 0.01]}}))
     assert no_sigmoid.outcome == "inconclusive" and not no_sigmoid.checks and "needs sigmoid" in no_sigmoid.summary

@@ -18,7 +18,9 @@ metrics whichever way their trials were trained: ``loss`` and ``accuracy`` (the
 epoch's running objective and accuracy), ``val_loss`` and ``val_accuracy``, and
 on a fixed probe batch, before the first step and after every recorded epoch,
 ``grad_norm/<layer>`` for every kernel (``dense_i``, ``output``),
-``dead_fraction/act_i`` and ``saturated_fraction/act_i``.
+``signal_norm/<layer>`` for every pre-activation (``act_i``, ``output``: the
+norm of ∂L/∂z, the signal backpropagation carries there), ``dead_fraction/act_i``
+and ``saturated_fraction/act_i``.
 
 Example:
 
@@ -119,8 +121,8 @@ def fit_stack(
         validation_data: ``(x_val, y_val)``: ``val_loss`` (mean cross-entropy)
             and ``val_accuracy`` at every recorded epoch.
         probe_size: The first ``probe_size`` training examples form a fixed
-            probe batch for gradient norms (of the mean cross-entropy) and unit
-            statistics; 0 records none.
+            probe batch for gradient norms (of the mean cross-entropy) of the
+            kernels and of the pre-activations, and unit statistics; 0 records none.
         saturation_threshold: See `callbacks.statistics.saturated_fraction`.
         optimizer: One of `OPTIMIZERS`. Defaults to "adam", Keras's Adam.
         record_every: Record at step 0, every this many epochs and after the
@@ -419,6 +421,7 @@ class _Measures:
     def __init__(self, stack, x_all, y_all, validation_data, probe_size: int, saturation_threshold: float):
         self.stack = stack
         self.kernel_names = [f"dense_{i}" for i in range(stack.depth)] + ["output"]
+        self.signal_names = [f"act_{i}" for i in range(stack.depth)] + ["output"]
         self.has_validation = validation_data is not None
         self.has_probe = probe_size > 0
         x_val, y_val = validation_data if self.has_validation else (x_all[:0], y_all[:0])
@@ -433,16 +436,18 @@ class _Measures:
             return tf.reduce_mean(losses, axis=1), tf.reduce_mean(correct, axis=1)
 
         @tf.function
-        def probe() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        def probe() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
             with tf.GradientTape() as tape:
                 preacts, logits = stack.preactivations(x_probe)
                 losses, _ = _cross_entropy(logits, y_probe)
                 total = tf.reduce_sum(tf.reduce_mean(losses, axis=1))
-            grads = tape.gradient(total, kernels)
-            norms = tf.stack([tf.norm(tf.reshape(g, [stack.members, -1]), axis=1) for g in grads])
+            # One backward pass: the kernels' gradients and the signal backpropagation carries to each pre-activation.
+            grads = tape.gradient(total, [*kernels, *preacts, logits])
+            norms = tf.stack([tf.norm(tf.reshape(g, [stack.members, -1]), axis=1) for g in grads[: len(kernels)]])
+            signals = tf.stack([tf.norm(tf.reshape(g, [stack.members, -1]), axis=1) for g in grads[len(kernels) :]])
             if not preacts:
                 empty = tf.zeros([0, stack.members])
-                return norms, empty, empty
+                return norms, signals, empty, empty
             derivatives = stack.activation_derivatives(preacts)
             if stack.unit_masks is None:
                 dead = tf.stack([dead_fraction(d) for d in derivatives])
@@ -460,7 +465,7 @@ class _Measures:
                         for d in derivatives
                     ]
                 )
-            return norms, dead, saturated
+            return norms, signals, dead, saturated
 
         self._evaluate, self._probe = evaluate, probe
 
@@ -473,8 +478,9 @@ class _Measures:
     def probe(self) -> dict[str, np.ndarray]:
         if not self.has_probe:
             return {}
-        norms, dead, saturated = (t.numpy() for t in self._probe())
+        norms, signals, dead, saturated = (t.numpy() for t in self._probe())
         values = {f"grad_norm/{name}": norms[i] for i, name in enumerate(self.kernel_names)}
+        values.update({f"signal_norm/{name}": signals[i] for i, name in enumerate(self.signal_names)})
         values.update({f"dead_fraction/act_{i}": dead[i] for i in range(self.stack.depth)})
         values.update({f"saturated_fraction/act_{i}": saturated[i] for i in range(self.stack.depth)})
         return values

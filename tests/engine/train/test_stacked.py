@@ -100,6 +100,19 @@ def test_probe_statistics_match_gradient_tape_per_member(classification):
             assert history[f"grad_norm/{layer.name}"][0] == pytest.approx(float(tf.norm(grad)), rel=1e-4)
         # learning_rate 0: the validation loss after the epoch is the initial loss on the same examples.
         assert history["val_loss"] == [pytest.approx(float(loss), rel=1e-5)]
+        # The backpropagated signal ‖∂L/∂z‖ at each pre-activation, from a forward pass written out by hand.
+        w0, b0, w1, b1, wo, bo = (tf.constant(w) for w in stack.member_weights(member))
+        f = {"relu": tf.nn.relu, "sigmoid": tf.sigmoid}[stack.activations[member]]
+        with tf.GradientTape(persistent=True) as tape:
+            z0 = tf.constant(x) @ w0 + b0
+            tape.watch(z0)
+            z1 = f(z0) @ w1 + b1
+            tape.watch(z1)
+            logits = f(z1) @ wo + bo
+            tape.watch(logits)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        for name, z in (("act_0", z0), ("act_1", z1), ("output", logits)):
+            assert history[f"signal_norm/{name}"][0] == pytest.approx(float(tf.norm(tape.gradient(loss, z))), rel=1e-4)
 
 
 def test_unit_statistics_count_only_a_members_own_units(classification):
