@@ -1,8 +1,12 @@
 """Killing a process at a point defined by its progress, read from storage: never after a sleep."""
 
+import json
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 
 POLL_S = 0.02
 """How often the storage is read; only the reaction time depends on it, not what the test sees."""
@@ -25,3 +29,19 @@ def kill_when(process, read: Callable[[], list], ready: Callable[[list], bool], 
     process.wait(timeout=120)
     assert alive, f"{process.args[3:5]} exited before its kill {what}"
     return trials
+
+
+def checkpoint_epochs(results: Path) -> list[int]:
+    """The epoch of each pack checkpoint under a results folder now (a file being replaced reads as absent).
+
+    A checkpoint on disk means its pack is training: one is written at epoch ends, never after the last, and
+    removed once the pack's trials are told.
+    """
+    epochs = []
+    for path in (results / "checkpoints").glob("*/*/segment-*.npz"):
+        try:
+            with np.load(path) as saved:
+                epochs.append(json.loads(str(saved["__meta__"]))["epoch"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return epochs

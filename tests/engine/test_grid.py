@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from ablations.engine.grid import POINT_ATTR
 from ablations.engine.storage import open_storage
-from tests.engine.kills import kill_when
+from tests.engine.kills import checkpoint_epochs, kill_when
 from ablations.engine.tracking import Tracker
 
 pytestmark = pytest.mark.process
@@ -116,8 +116,13 @@ def test_a_grid_killed_twice_at_progress_points_resumes_to_the_same_aggregates(t
 @pytest.mark.parametrize(("signum", "workers"), [(signal.SIGTERM, "1"), (signal.SIGINT, "2")], ids=["sigterm", "sigint-2-workers"])
 def test_a_stop_signal_mid_grid_exits_with_one_line_and_leaves_nothing_running(tracker, signum, workers):
     storage = open_storage(None)
-    process = subprocess.Popen(_ablate("--workers", workers), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    kill_when(process, lambda: _points(storage), lambda ts: _complete(ts) >= 2 and _training(ts), "a pack finished and the next began", signum)
+    # Packs of 30 epochs, checkpointed after each: the signal is sent once two trials are done and a pack's
+    # checkpoint says it is at most halfway through its epochs, so the stop lands in training, not between packs.
+    command = _ablate("--workers", workers, "--set", "epochs=30", "--checkpoint-every", "0")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = Path(os.environ["ABLATE_RESULTS_DIR"])
+    kill_when(process, lambda: (_points(storage), checkpoint_epochs(results)),
+              lambda seen: _complete(seen[0]) >= 2 and any(epoch <= 15 for epoch in seen[1]), "a pack was halfway through training", signum)
     out, err = process.communicate()
     lines = [line for line in err.splitlines() if line.strip()]
     assert process.returncode == 128 + signum, err[-3000:]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.engine.kills import kill_when
+from tests.engine.kills import checkpoint_epochs, kill_when
 from ablations.engine.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -41,18 +41,6 @@ def _env(folder: Path, new_store) -> dict[str, str]:
     return {**os.environ, "ABLATE_RESULTS_DIR": str(folder), "MLFLOW_TRACKING_URI": new_store(folder)}
 
 
-def _checkpoint_epochs(folder: Path) -> list:
-    """The epoch of each pack checkpoint on disk now (a file being replaced reads as absent)."""
-    epochs = []
-    for path in (folder / "checkpoints").glob("*/*/segment-*.npz"):
-        try:
-            with np.load(path) as saved:
-                epochs.append(json.loads(str(saved["__meta__"]))["epoch"])
-        except (OSError, ValueError, KeyError):
-            continue
-    return epochs
-
-
 def _aggregates(folder: Path) -> pd.DataFrame:
     tracker = Tracker(f"sqlite:///{folder}/mlflow.db")
     experiment = tracker.client.get_experiment_by_name("early_stopping")
@@ -67,7 +55,7 @@ def _killed_mid_pack(folder: Path, env: dict) -> Path:
     """Runs the grid until a checkpoint of epoch >= KILL_AFTER is on disk, then SIGKILLs it; returns the checkpoint."""
     with (folder / "killed.log").open("w") as output:
         process = subprocess.Popen(_ablate(), env=env, stdout=output, stderr=subprocess.STDOUT)
-        kill_when(process, lambda: _checkpoint_epochs(folder), lambda epochs: any(e >= KILL_AFTER for e in epochs),
+        kill_when(process, lambda: checkpoint_epochs(folder), lambda epochs: any(e >= KILL_AFTER for e in epochs),
                   f"a checkpoint of epoch {KILL_AFTER} or later")
     (checkpoint,) = (folder / "checkpoints").glob("*/*/segment-0.npz")
     return checkpoint
