@@ -15,15 +15,20 @@ fixed before any run:
 
 - the deep linear net collapses: its deviation from the composed map
   W~ x + b~ (largest over a probe batch, relative to the output) is below
-  `TOLERANCE` (float32 round-off);
-- it is no better than logistic regression: its validation accuracy minus
-  logistic regression's, paired by seed, is below `NO_BETTER`;
+  `TOLERANCE` (float32 round-off). This holds by construction (matrix
+  products are associative): a sanity check, shown and never evidence;
+- it does what logistic regression does: its validation accuracy minus
+  logistic regression's, paired by seed, lies within ± `NO_BETTER`, a
+  two-sided equivalence. A one-sided "no better" would also pass a deep
+  linear net that trained badly; this one fails it;
 - a ReLU net of the same shape does better: its validation accuracy minus the
   deep linear net's, paired by seed, is above 0. The headline is this gain on
   the first task in alphabetical order (circles, in the quick profile).
 
 What to expect: the deep linear net equals its composed affine map to float32
-round-off, and on every task its accuracy is about logistic regression's:
+round-off, and on every task its accuracy is about logistic regression's
+(within the margin on moons; on circles and XOR, where both sit near chance,
+the seeds spread too widely for three of them to show it):
 fair on moons, which a line separates fairly well, and near chance on circles
 and XOR. The ReLU net gains about ten points of accuracy on moons and tens of
 points on circles and XOR. The figure shows the straight decision boundaries.
@@ -62,7 +67,7 @@ TASKS = ("moons", "circles", "xor")
 TOLERANCE = 1e-5
 """Relative deviation under which the deep linear net counts as its composed map (float32 round-off is ~1e-7)."""
 NO_BETTER = 0.03
-"""The deep linear net is "no better than logistic regression" if it gains less than this accuracy (3 points)."""
+"""The deep linear net does what logistic regression does if their accuracies differ by less than this (3 points), either way."""
 EXACT = SmallestEffect(0.0, "exact algebra: any deviation beyond float32 round-off breaks the identity")
 ACCURACY_POINT = SmallestEffect(0.01, "one point of validation accuracy: below the seed-to-seed spread of these small tasks")
 NONLINEAR_GAIN = SmallestEffect(NO_BETTER, "the margin that reads as 'no better' for the deep linear net: a gain below it is no gain either way")
@@ -178,7 +183,7 @@ def _conditions(trials: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
-    """Checks per task (and depth): the collapse identity, deep linear ≤ logistic + `NO_BETTER`, ReLU > deep linear."""
+    """Checks per task (and depth): the collapse identity (sanity), deep linear within ± `NO_BETTER` of logistic, ReLU > deep linear."""
     if not set(MODELS) <= set(trials["model"]):
         return Verdict([], notes="The grid needs deep_linear, logistic and relu_net trials.")
     checks, headline = [], None
@@ -190,11 +195,12 @@ def verdict(trials: pd.DataFrame) -> Verdict:
         same = summarize(_paired_difference(group, "deep_linear", "logistic"))
         gain = summarize(_paired_difference(group, "relu_net", "deep_linear"))
         gain_check = Check.above(condition, "ReLU net − deep linear val accuracy", gain, smallest=NONLINEAR_GAIN, details=details)
-        checks += [
-            Check.below(condition, "deep linear = composed map: relative deviation", deviation, TOLERANCE, smallest=EXACT, spec=".1e", details=details),
-            Check.below(condition, "deep linear − logistic val accuracy", same, NO_BETTER, smallest=ACCURACY_POINT, details=details),
-            gain_check,
-        ]
+        identity = Check.below(
+            condition, "deep linear = composed map: relative deviation", deviation, TOLERANCE, smallest=EXACT, role="sanity", spec=".1e", details=details
+        )
+        equivalent = Check.within(condition, "deep linear − logistic val accuracy, within ±3 points", same, -NO_BETTER, NO_BETTER,
+                                  smallest=ACCURACY_POINT, details=details)
+        checks += [identity, equivalent, gain_check]
         headline = headline or gain_check
     return Verdict(checks, headline=headline)
 
