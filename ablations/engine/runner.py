@@ -129,7 +129,10 @@ def run_ablation(
     helpers.start(config, grid, storage)
     try:
         result = work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress, label="/w0")
-        helpers.join()
+        # Waiting for the helpers writes nothing: a stop lands here at once and reaches them, rather than waiting
+        # (unseen) until they finish the grid.
+        with interruptible():
+            helpers.join()
     except BaseException:
         # Stopped here (Ctrl-C, or a pack that raised and would raise again): the
         # helpers stop too, their packs failed for a rerun to train again.

@@ -121,7 +121,7 @@ def test_a_stop_signal_mid_grid_exits_with_one_line_and_leaves_nothing_running(t
     command = _ablate("--workers", workers, "--set", "epochs=30", "--checkpoint-every", "0")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = Path(os.environ["ABLATE_RESULTS_DIR"])
-    kill_when(process, lambda: (_points(storage), checkpoint_epochs(results)),
+    seen = kill_when(process, lambda: (_points(storage), checkpoint_epochs(results)),
               lambda seen: _complete(seen[0]) >= 2 and any(epoch <= 15 for epoch in seen[1]), "a pack was halfway through training", signum)
     out, err = process.communicate()
     lines = [line for line in err.splitlines() if line.strip()]
@@ -130,7 +130,8 @@ def test_a_stop_signal_mid_grid_exits_with_one_line_and_leaves_nothing_running(t
     trials = _points(storage)
     assert [t.user_attrs for t in trials if t.state == TrialState.RUNNING] == [], err[-3000:]
     failed = [t.user_attrs["failure_reason"] for t in trials if t.state == TrialState.FAIL]
-    assert failed and all(reason.startswith(f"stale: interrupted by {signum.name}") for reason in failed), failed
+    states = [(t.number, t.state.name, t.user_attrs.get("failure_reason")) for t in trials]
+    assert failed and all(reason.startswith(f"stale: interrupted by {signum.name}") for reason in failed), (states, seen, err[-4000:])
     experiment = tracker.client.get_experiment_by_name("vanishing_gradients")
     runs = tracker.client.search_runs([experiment.experiment_id], max_results=1000)
     (parent,) = [r.info.status for r in runs if r.data.tags.get("run_kind") == "ablation"]
