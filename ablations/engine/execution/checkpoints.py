@@ -61,7 +61,13 @@ def checkpoint_every() -> float | None:
     value = os.environ.get(EVERY_ENV, "").strip().lower()
     if value == "off":
         return None
-    return float(value) if value else DEFAULT_EVERY_S
+    try:
+        seconds = float(value) if value else DEFAULT_EVERY_S
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"{EVERY_ENV} must be a number of seconds >= 0, or off; received {value!r}.")
+    return seconds
 
 
 def pack_folder(root: Path, grid: str, configs: list[Mapping]) -> Path:

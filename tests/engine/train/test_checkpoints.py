@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ablations.engine.execution.checkpoints import PackCheckpoints, checkpointing
+from ablations.engine.execution.checkpoints import EVERY_ENV, PackCheckpoints, checkpoint_every, checkpointing, pack_folder
 from ablations.engine.train import fit_stack
 from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members
 from models.augmentation import AugmentationStrength, scaled_augmentation
@@ -189,3 +189,21 @@ def test_no_checkpoint_outside_a_pack_or_with_a_callers_record(classification, t
     assert not list(tmp_path.glob(".*partial"))
     pack.remove()
     assert not tmp_path.exists()
+
+
+def test_the_interval_and_the_pack_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv(EVERY_ENV, raising=False)
+    assert checkpoint_every() == 60.0
+    for value, expected in (("0", 0.0), ("12.5", 12.5), ("OFF", None)):
+        monkeypatch.setenv(EVERY_ENV, value)
+        assert checkpoint_every() == expected
+    for value in ("soon", "-1", "inf"):
+        monkeypatch.setenv(EVERY_ENV, value)
+        with pytest.raises(ValueError, match=f"{EVERY_ENV} must be a number of seconds >= 0, or off; received"):
+            checkpoint_every()
+    # One folder per grid and ordered list of configurations: the same pack again finds it, another order does not.
+    configs = [{"seed": 0, "lr": 0.1}, {"seed": 1, "lr": 0.1}]
+    folder = pack_folder(tmp_path, "grid-a", configs)
+    assert folder == pack_folder(tmp_path, "grid-a", [dict(reversed(list(c.items()))) for c in configs])
+    assert folder.parent == tmp_path / "checkpoints" / "grid-a"
+    assert folder != pack_folder(tmp_path, "grid-a", configs[::-1]) and folder != pack_folder(tmp_path, "grid-b", configs)
