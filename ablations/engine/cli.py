@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from ablations.engine.execution.checkpoints import DEFAULT_EVERY_S, EVERY_ENV as CHECKPOINT_EVERY_ENV  # noqa: E402  (light)
+from ablations.engine.execution.checkpoints import DEFAULT_EVERY_S, checkpoint_every, EVERY_ENV as CHECKPOINT_EVERY_ENV  # noqa: E402  (light)
 from ablations.engine.execution.stopping import RESUME_LINE, check_stop, exit_status, handle_stop_signals, interruptible  # noqa: E402  (light)
 
 DISTRIBUTION = "activation-ablations"
@@ -321,6 +321,7 @@ def _run(args: argparse.Namespace, helpers: GridHelpers | None) -> int:
 
     names = args.names or ablation_names()
     overrides = _overrides(args.overrides)
+    checkpoint_every()  # ABLATE_CHECKPOINT_EVERY set by hand: a typo is a ConfigError here, not in the first pack
     # Everything is validated before the first trial so a typo costs nothing.
     plans = [
         (get_ablation(n), get_ablation(n).resolve(args.profile, overrides, args.seeds, download=args.download)) for n in names

@@ -415,3 +415,13 @@ def test_a_study_and_its_workers_print_no_tensorflow_start_up_lines(tmp_path):
     result = _ablate(["study", "--space", "tiny", "--data", "xor", "--trials", "2", "--workers", "2", "--quiet"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert _no_start_up_noise(result.stderr) == []
+
+
+def test_a_checkpoint_interval_set_by_hand_that_is_not_seconds_is_one_line_exit_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABLATE_CHECKPOINT_EVERY", "soon")
+    env = {**os.environ, "ABLATE_RESULTS_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "ablations", "run", "activation_composition", "--profile", "smoke"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr == "ablate: error: ABLATE_CHECKPOINT_EVERY must be a number of seconds >= 0, or off; received 'soon'.\n"
+    assert not list(tmp_path.iterdir())  # nothing written

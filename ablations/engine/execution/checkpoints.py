@@ -29,8 +29,8 @@ A checkpoint that cannot be read, or that was written for other data or
 another net (its signature differs), is discarded with one line, and the loop
 starts from epoch 0.
 
-Imports nothing heavy: the runner opens the pack's scope before TensorFlow
-is touched.
+Imports nothing heavy (NumPy, and the spec's error): the command line reads
+the interval before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ablations.engine.spec import ConfigError
+
 EVERY_ENV = "ABLATE_CHECKPOINT_EVERY"
 """Seconds between a pack's checkpoints (``ablate run --checkpoint-every``); 0 after every epoch, ``off`` never."""
 DEFAULT_EVERY_S = 60.0
@@ -66,7 +68,7 @@ def checkpoint_every() -> float | None:
     except ValueError:
         seconds = -1.0
     if not 0 <= seconds < float("inf"):
-        raise ValueError(f"{EVERY_ENV} must be a number of seconds >= 0, or off; received {value!r}.")
+        raise ConfigError(f"{EVERY_ENV} must be a number of seconds >= 0, or off; received {value!r}.")
     return seconds
 
 
