@@ -25,7 +25,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ablations.engine.device import available_cores, configure_threads, threads_per_worker
-from ablations.engine.execution.pool import WorkerStartError, die_with_parent, interrupt, start_workers, stop
+from ablations.engine.execution.pool import WorkerStartError, die_with_parent, interrupt, pass_stop_on, start_workers, stop
 from ablations.engine.execution.stopping import exit_status, handle_stop_signals
 
 if TYPE_CHECKING:
@@ -136,6 +136,10 @@ class GridHelpers:
                 failed[index] = status or f"exited with {process.wait()}"
         if failed:
             raise RuntimeError("grid worker(s) failed: " + "; ".join(f"/w{index} {why}" for index, why in failed.items()))
+
+    def pass_stop_on(self) -> None:
+        """Passes a Ctrl-C on to the helpers still running at once, without waiting for them."""
+        pass_stop_on(self.processes)
 
     def interrupt(self) -> None:
         """Passes a Ctrl-C on to the helpers still running and waits for them to stop."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,6 +63,9 @@ class Helpers(Protocol):
 
     def join(self) -> None:
         """Waits until they have left it; raises RuntimeError if one failed."""
+
+    def pass_stop_on(self) -> None:
+        """Passes a stop on to them at once, without waiting."""
 
     def interrupt(self) -> None:
         """Stops them (their packs are failed for a rerun)."""
@@ -128,7 +132,7 @@ def run_ablation(
         return work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress)
     helpers.start(config, grid, storage)
     try:
-        result = work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress, label="/w0")
+        result = work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress, label="/w0", on_stop=helpers.pass_stop_on)
         # Waiting for the helpers writes nothing: a stop lands here at once and reaches them, rather than waiting
         # (unseen) until they finish the grid.
         with interruptible():
@@ -199,6 +203,7 @@ def work_on_grid(
     *,
     progress: bool = True,
     label: str = "",
+    on_stop: Callable[[], None] | None = None,
 ) -> AblationResult:
     """One worker's share of a grid: claims and trains packs until none is left; concludes if it takes the token.
 
@@ -210,12 +215,16 @@ def work_on_grid(
         experiment_id: The ablation's MLflow experiment.
         progress: Print a line per pack.
         label: Names this worker in progress lines ("/w1").
+        on_stop: Called first when a stop lands here (`helpers.pass_stop_on`): the helpers stop their packs
+            while this worker cleans up, not after.
     """
     job = GridJob(ablation, config, grid, tracker, experiment_id)
     bar = Progress(len(grid.configs), ablation.name + label, enabled=progress, done=len(grid.done_points()))
     try:
         return _work(job, bar)
     except BaseException as error:
+        if on_stop is not None and isinstance(error, KeyboardInterrupt):
+            on_stop()
         # Stopped (Ctrl-C, a scheduler's signal) or broken, wherever it lands: what this worker
         # holds stays for a rerun, its runs end, and the parent run does not stay RUNNING.
         fail_interrupted(grid, f"interrupted by {stop_cause(error)} while its pack ran")

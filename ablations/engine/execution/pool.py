@@ -87,6 +87,17 @@ def stop(processes: Sequence[subprocess.Popen]) -> None:
         process.wait()
 
 
+def pass_stop_on(processes: Sequence[subprocess.Popen]) -> None:
+    """Passes a Ctrl-C on to the processes still running, without waiting (a second one is ignored by them).
+
+    Args:
+        processes: Worker processes (`start_workers`).
+    """
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+
+
 def interrupt(processes: Sequence[subprocess.Popen]) -> None:
     """Passes a Ctrl-C on to the processes still running and waits for every one to stop.
 
@@ -95,9 +106,7 @@ def interrupt(processes: Sequence[subprocess.Popen]) -> None:
     Args:
         processes: Worker processes (`start_workers`).
     """
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+    pass_stop_on(processes)
     for process in processes:
         process.wait()
 
