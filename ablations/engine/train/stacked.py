@@ -216,10 +216,16 @@ def fit_stack(
 
     measure = _Measures(stack, x_all, y_all, validation_data, probe_size, saturation_threshold)
     histories: list[dict[str, list[float]]] = [{} for _ in range(stack.members)]
-    recorded: list[tuple[int, dict[str, list[float]]]] = []
+    # A caller's `record` reads the stack at each step, which a checkpoint cannot replay: no checkpoints then.
+    segment = None if record is not None else next_segment(
+        lambda: _signature(stack, x, y, example_weights, validation_data, epochs, learning_rate, batch_size, seed, shuffle,
+                           probe_size, optimizer, record_every)
+    )
+    recorded: list[tuple[int, dict[str, list[float]]]] = []  # what a checkpoint replays; kept only when checkpointing
 
     def add_step(step: int, values: dict[str, np.ndarray]) -> None:
-        recorded.append((step, {name: np.asarray(column, np.float64).tolist() for name, column in values.items()}))
+        if segment is not None:
+            recorded.append((step, {name: np.asarray(column, np.float64).tolist() for name, column in values.items()}))
         for m in range(stack.members):
             row = {name: float(column[m]) for name, column in values.items()}
             for key, value in row.items():
@@ -232,11 +238,6 @@ def fit_stack(
         if record is not None:
             record(step)
 
-    # A caller's `record` reads the stack at each step, which a checkpoint cannot replay: no checkpoints then.
-    segment = None if record is not None else next_segment(
-        lambda: _signature(stack, x, y, example_weights, validation_data, epochs, learning_rate, batch_size, seed, shuffle,
-                           probe_size, optimizer, record_every)
-    )
     checkpoint = _Checkpoint(segment, [*variables, *updater.state], shuffles)
     start = checkpoint.restore(add_step)
     if start == 0 and record_every:
