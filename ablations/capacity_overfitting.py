@@ -208,7 +208,7 @@ def _mlp(config: dict, input_dim: int, num_classes: int):
 
 
 def _run_mlp(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
-    from ablations.engine.train import fit_stack, member_statistics
+    from ablations.engine.train import StackTraining, fit_stack, member_statistics
     from models.stacked import stack_models
 
     # Seeds change the initial weights only: every member shares the split.
@@ -220,7 +220,7 @@ def _run_mlp(configs: list[dict], context: TrialContext) -> list[dict[str, float
     n = len(data.y_train)
     ones = np.ones((len(configs), n), np.float32)
     first = configs[0]
-    fit_stack(stack, data.x_train, data.y_train, ones, epochs=first["epochs"], learning_rate=first["learning_rate"])
+    fit_stack(stack, data.x_train, data.y_train, ones, training=StackTraining(epochs=first["epochs"], learning_rate=first["learning_rate"]))
     train = member_statistics(stack, data.x_train, data.y_train, ones, None, 0.0)
     held_out = member_statistics(stack, data.x_val, data.y_val, np.ones((len(configs), len(data.y_val))), None, 0.0)
     results = []
@@ -246,7 +246,7 @@ def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
 
 def test(config: dict, guard) -> dict[str, float]:
     """Refits the configuration selected on validation error and scores the test split once."""
-    from ablations.engine.train import fit_stack, member_statistics
+    from ablations.engine.train import StackTraining, fit_stack, member_statistics
     from models.stacked import stack_models
 
     if config["task"] in RBF_DATA:
@@ -259,7 +259,7 @@ def test(config: dict, guard) -> dict[str, float]:
     data = _digits(config)
     stack = stack_models([_mlp(config, data.x_train.shape[1], data.num_classes)], "relu")
     ones = np.ones((1, len(data.y_train)))
-    fit_stack(stack, data.x_train, data.y_train, ones, epochs=config["epochs"], learning_rate=config["learning_rate"])
+    fit_stack(stack, data.x_train, data.y_train, ones, training=StackTraining(epochs=config["epochs"], learning_rate=config["learning_rate"]))
     return guard.evaluate(
         lambda: {
             "test_error": float(

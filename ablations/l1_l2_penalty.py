@@ -198,77 +198,86 @@ def fold_masks(folds: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.n
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """k-fold CV of every (penalty, λ) of the pack, all folds of all λ in one stack."""
-    import keras
-
-    from ablations.engine.train import fit_stack, member_statistics
+    from ablations.engine.train import StackRecording, StackTraining, fit_stack, member_statistics
     from models.stacked import stack_models
 
     data = _dataset(configs[0])
-    n, num_classes = len(data.y_train), data.num_classes
     folds = cv_folds(configs[0])
-
-    # Members are (penalty coefficients, fold). λ = 0 under L1 and under L2 is
-    # one net, trained once; every member starts from the seed's weights.
-    member_index: dict[tuple, int] = {}
-    member_models: list[keras.Model] = []
-    models: dict[tuple[float, float], keras.Model] = {}
-    member_folds: list[int] = []
-    trial_members: list[list[int]] = []
-    for config in configs:
-        members = []
-        for fold, (train_index, val_index) in enumerate(folds):
-            coefficient = keras_lambda(config, len(train_index))
-            penalty = (coefficient, 0.0) if config["penalty"] == "l1" else (0.0, coefficient)
-            penalty = (0.0, 0.0) if coefficient == 0 else penalty
-            if penalty not in models:
-                models[penalty] = build_member(config, data.x_train.shape[1], num_classes, len(train_index))
-            key = (penalty, fold)
-            if key not in member_index:
-                member_index[key] = len(member_models)
-                member_models.append(models[penalty])
-                member_folds.append(fold)
-            members.append(member_index[key])
-        trial_members.append(members)
-    fold_train, fold_val = fold_masks(folds, n)
-    train_masks, val_masks = fold_train[member_folds], fold_val[member_folds]
+    members = _CvMembers(configs, folds, data.x_train.shape[1], data.num_classes)
+    fold_train, fold_val = fold_masks(folds, len(data.y_train))
+    train_masks, val_masks = fold_train[members.folds], fold_val[members.folds]
 
     first = configs[0]
-    stack = stack_models(member_models, first["activation"])
+    stack = stack_models(members.models, first["activation"])
     last: dict[str, np.ndarray] = {}
 
     def record(step: int) -> None:
         last.update(member_statistics(stack, data.x_train, data.y_train, train_masks, val_masks, first["zero_tolerance"]))
-        for members, log in zip(trial_members, context.loggers):
-            log({name: float(np.mean(values[members])) for name, values in last.items()}, step)
+        for own, log in zip(members.of_trial, context.loggers):
+            log({name: float(np.mean(values[own])) for name, values in last.items()}, step)
 
     fit_stack(
         stack,
         data.x_train,
         data.y_train,
         train_masks,
-        epochs=first["epochs"],
-        learning_rate=first["learning_rate"],
-        record_every=first["record_every"],
-        record=record,
+        training=StackTraining(epochs=first["epochs"], learning_rate=first["learning_rate"]),
+        recording=StackRecording(record_every=first["record_every"], record=record),
     )
+    return [_trial_metrics(config, own, last, stack, members.models, len(folds[0][0])) for config, own in zip(configs, members.of_trial)]
 
-    results = []
-    for config, members in zip(configs, trial_members):
-        metrics = {f"final_{name}": float(np.mean(values[members])) for name, values in last.items()}
-        metrics["final_val_error_fold_std"] = float(np.std(last["val_error"][members]))
-        metrics["keras_coefficient"] = keras_lambda(config, len(folds[0][0]))
-        # The logged penalty must be Keras's own: load the first fold's trained
-        # weights into its build_mlp model and compare model.losses with λ·Σ.
-        model = member_models[members[0]]
-        model.set_weights(stack.member_weights(members[0]))
-        keras_penalty = float(sum(float(loss) for loss in model.losses))
-        by_hand = penalty_by_hand(model)
-        metrics["penalty_keras"] = keras_penalty
-        metrics["penalty_by_hand"] = by_hand
-        metrics["penalty_mismatch"] = _relative(keras_penalty, by_hand)
-        metrics["penalty_stack_mismatch"] = _relative(float(stack.penalties().numpy()[members[0]]), by_hand)
-        results.append(metrics)
-    return results
+
+class _CvMembers:
+    """The stack's members: one per (penalty coefficients, fold), shared by trials that need the same net.
+
+    λ = 0 under L1 and under L2 is one net, trained once; every member starts
+    from the seed's weights (one `build_member` per penalty, its copy per fold).
+
+    Args:
+        configs: The pack's trial configurations.
+        folds: The CV folds, ``(train_index, val_index)`` each.
+        input_dim: Features.
+        num_classes: Output classes.
+    """
+
+    def __init__(self, configs: list[dict], folds: list, input_dim: int, num_classes: int):
+        index: dict[tuple, int] = {}
+        built: dict[tuple[float, float], keras.Model] = {}
+        self.models: list[keras.Model] = []
+        self.folds: list[int] = []
+        self.of_trial: list[list[int]] = []
+        for config in configs:
+            own = []
+            for fold, (train_index, _) in enumerate(folds):
+                coefficient = keras_lambda(config, len(train_index))
+                penalty = (coefficient, 0.0) if config["penalty"] == "l1" else (0.0, coefficient)
+                penalty = (0.0, 0.0) if coefficient == 0 else penalty
+                if penalty not in built:
+                    built[penalty] = build_member(config, input_dim, num_classes, len(train_index))
+                if (penalty, fold) not in index:
+                    index[(penalty, fold)] = len(self.models)
+                    self.models.append(built[penalty])
+                    self.folds.append(fold)
+                own.append(index[(penalty, fold)])
+            self.of_trial.append(own)
+
+
+def _trial_metrics(config: dict, members: list[int], last: dict[str, np.ndarray], stack, models: list, fold_size: int) -> dict[str, float]:
+    """One trial's final metrics, averaged over its folds' members, and its penalty checked against Keras's own."""
+    metrics = {f"final_{name}": float(np.mean(values[members])) for name, values in last.items()}
+    metrics["final_val_error_fold_std"] = float(np.std(last["val_error"][members]))
+    metrics["keras_coefficient"] = keras_lambda(config, fold_size)
+    # The logged penalty must be Keras's own: load the first fold's trained
+    # weights into its build_mlp model and compare model.losses with λ·Σ.
+    model = models[members[0]]
+    model.set_weights(stack.member_weights(members[0]))
+    keras_penalty = float(sum(float(loss) for loss in model.losses))
+    by_hand = penalty_by_hand(model)
+    metrics["penalty_keras"] = keras_penalty
+    metrics["penalty_by_hand"] = by_hand
+    metrics["penalty_mismatch"] = _relative(keras_penalty, by_hand)
+    metrics["penalty_stack_mismatch"] = _relative(float(stack.penalties().numpy()[members[0]]), by_hand)
+    return metrics
 
 
 def _relative(value: float, reference: float) -> float:
@@ -291,14 +300,20 @@ def test(config: dict, guard) -> dict[str, float]:
     """Trains the selected (penalty, λ) on all the training data, then scores the test split once."""
     import keras
 
-    from ablations.engine.train import fit_stack, member_statistics
+    from ablations.engine.train import StackTraining, fit_stack, member_statistics
     from models.stacked import stack_models
 
     data = _dataset(config)
     n = len(data.y_train)
     model = build_member(config, data.x_train.shape[1], data.num_classes, n)
     stack = stack_models([model], config["activation"])
-    fit_stack(stack, data.x_train, data.y_train, np.ones((1, n)), epochs=config["epochs"], learning_rate=config["learning_rate"])
+    fit_stack(
+        stack,
+        data.x_train,
+        data.y_train,
+        np.ones((1, n)),
+        training=StackTraining(epochs=config["epochs"], learning_rate=config["learning_rate"]),
+    )
     model.set_weights(stack.member_weights(0))
     train = member_statistics(stack, data.x_train, data.y_train, np.ones((1, n)), None, config["zero_tolerance"])
 

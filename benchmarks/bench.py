@@ -81,7 +81,7 @@ from benchmarks.bench_checkpoints import checkpoint_rows  # noqa: E402
 from benchmarks.bench_packing import packing_rows  # noqa: E402
 from ablations.engine.runner import run_ablation  # noqa: E402
 from ablations.engine.tracking import Tracker  # noqa: E402
-from ablations.engine.train import fit_stack, fit_trial  # noqa: E402
+from ablations.engine.train import StackRecording, StackTraining, TrialTraining, fit_stack, fit_trial  # noqa: E402
 from ablations.vanishing_gradients import ABLATION  # noqa: E402
 from models.activations import activation_function  # noqa: E402
 from models.mlp import build_mlp  # noqa: E402
@@ -157,8 +157,11 @@ def minibatch_pack(data, optimizer: str) -> Callable[[], None]:
             activations=sorted(ACTIVATIONS), initializers=["glorot_uniform"] * len(ACTIVATIONS), seed=0,
         )
         fit_stack(
-            stack, data.x_train, data.y_train, epochs=5, learning_rate=1e-3, batch_size=100, seed=0,
-            validation_data=(data.x_val, data.y_val), probe_size=256, optimizer=optimizer,
+            stack,
+            data.x_train,
+            data.y_train,
+            training=StackTraining(epochs=5, learning_rate=1e-3, batch_size=100, seed=0, optimizer=optimizer),
+            recording=StackRecording(validation_data=(data.x_val, data.y_val), probe_size=256),
         )
 
     return run
@@ -183,8 +186,12 @@ def full_batch_pack(optimizer: str) -> Callable[[], None]:
             l1=[penalty[0] for penalty, _ in members], l2=[penalty[1] for penalty, _ in members], seed=0,
         )
         fit_stack(
-            stack, data.x_train, data.y_train, weights[[fold for _, fold in members]],
-            epochs=200, learning_rate=1e-2, record_every=0, optimizer=optimizer,
+            stack,
+            data.x_train,
+            data.y_train,
+            weights[[fold for _, fold in members]],
+            training=StackTraining(epochs=200, learning_rate=1e-2, optimizer=optimizer),
+            recording=StackRecording(record_every=0),
         )
 
     return run
@@ -226,7 +233,12 @@ def keras_trial(data, use_fit_trial: bool) -> Callable[[], None]:
     def run() -> None:
         model = build_mlp(data.input_shape, data.num_classes, depth=2, width=256, keep_prob=0.5, seed=0)
         if use_fit_trial:
-            fit_trial(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, batch_size=batch_size, seed=0)
+            fit_trial(
+                model,
+                (data.x_train, data.y_train),
+                (data.x_val, data.y_val),
+                training=TrialTraining(epochs=epochs, batch_size=batch_size, seed=0),
+            )
             return
         model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=steps)
         scores = _Scores({"train": (data.x_train, data.y_train), "val": (data.x_val, data.y_val)})

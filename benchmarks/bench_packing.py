@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from ablations import augmentation, dropout, early_stopping, input_normalization
 from ablations.engine.spec import pack_all_but
-from ablations.engine.train import fit_trial
+from ablations.engine.train import TrialTraining, fit_trial
 from models.cnn import build_cnn
 from models.mlp import build_mlp
 
@@ -125,9 +125,14 @@ def _early_stopping_alone(config: dict):
     if config["patience"]:
         mode = "min" if config["monitor"].endswith("loss") else "max"
         callbacks = [keras.callbacks.EarlyStopping(monitor=config["monitor"], mode=mode, patience=config["patience"], restore_best_weights=True)]
-    return fit_trial(model, x_fit, y_fit, x_stop, y_stop, epochs=config["epochs"], batch_size=config["batch_size"],
-                     seed=config["seed"], learning_rate=config["learning_rate"], callbacks=callbacks,
-                     extra_eval={"heldout": (data.x_val, data.y_val)})
+    return fit_trial(
+        model,
+        (x_fit, y_fit),
+        (x_stop, y_stop),
+        training=TrialTraining(epochs=config["epochs"], batch_size=config["batch_size"], seed=config["seed"], learning_rate=config["learning_rate"]),
+        callbacks=callbacks,
+        extra_eval={"heldout": (data.x_val, data.y_val)},
+    )
 
 
 def _early_stopping_flops(config: dict, fit) -> float:
@@ -151,8 +156,18 @@ def _input_normalization_alone(config: dict):
         normalization.adapt(x_train)
         features = normalization(features)
     model = keras.Model(inputs, mlp(features))
-    return fit_trial(model, x_train, data.y_train, x_val, data.y_val, epochs=config["epochs"], batch_size=config["batch_size"],
-                     seed=config["seed"], optimizer=config["optimizer"], learning_rate=config["learning_rate"])
+    return fit_trial(
+        model,
+        (x_train, data.y_train),
+        (x_val, data.y_val),
+        training=TrialTraining(
+            epochs=config["epochs"],
+            batch_size=config["batch_size"],
+            seed=config["seed"],
+            optimizer=config["optimizer"],
+            learning_rate=config["learning_rate"],
+        ),
+    )
 
 
 def _input_normalization_flops(config: dict, fit) -> float:
@@ -183,9 +198,19 @@ def _dropout_alone(config: dict):
     model = build_mlp(data.input_shape, data.num_classes, depth=config["depth"], width=config["width"], activation="relu",
                       kernel_initializer="he_normal", keep_prob=config["keep_prob"], input_keep_prob=config["input_keep_prob"],
                       seed=config["seed"])
-    return fit_trial(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=config["epochs"],
-                     batch_size=config["batch_size"], seed=config["seed"], learning_rate=config["learning_rate"],
-                     callbacks=[_ValidationErrors(data.x_val, data.y_val)], score_every=dropout.SCORE_EVERY)
+    return fit_trial(
+        model,
+        (data.x_train, data.y_train),
+        (data.x_val, data.y_val),
+        training=TrialTraining(
+            epochs=config["epochs"],
+            batch_size=config["batch_size"],
+            seed=config["seed"],
+            learning_rate=config["learning_rate"],
+            score_every=dropout.SCORE_EVERY,
+        ),
+        callbacks=[_ValidationErrors(data.x_val, data.y_val)],
+    )
 
 
 def _dropout_flops(config: dict, fit) -> float:
@@ -205,9 +230,18 @@ def _augmentation_alone(config: dict):
                       dense_width=config["dense_width"], augmentation=augmentation.augmentation_layer(config, data.input_shape),
                       seed=config["seed"])
     epochs = augmentation.epochs_for(config)
-    return fit_trial(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, batch_size=config["batch_size"],
-                     seed=config["seed"], learning_rate=config["learning_rate"],
-                     score_every=augmentation.score_every(config))
+    return fit_trial(
+        model,
+        (data.x_train, data.y_train),
+        (data.x_val, data.y_val),
+        training=TrialTraining(
+            epochs=epochs,
+            batch_size=config["batch_size"],
+            seed=config["seed"],
+            learning_rate=config["learning_rate"],
+            score_every=augmentation.score_every(config),
+        ),
+    )
 
 
 def cnn_forward_flops(input_shape: tuple[int, ...], config: dict, classes: int) -> float:

@@ -112,28 +112,18 @@ def build_cnn(
     inputs, x = augmented_inputs(input_shape, augmentation)
     if len(input_shape) == 1:
         x = keras.layers.Reshape((input_shape[0], 1), name="reshape")(x)
-    images = len(input_shape) == 3
-    conv = keras.layers.Conv2D if images else keras.layers.Conv1D
-    pool = keras.layers.MaxPooling2D if images else keras.layers.MaxPooling1D
-    spatial_axes = [1, 2] if images else [1]
-
     for i in range(conv_blocks):
-        x = conv(
-            filters * 2**i,
-            kernel_size,
-            padding="same",
-            activation=None,
-            use_bias=not batch_norm,
-            kernel_initializer=get_initializer(kernel_initializer, derive_seed(seed, i)),
+        x = conv_block(
+            x,
+            i,
+            filters=filters * 2**i,
+            kernel_size=kernel_size,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
             kernel_regularizer=make_regularizer(l1, l2),
-            name=f"conv_{i}",
-        )(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"conv_bn_{i}")(x)
-        x = activation_layer(
-            activation, layer_name=f"conv_act_{i}", prelu_shared_axes=spatial_axes
-        )(x)
-        x = pool(2, padding="same", name=f"pool_{i}")(x)
+            batch_norm=batch_norm,
+            seed=derive_seed(seed, i),
+        )
 
     x = keras.layers.Flatten(name="flatten")(x)
     x = dense_block(
@@ -158,3 +148,51 @@ def build_cnn(
         seed=derive_seed(seed, HEAD_SEED_OFFSET + 1),
     )
     return keras.Model(inputs, outputs, name=name)
+
+
+def conv_block(
+    x: keras.KerasTensor,
+    index: int,
+    *,
+    filters: int,
+    kernel_size: int,
+    activation: str,
+    kernel_initializer: str,
+    kernel_regularizer: keras.regularizers.Regularizer | None,
+    batch_norm: bool,
+    seed: int | None,
+) -> keras.KerasTensor:
+    """One convolutional block: conv ("same", linear) -> (batch norm) -> activation -> 2x max-pool ("same").
+
+    Conv2D and 2-D pooling on images ``(batch, H, W, C)``, Conv1D and 1-D
+    pooling on signals ``(batch, L, C)``. Layers are named ``conv_{index}``,
+    ``conv_bn_{index}``, ``conv_act_{index}`` and ``pool_{index}``.
+
+    Args:
+        x: The block's input.
+        index: The block's position, for its layer names.
+        filters: Output channels.
+        kernel_size: Size of the (square) kernel.
+        activation: One of `ACTIVATIONS`; a PReLU learns one slope per channel.
+        kernel_initializer: One of `INITIALIZERS`.
+        kernel_regularizer: The kernel's penalty, or None.
+        batch_norm: Normalize the pre-activations (the conv then has no bias).
+        seed: Seed of the kernel's initializer, or None.
+    """
+    images = len(x.shape) == 4
+    conv = keras.layers.Conv2D if images else keras.layers.Conv1D
+    pool = keras.layers.MaxPooling2D if images else keras.layers.MaxPooling1D
+    x = conv(
+        filters,
+        kernel_size,
+        padding="same",
+        activation=None,
+        use_bias=not batch_norm,
+        kernel_initializer=get_initializer(kernel_initializer, seed),
+        kernel_regularizer=kernel_regularizer,
+        name=f"conv_{index}",
+    )(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"conv_bn_{index}")(x)
+    x = activation_layer(activation, layer_name=f"conv_act_{index}", prelu_shared_axes=[1, 2] if images else [1])(x)
+    return pool(2, padding="same", name=f"pool_{index}")(x)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ablations import dropout
-from ablations.engine.train import epochs_to_reach, fit_trial
+from ablations.engine.train import TrialTraining, epochs_to_reach, fit_trial
 from ablations.engine.runner import run_ablation
 from ablations.engine.verdict import REGIME
 from models import build_mlp
@@ -52,7 +52,7 @@ def test_fit_trial_scores_the_training_split_without_dropout():
     y = (x[:, 0] > 0).astype("int64")
     keras.utils.set_random_seed(0)
     model = build_mlp((20,), 2, depth=1, width=64, keep_prob=0.3, seed=0)
-    fit = fit_trial(model, x[:150], y[:150], x[150:], y[150:], epochs=5, batch_size=32, seed=0, learning_rate=1e-2)
+    fit = fit_trial(model, (x[:150], y[:150]), (x[150:], y[150:]), training=TrialTraining(epochs=5, batch_size=32, seed=0, learning_rate=1e-2))
     assert fit.epochs_run == 5 and len(fit.history["loss"]) == 6 and math.isnan(fit.history["loss"][0])
     probabilities = keras.ops.convert_to_numpy(model(x[:150], training=False))
     clean_loss = float(np.mean(-np.log(probabilities[np.arange(150), y[:150]])))
@@ -71,7 +71,7 @@ def test_fit_trial_counts_weight_penalties_in_the_training_loss():
     for l2 in (0.0, 10.0):
         keras.utils.set_random_seed(0)
         model = build_mlp((20,), 2, depth=1, width=16, l2=l2, seed=0)
-        fit = fit_trial(model, x, y, x, y, epochs=1, batch_size=100, seed=0, learning_rate=1e-9)
+        fit = fit_trial(model, (x, y), (x, y), training=TrialTraining(epochs=1, batch_size=100, seed=0, learning_rate=1e-9))
         losses[l2] = (fit.history["loss"][1], fit.history["train_loss"][1])
     # With a (practically) frozen net, the penalty is the whole difference of the running loss...
     assert losses[10.0][0] - losses[0.0][0] > 1.0

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ablations import input_normalization
-from ablations.engine.train import fit_trial
+from ablations.engine.train import TrialTraining, fit_trial
 from ablations.engine.runner import run_ablation
 from ablations.engine.verdict import REGIME
 from models import build_mlp
@@ -61,7 +61,7 @@ def test_fit_trial_stops_once_the_loss_diverges():
     y = (x[:, 0] > 0).astype("int64")
     keras.utils.set_random_seed(0)
     model = build_mlp((4,), 2, depth=1, width=8, activation="linear", seed=0)
-    fit = fit_trial(model, x, y, x, y, epochs=50, batch_size=16, seed=0, optimizer="sgd", learning_rate=1e3)
+    fit = fit_trial(model, (x, y), (x, y), training=TrialTraining(epochs=50, batch_size=16, seed=0, optimizer="sgd", learning_rate=1e3))
     assert fit.diverged and fit.epochs_run < 50
     assert fit.final["diverged"] == 1.0 and not math.isfinite(fit.final["final_loss"])
     assert 0.0 <= fit.final["final_val_error"] <= 1.0  # a diverged run still has an error to select on

@@ -7,7 +7,7 @@ import pytest
 
 from ablations import l1_l2_penalty
 from ablations.engine.protocol import TestSetAlreadyUsed, TestSplitGuard
-from ablations.engine.train import fit_stack, member_statistics
+from ablations.engine.train import StackTraining, fit_stack, member_statistics
 from models.stacked import stack_models
 from ablations.engine.runner import run_ablation
 from ablations.engine.verdict import REGIME, regime
@@ -75,7 +75,7 @@ def test_lambda_zero_member_of_a_stack_trains_as_the_plain_net(batch):
     x, y = batch
     members = [build_member(config(penalty=p, **{"lambda": lam}), FEATURES, CLASSES, N) for p, lam in (("l2", 0.0), ("l1", 0.5), ("l2", 0.5))]
     stack = stack_models(members, "relu")
-    fit_stack(stack, x, y, np.ones((3, N)), epochs=3, learning_rate=0.05)
+    fit_stack(stack, x, y, np.ones((3, N)), training=StackTraining(epochs=3, learning_rate=0.05))
     plain = build_mlp((FEATURES,), CLASSES, depth=2, width=8, activation="relu", seed=0)
     keras_steps(plain, x, y, 3, 0.05)
     for a, b in zip(stack.member_weights(0), plain.get_weights()):
@@ -90,7 +90,7 @@ def test_stacked_training_matches_keras_fit_with_the_regularizer(batch, penalty)
     member = build_member(config(penalty=penalty, **{"lambda": 0.05}), FEATURES, CLASSES, N)
     reference = build_member(config(penalty=penalty, **{"lambda": 0.05}), FEATURES, CLASSES, N)
     stack = stack_models([member], "relu")
-    fit_stack(stack, x, y, np.ones((1, N)), epochs=4, learning_rate=0.05)
+    fit_stack(stack, x, y, np.ones((1, N)), training=StackTraining(epochs=4, learning_rate=0.05))
     keras_steps(reference, x, y, 4, 0.05)
     for a, b in zip(stack.member_weights(0), reference.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -105,7 +105,7 @@ def test_logged_penalties_are_lambda_times_sums_over_kernels_only(batch):
     x, y = batch
     members = [build_member(config(penalty=p, **{"lambda": lam}), FEATURES, CLASSES, N) for p, lam in (("l1", 0.3), ("l2", 0.7), ("l2", 0.0))]
     stack = stack_models(members, "relu")
-    fit_stack(stack, x, y, np.ones((3, N)), epochs=5, learning_rate=0.05)
+    fit_stack(stack, x, y, np.ones((3, N)), training=StackTraining(epochs=5, learning_rate=0.05))
     logged = member_statistics(stack, x, y, np.ones((3, N)), None, 0.01)["penalty_term"]
     weights = stack.all_member_weights()
     kernels = [np.concatenate([w.ravel() for w in member[0::2]]).astype(np.float64) for member in weights]
@@ -132,7 +132,7 @@ def test_stack_pads_narrow_members_without_changing_them(batch):
     for m, model in enumerate(members):
         probabilities = keras.ops.convert_to_numpy(model(x))
         np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.softmax(logits[m])), probabilities, atol=1e-6)
-    fit_stack(stack, x, y, np.ones((2, N)), epochs=5, learning_rate=0.05)
+    fit_stack(stack, x, y, np.ones((2, N)), training=StackTraining(epochs=5, learning_rate=0.05))
     # The narrow member's padding (units 2..6) never moves off zero.
     assert np.all(stack.kernels[0].numpy()[0, :, 2:] == 0) and np.all(stack.kernels[1].numpy()[0, 2:, :] == 0)
     assert [w.shape for w in stack.member_weights(0)] == [w.shape for w in members[0].get_weights()]
@@ -167,7 +167,7 @@ def test_held_out_fold_never_enters_a_members_training(batch):
     for labels in (y, relabelled):
         members = [build_member(config(penalty="l2", **{"lambda": 0.01}), FEATURES, CLASSES, N) for _ in range(3)]
         stack = stack_models(members, "relu")
-        fit_stack(stack, x, labels, train_masks, epochs=5, learning_rate=0.05)
+        fit_stack(stack, x, labels, train_masks, training=StackTraining(epochs=5, learning_rate=0.05))
         trained.append(stack.all_member_weights())
     # Fold 0's member is blind to its held-out labels; the others trained on some of them.
     for a, b in zip(trained[0][0], trained[1][0]):

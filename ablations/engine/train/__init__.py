@@ -13,12 +13,14 @@
   `StackedMLP` or `models.stacked_cnn.StackedCNN`), each with its own data,
   batch order, optimizer, dropout masks, augmentation and early stopping, each
   trained as `fit_trial` trains it alone; returns a `TrialFit` per member.
+- `optimizers`: the updates these loops apply, each member's on its slice of
+  every stacked variable (`MemberOptimizer`, the fused Adam).
 
 Importing this package loads TensorFlow: ablations import it inside their
 functions, so that the command line validates its input first.
 """
 
-from ablations.engine.train.keras_fit import TrialFit, epochs_to_reach, fit_trial, make_optimizer, score_split
+from ablations.engine.train.keras_fit import TrialFit, TrialTraining, epochs_to_reach, fit_trial, score_split
 from ablations.engine.train.members import (
     MemberOptimizer,
     MemberStopping,
@@ -28,7 +30,8 @@ from ablations.engine.train.members import (
     scoring_model,
     seeded_stack,
 )
-from ablations.engine.train.stacked import OPTIMIZERS, PackRun, StackedFit, fit_stack, member_statistics, train_pack
+from ablations.engine.train.optimizers import OPTIMIZERS, make_optimizer
+from ablations.engine.train.stacked import PackRun, StackedFit, StackRecording, StackTraining, fit_stack, member_statistics, train_pack
 
 __all__ = [
     "MemberOptimizer",
@@ -36,8 +39,11 @@ __all__ = [
     "OPTIMIZERS",
     "PackRun",
     "PackedFits",
+    "StackRecording",
+    "StackTraining",
     "StackedFit",
     "TrialFit",
+    "TrialTraining",
     "epochs_to_reach",
     "fit_members",
     "fit_stack",

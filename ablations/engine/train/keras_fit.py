@@ -33,8 +33,8 @@ Example:
 
 >>> keras.utils.set_random_seed(0)
 >>> model = build_mlp(data.input_shape, data.num_classes, depth=2, width=64, keep_prob=0.5, seed=0)
->>> trial = fit_trial(model, data.x_train, data.y_train, data.x_val, data.y_val,
-...                   epochs=20, batch_size=64, seed=0, logger=context.loggers[0])
+>>> trial = fit_trial(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
+...                   training=TrialTraining(epochs=20, batch_size=64, seed=0), logger=context.loggers[0])
 >>> trial.final["final_val_error"], epochs_to_reach(trial.history["loss"], 0.5)
 """
 
@@ -50,6 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 from ablations.engine.spec import TrialLogger
+from ablations.engine.train.optimizers import make_optimizer
 
 
 @dataclass(frozen=True)
@@ -75,160 +76,181 @@ class TrialFit:
     final: dict[str, float]
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """A Keras optimizer by name ("adam", "sgd", "rmsprop", ...) with the given learning rate."""
-    return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate}})
-
-
-def fit_trial(
-    model: keras.Model,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    optimizer: str | keras.optimizers.Optimizer = "adam",
-    learning_rate: float = 1e-3,
-    loss: str | keras.losses.Loss | None = None,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
-    logger: TrialLogger | None = None,
-    extra_eval: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-    stop_on_divergence: bool = True,
-    score_every: int = 1,
-) -> TrialFit:
-    """Compiles ``model``, trains it for up to ``epochs`` epochs and scores it.
+@dataclass(frozen=True)
+class TrialTraining:
+    """How `fit_trial` trains one model.
 
     Args:
-        model: An uncompiled Keras model (it is compiled here, so callbacks
-            find ``model.optimizer`` and ``model.loss``).
-        x_train, y_train: Training arrays.
-        x_val, y_val: Validation arrays (``val_*`` logs; what
-            ``EarlyStopping(monitor="val_loss")`` watches).
         epochs: Most epochs to train.
         batch_size: Examples per step; the last batch of an epoch may be smaller.
         seed: Seeds the per-epoch shuffle. Seed the model itself with
             ``keras.utils.set_random_seed`` and the builder's ``seed``.
-        optimizer: An optimizer name (see `make_optimizer`) or instance.
+        optimizer: An optimizer name (see `optimizers.make_optimizer`) or instance.
         learning_rate: Its learning rate, when given by name. Defaults to 1e-3.
         loss: Defaults to sparse categorical cross-entropy on probabilities for
             integer targets, mean squared error otherwise.
-        callbacks: Keras callbacks; epoch-level hooks are called.
-        logger: Receives each step's logs: ``logger(logs, step)``.
-        extra_eval: Further named splits, scored with the others in inference mode.
         stop_on_divergence: Stop once the training loss is NaN or infinite (a
             diverged net stays diverged).
         score_every: Score the splits (and log) every this many epochs, and
             at the last; the epochs between log only the running ``loss`` and
             ``accuracy``. For runs of many short epochs; callbacks that watch
             ``val_*`` need the default 1.
+    """
+
+    epochs: int
+    batch_size: int
+    seed: int
+    optimizer: str | keras.optimizers.Optimizer = "adam"
+    learning_rate: float = 1e-3
+    loss: str | keras.losses.Loss | None = None
+    stop_on_divergence: bool = True
+    score_every: int = 1
+
+    def __post_init__(self):
+        if isinstance(self.score_every, bool) or not isinstance(self.score_every, int) or self.score_every < 1:
+            raise ValueError(f"`score_every` must be an integer >= 1. Received: score_every={self.score_every!r}")
+
+
+def fit_trial(
+    model: keras.Model,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    *,
+    training: TrialTraining,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    logger: TrialLogger | None = None,
+    extra_eval: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> TrialFit:
+    """Compiles ``model``, trains it for up to ``training.epochs`` epochs and scores it.
+
+    Args:
+        model: An uncompiled Keras model (it is compiled here, so callbacks
+            find ``model.optimizer`` and ``model.loss``).
+        train: ``(x_train, y_train)``, the training arrays.
+        val: ``(x_val, y_val)``, the validation arrays (``val_*`` logs; what
+            ``EarlyStopping(monitor="val_loss")`` watches).
+        training: Epochs, batches, shuffle seed, optimizer, loss, scoring interval.
+        callbacks: Keras callbacks; epoch-level hooks are called.
+        logger: Receives each step's logs: ``logger(logs, step)``.
+        extra_eval: Further named splits, scored with the others in inference mode.
 
     Returns:
         A `TrialFit`.
     """
-    if isinstance(score_every, bool) or not isinstance(score_every, int) or score_every < 1:
-        raise ValueError(f"`score_every` must be an integer >= 1. Received: score_every={score_every!r}")
-    classification = np.issubdtype(np.asarray(y_train).dtype, np.integer)
-    if loss is None:
-        loss = "sparse_categorical_crossentropy" if classification else "mean_squared_error"
-    if isinstance(optimizer, str):
-        optimizer = make_optimizer(optimizer, learning_rate)
-    model.compile(optimizer=optimizer, loss=loss)
-    loss_fn = keras.losses.get(loss)
-    # The optimizer's slots are made here, outside the traced epoch.
-    optimizer.build(model.trainable_variables)
+    steps = _KerasSteps(model, train, {"val": val, **(extra_eval or {})}, training)
+    recorder = _Recorder(logger)
+    # Last in the list, so it sees what the other callbacks add to the logs.
+    callback_list = keras.callbacks.CallbackList([*callbacks, recorder], model=model, epochs=training.epochs, steps=steps.steps, verbose=0)
+    model.stop_training = False
+    rng = np.random.default_rng(training.seed)
+    epochs_run, diverged, logs = 0, False, {}
+    with _expected_tracing():
+        callback_list.on_train_begin()
+        initial = {"loss": math.nan, **({"accuracy": math.nan} if steps.classification else {}), **steps.scores()}
+        for callback in callbacks:
+            initial.update(getattr(callback, "initial_logs", {}) or {})
+        recorder.record(initial, 0)
+        for epoch in range(training.epochs):
+            callback_list.on_epoch_begin(epoch)
+            running_loss, running_accuracy = steps.train_epoch(tf.constant(rng.permutation(steps.n)))
+            logs = {"loss": float(running_loss)}
+            if steps.classification:
+                logs["accuracy"] = float(running_accuracy)
+            epochs_run = epoch + 1
+            diverged = not math.isfinite(logs["loss"])
+            stops = diverged and training.stop_on_divergence
+            recorder.forward = epochs_run % training.score_every == 0 or epochs_run == training.epochs or stops
+            if recorder.forward:
+                logs.update(steps.scores())
+            callback_list.on_epoch_end(epoch, logs)
+            if model.stop_training or stops:
+                break
+        callback_list.on_train_end(logs)
+    final = {"final_loss": logs.get("loss", math.nan), "epochs_run": float(epochs_run), "diverged": float(diverged), **steps.final_scores()}
+    return TrialFit(history=recorder.history, epochs_run=epochs_run, diverged=diverged, final=final)
 
-    x_all, y_all = tf.constant(x_train), tf.constant(y_train)
-    splits = {"train": (x_all, y_all), "val": (tf.constant(x_val), tf.constant(y_val))}
-    for name, (x, y) in (extra_eval or {}).items():
-        splits[name] = (tf.constant(x), tf.constant(y))
-    n = len(x_train)
-    steps = math.ceil(n / batch_size)
 
-    def batch_metrics(y, predictions):
-        if not classification:
+class _KerasSteps:
+    """``model`` compiled, and its epoch and scoring as `tf.function`s over in-memory splits.
+
+    Args:
+        model: The uncompiled model (compiled here with ``training``'s optimizer and loss).
+        train: The training arrays.
+        others: The other splits to score, by name (``val`` first).
+        training: The training's settings.
+    """
+
+    def __init__(self, model: keras.Model, train: tuple, others: Mapping[str, tuple], training: TrialTraining):
+        x_train, y_train = train
+        self.classification = np.issubdtype(np.asarray(y_train).dtype, np.integer)
+        loss = training.loss
+        if loss is None:
+            loss = "sparse_categorical_crossentropy" if self.classification else "mean_squared_error"
+        optimizer = training.optimizer
+        if isinstance(optimizer, str):
+            optimizer = make_optimizer(optimizer, training.learning_rate)
+        model.compile(optimizer=optimizer, loss=loss)
+        self.loss_fn = keras.losses.get(loss)
+        # The optimizer's slots are made here, outside the traced epoch.
+        optimizer.build(model.trainable_variables)
+        self.model, self.optimizer = model, optimizer
+        self.x_all, self.y_all = tf.constant(x_train), tf.constant(y_train)
+        self.splits = {"train": (self.x_all, self.y_all), **{name: (tf.constant(x), tf.constant(y)) for name, (x, y) in others.items()}}
+        self.n, self.batch_size = len(x_train), training.batch_size
+        self.steps = math.ceil(self.n / self.batch_size)
+        self.train_epoch = tf.function(self._train_epoch)
+        self._score = tf.function(self._score_all)
+
+    def _metrics(self, y, predictions):
+        if not self.classification:
             # (n,) targets against (n, 1) predictions would broadcast to (n, n).
             y = tf.reshape(tf.cast(y, predictions.dtype), tf.shape(predictions))
-            return tf.reduce_mean(loss_fn(y, predictions)), tf.constant(float("nan"))
-        value = tf.reduce_mean(loss_fn(y, predictions))
+            return tf.reduce_mean(self.loss_fn(y, predictions)), tf.constant(float("nan"))
+        value = tf.reduce_mean(self.loss_fn(y, predictions))
         labels = tf.cast(tf.reshape(y, [-1]), tf.int64)
         correct = tf.equal(tf.argmax(predictions, axis=-1), labels)
         return value, tf.reduce_mean(tf.cast(correct, tf.float32))
 
-    @tf.function
-    def train_epoch(order):
+    def _train_epoch(self, order):
+        model, batch_size = self.model, self.batch_size
         loss_sum, accuracy_sum = tf.constant(0.0), tf.constant(0.0)
-        for step in tf.range(steps):
+        for step in tf.range(self.steps):
             index = order[step * batch_size : (step + 1) * batch_size]
-            xb, yb = tf.gather(x_all, index), tf.gather(y_all, index)
+            xb, yb = tf.gather(self.x_all, index), tf.gather(self.y_all, index)
             with tf.GradientTape() as tape:
                 predictions = model(xb, training=True)
-                data_loss, accuracy = batch_metrics(yb, predictions)
+                data_loss, accuracy = self._metrics(yb, predictions)
                 # Penalties (kernel_regularizer=...) count, as in `fit`.
                 total = data_loss + sum(model.losses)
             grads = tape.gradient(total, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            self.optimizer.apply_gradients(zip(grads, model.trainable_variables))
             size = tf.cast(tf.shape(index)[0], tf.float32)
             loss_sum += total * size
             accuracy_sum += accuracy * size
-        return loss_sum / n, accuracy_sum / n
+        return loss_sum / self.n, accuracy_sum / self.n
 
-    @tf.function
-    def score():
+    def _score_all(self):
         # Whole splits in one pass: the data sets here are small.
         out = {}
-        for name, (x, y) in splits.items():
-            out[f"{name}_loss"], out[f"{name}_accuracy"] = batch_metrics(y, model(x, training=False))
+        for name, (x, y) in self.splits.items():
+            out[f"{name}_loss"], out[f"{name}_accuracy"] = self._metrics(y, self.model(x, training=False))
         return out
 
-    def scores() -> dict[str, float]:
-        values = {key: float(value) for key, value in score().items()}
-        return values if classification else {k: v for k, v in values.items() if not k.endswith("_accuracy")}
+    def scores(self) -> dict[str, float]:
+        """Every split scored in inference mode: ``{split}_loss`` and, for classes, ``{split}_accuracy``."""
+        values = {key: float(value) for key, value in self._score().items()}
+        return values if self.classification else {k: v for k, v in values.items() if not k.endswith("_accuracy")}
 
-    recorder = _Recorder(logger)
-    # Last in the list, so it sees what the other callbacks add to the logs.
-    callback_list = keras.callbacks.CallbackList([*callbacks, recorder], model=model, epochs=epochs, steps=steps, verbose=0)
-    model.stop_training = False
-    rng = np.random.default_rng(seed)
-    epochs_run, diverged, logs = 0, False, {}
-    with _expected_tracing():
-        callback_list.on_train_begin()
-        initial = {"loss": math.nan, **({"accuracy": math.nan} if classification else {}), **scores()}
-        for callback in callbacks:
-            initial.update(getattr(callback, "initial_logs", {}) or {})
-        recorder.record(initial, 0)
-        for epoch in range(epochs):
-            callback_list.on_epoch_begin(epoch)
-            running_loss, running_accuracy = train_epoch(tf.constant(rng.permutation(n)))
-            logs = {"loss": float(running_loss)}
-            if classification:
-                logs["accuracy"] = float(running_accuracy)
-            epochs_run = epoch + 1
-            diverged = not math.isfinite(logs["loss"])
-            recorder.forward = epochs_run % score_every == 0 or epochs_run == epochs or (diverged and stop_on_divergence)
-            if recorder.forward:
-                logs.update(scores())
-            callback_list.on_epoch_end(epoch, logs)
-            if model.stop_training or (diverged and stop_on_divergence):
-                break
-        callback_list.on_train_end(logs)
-
-    final_scores = scores()
-    final = {
-        "final_loss": logs.get("loss", math.nan),
-        "epochs_run": float(epochs_run),
-        "diverged": float(diverged),
-    }
-    for name in splits:
-        prefix = "final" if name == "train" else f"final_{name}"
-        final[f"final_{name}_loss"] = final_scores[f"{name}_loss"]
-        if classification:
-            accuracy = final_scores[f"{name}_accuracy"]
-            final[f"{prefix}_accuracy"] = accuracy
-            final[f"final_{name}_error"] = 1.0 - accuracy
-    return TrialFit(history=recorder.history, epochs_run=epochs_run, diverged=diverged, final=final)
+    def final_scores(self) -> dict[str, float]:
+        """The splits scored once more, under `TrialFit.final`'s names."""
+        scores, final = self.scores(), {}
+        for name in self.splits:
+            prefix = "final" if name == "train" else f"final_{name}"
+            final[f"final_{name}_loss"] = scores[f"{name}_loss"]
+            if self.classification:
+                final[f"{prefix}_accuracy"] = scores[f"{name}_accuracy"]
+                final[f"final_{name}_error"] = 1.0 - scores[f"{name}_accuracy"]
+        return final
 
 
 @contextlib.contextmanager

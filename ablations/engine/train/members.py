@@ -52,36 +52,9 @@ import tensorflow as tf
 from ablations.engine.execution.checkpoints import Segment, digest, next_segment
 from ablations.engine.spec import TrialLogger
 from ablations.engine.train.keras_fit import TrialFit
+from ablations.engine.train.optimizers import MemberOptimizer, PerMemberOptimizer, along_members
 from models.stacked import StackedMLP
 from models.stacked_cnn import StackedCNN
-
-KINDS = ("sgd", "rmsprop", "adam")
-"""The optimizers a member may use, with Keras's defaults for everything but the learning rate and momentum."""
-
-_ADAM = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
-_RMSPROP = {"rho": 0.9, "epsilon": 1e-7}
-
-
-@dataclass(frozen=True)
-class MemberOptimizer:
-    """One member's optimizer: the update of ``keras.optimizers.{SGD, RMSprop, Adam}(learning_rate)``.
-
-    Args:
-        kind: One of `KINDS`.
-        learning_rate: Its learning rate.
-        momentum: SGD's momentum (Keras's, not Nesterov's); 0 for plain SGD.
-    """
-
-    kind: str
-    learning_rate: float
-    momentum: float = 0.0
-
-    def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"optimizer kind must be one of {', '.join(KINDS)}; received {self.kind!r}.")
-        if self.momentum and self.kind != "sgd":
-            raise ValueError(f"momentum is SGD's; received momentum={self.momentum} for {self.kind!r}.")
-
 
 @dataclass(frozen=True)
 class MemberStopping:
@@ -181,10 +154,11 @@ def fit_members(
     _check_arguments(members, per_member, splits, score_every, every_epoch)
     data = {name: _per_member(members, x, y, name, stack.example_shape) for name, (x, y) in splits.items()}
     n = int(data["train"][0].shape[1])
-    optimizer = _StackedOptimizer(stack.trainable_variables, optimizers)
+    optimizer = PerMemberOptimizer(stack.trainable_variables, optimizers)
     pack = _Pack(stack, data, optimizer, batch_size, np.arange(members), augmentations)
     loop = _Loop(stack, seeds, stopping, loggers)
-    segment = next_segment(lambda: _signature(stack, splits, epochs, batch_size, seeds, optimizers, stopping, score_every, every_epoch))
+    settings = [epochs, batch_size, list(seeds), [repr(o) for o in optimizers], [repr(s) for s in stopping], score_every, list(every_epoch)]
+    segment = next_segment(lambda: _signature(stack, splits, settings))
     saved = segment.load() if segment is not None else None
     if saved is None:
         loop.histories.record({"loss": np.full(members, math.nan), "accuracy": np.full(members, math.nan), **pack.scores()}, pack.ids, 0)
@@ -304,15 +278,14 @@ def _random_states(augmentations) -> list:
     return [v for layer in augmentations if layer is not None for v in layer.non_trainable_variables]
 
 
-def _signature(stack, splits, epochs, batch_size, seeds, optimizers, stopping, score_every, every_epoch) -> dict:
+def _signature(stack, splits, settings: list) -> dict:
     """What a `fit_members` checkpoint must match to be resumed: the net, the data and the training's settings."""
     return {
         "loop": "fit_members",
         "variables": [list(v.shape) for v in stack.trainable_variables],
         "data": {name: digest(x, y) for name, (x, y) in splits.items()},
         "initial": digest(*(keras.ops.convert_to_numpy(v) for v in stack.trainable_variables)),
-        "settings": [epochs, batch_size, list(seeds), [repr(o) for o in optimizers], [repr(s) for s in stopping], score_every,
-                     list(every_epoch)],
+        "settings": settings,
     }
 
 
@@ -344,7 +317,7 @@ class _Pack:
         augmentations: Per member of the original pack, its augmentation layer or None; None for none at all.
     """
 
-    def __init__(self, stack, data, optimizer: _StackedOptimizer | None, batch_size: int, ids: np.ndarray, augmentations):
+    def __init__(self, stack, data, optimizer: PerMemberOptimizer | None, batch_size: int, ids: np.ndarray, augmentations):
         self.stack, self.optimizer, self.batch_size, self.ids = stack, optimizer, batch_size, ids
         self.all_data, self.all_augmentations = data, augmentations
         self.augmentations = None if augmentations is None else [augmentations[i] for i in ids]
@@ -407,7 +380,7 @@ class _Pack:
 
     def _keep_best(self, improved: tf.Tensor) -> None:
         for saved, variable in zip(self.best, self.variables):
-            saved.assign(tf.where(_along_members(improved, variable), variable, saved))
+            saved.assign(tf.where(along_members(improved, variable), variable, saved))
 
     def train_epoch(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One epoch in the given per-member batch order: each member's running loss and accuracy."""
@@ -511,103 +484,9 @@ def _scores(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.reduce_mean(losses, axis=1), tf.reduce_mean(correct, axis=1)
 
 
-def _along_members(mask: tf.Tensor, variable: tf.Variable) -> tf.Tensor:
+def along_members(mask: tf.Tensor, variable: tf.Variable) -> tf.Tensor:
     """A ``(M,)`` mask shaped to broadcast over a stacked variable ``(M, ...)``."""
     return tf.reshape(mask, [-1] + [1] * (len(variable.shape) - 1))
-
-
-class _StackedOptimizer:
-    """Each member's own Keras update (SGD, RMSprop or Adam at its learning rate) on its slice of every variable.
-
-    The formulas are Keras's (``keras.optimizers``' ``update_step``). Where
-    every member shares one optimizer and learning rate, TensorFlow's fused
-    kernel applies it in one op per variable (``ResourceApplyAdam``, ...; they
-    round some constants in float32 where Keras rounds them in float64);
-    otherwise each kind present is computed elementwise and chosen per member.
-    """
-
-    def __init__(self, variables: Sequence[tf.Variable], optimizers: Sequence[MemberOptimizer], state: dict | None = None):
-        self.variables = list(variables)
-        self.optimizers = list(optimizers)
-        kinds = np.array([o.kind for o in optimizers])
-        self.kinds = [kind for kind in KINDS if (kinds == kind).any()]
-        self.fused = len(set(self.optimizers)) == 1
-        self.is_kind = {kind: tf.constant(kinds == kind) for kind in self.kinds}
-        self.learning_rate = tf.constant([o.learning_rate for o in optimizers], tf.float32)
-        self.momentum = tf.constant([o.momentum for o in optimizers], tf.float32)
-        state = state or {}
-        self.iterations = tf.Variable(state.get("iterations", 0), dtype=tf.int64, trainable=False)
-        # RMSprop's fused kernel also keeps a momentum slot; with momentum 0 it stays the last increment.
-        names = {"sgd": ["sgd_m"], "rmsprop": ["rmsprop_v", "rmsprop_mom"], "adam": ["adam_m", "adam_v"]}
-        self.slots = {
-            name: [tf.Variable(state[name][i] if name in state else tf.zeros_like(v), trainable=False) for i, v in enumerate(self.variables)]
-            for kind in self.kinds
-            for name in names[kind]
-        }
-
-    def subset(self, positions: np.ndarray, variables: Sequence[tf.Variable]) -> _StackedOptimizer:
-        """The optimizer of the members at ``positions``, now held in ``variables``, its state carried over."""
-        index = tf.constant(positions)
-        state = {name: [tf.gather(slot, index) for slot in slots] for name, slots in self.slots.items()}
-        state["iterations"] = int(self.iterations.numpy())
-        return _StackedOptimizer(variables, [self.optimizers[p] for p in positions], state)
-
-    def apply(self, gradients: Sequence[tf.Tensor]) -> None:
-        step = tf.cast(self.iterations + 1, tf.float32)
-        for index, (variable, gradient) in enumerate(zip(self.variables, gradients)):
-            if self.fused:
-                self._fused(index, variable, gradient)
-                continue
-            lr = _along_members(self.learning_rate, variable)
-            updated = None
-            for kind in self.kinds:
-                new = getattr(self, f"_{kind}")(index, variable, gradient, lr, step)
-                updated = new if updated is None else tf.where(_along_members(self.is_kind[kind], variable), new, updated)
-            variable.assign(updated)
-        self.iterations.assign_add(1)
-
-    def _fused(self, index: int, variable, gradient: tf.Tensor) -> None:
-        spec = self.optimizers[0]
-        lr = tf.constant(spec.learning_rate, tf.float32)
-        if spec.kind == "adam":
-            step = tf.cast(self.iterations + 1, tf.float32)
-            tf.raw_ops.ResourceApplyAdam(
-                var=variable.handle, m=self.slots["adam_m"][index].handle, v=self.slots["adam_v"][index].handle,
-                beta1_power=tf.pow(_ADAM["beta_1"], step), beta2_power=tf.pow(_ADAM["beta_2"], step), lr=lr,
-                beta1=_ADAM["beta_1"], beta2=_ADAM["beta_2"], epsilon=_ADAM["epsilon"], grad=gradient,
-            )
-        elif spec.kind == "rmsprop":
-            # With momentum 0 its moment is lr·g/√(ms+ε), subtracted: Keras's update.
-            tf.raw_ops.ResourceApplyRMSProp(
-                var=variable.handle, ms=self.slots["rmsprop_v"][index].handle, mom=self.slots["rmsprop_mom"][index].handle, lr=lr,
-                rho=_RMSPROP["rho"], momentum=0.0, epsilon=_RMSPROP["epsilon"], grad=gradient,
-            )
-        elif spec.momentum:
-            tf.raw_ops.ResourceApplyKerasMomentum(
-                var=variable.handle, accum=self.slots["sgd_m"][index].handle, lr=lr, grad=gradient, momentum=spec.momentum
-            )
-        else:
-            tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
-
-    def _sgd(self, index, variable, gradient, lr, step) -> tf.Tensor:
-        # Keras: m = m·μ − g·lr; w += m. With μ = 0 this is w + (−g·lr), bit for bit Keras's w − g·lr.
-        velocity = self.slots["sgd_m"][index]
-        velocity.assign(velocity * _along_members(self.momentum, variable) - gradient * lr)
-        return variable + velocity
-
-    def _rmsprop(self, index, variable, gradient, lr, step) -> tf.Tensor:
-        rho, epsilon = _RMSPROP["rho"], _RMSPROP["epsilon"]
-        velocity = self.slots["rmsprop_v"][index]
-        velocity.assign(rho * velocity + (1 - rho) * tf.square(gradient))
-        return variable - (lr * gradient) / tf.sqrt(velocity + epsilon)
-
-    def _adam(self, index, variable, gradient, lr, step) -> tf.Tensor:
-        beta_1, beta_2, epsilon = _ADAM["beta_1"], _ADAM["beta_2"], _ADAM["epsilon"]
-        m, v = self.slots["adam_m"][index], self.slots["adam_v"][index]
-        alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
-        m.assign_add((gradient - m) * (1 - beta_1))
-        v.assign_add((tf.square(gradient) - v) * (1 - beta_2))
-        return variable - (m * alpha) / (tf.sqrt(v) + epsilon)
 
 
 class _Stoppers:

@@ -26,8 +26,8 @@ Example:
 
 >>> stack = StackedMLP(40, 10, depth=3, width=32, activations=["relu", "tanh"],
 ...                    initializers=["he_normal"] * 2, seed=0)
->>> fit = fit_stack(stack, x_train, y_train, epochs=5, learning_rate=1e-3, batch_size=100,
-...                 validation_data=(x_val, y_val), probe_size=256)
+>>> fit = fit_stack(stack, x_train, y_train, training=StackTraining(epochs=5, learning_rate=1e-3, batch_size=100),
+...                 recording=StackRecording(validation_data=(x_val, y_val), probe_size=256))
 >>> fit.histories[1]["val_accuracy"][-1]
 """
 
@@ -43,20 +43,9 @@ import tensorflow as tf
 from ablations.engine.device import jit_enabled
 from ablations.engine.execution.checkpoints import digest, next_segment
 from ablations.engine.spec import TrialLogger
+from ablations.engine.train.optimizers import OPTIMIZERS, stack_optimizer
 from callbacks.statistics import SATURATION_THRESHOLD, dead_fraction, saturated_fraction
 from models.stacked import StackedMLP
-
-OPTIMIZERS = ("adam", "fused_adam")
-"""`fit_stack`'s optimizers: Keras's Adam, or the same update as one fused kernel per variable.
-
-Both follow Keras's Adam (its defaults, its formula), but they round
-differently in the last bits (Keras rounds 1 - β₁ from float64, the kernel
-computes it in float32), so an ablation keeps the one its numbers were made
-with: the activation packs (`train_pack`) the fused kernel, the penalty
-ablations Keras's Adam, the default. ``make bench`` times the two in this loop,
-mini-batch and full batch; the fused kernel is the faster one.
-"""
-
 
 @dataclass(frozen=True)
 class StackedFit:
@@ -69,25 +58,83 @@ class StackedFit:
     histories: list[dict[str, list[float]]]
 
 
+@dataclass(frozen=True)
+class StackTraining:
+    """How `fit_stack` trains: its regime, its optimizer and its batch order.
+
+    Args:
+        epochs: Passes over the training data (with the full batch: steps).
+        learning_rate: Adam's learning rate (Keras's other Adam defaults).
+        batch_size: Examples per step (the last batch of an epoch may be
+            smaller); None trains on the full batch, one step per epoch.
+        seed: Seeds the per-epoch shuffle of the mini-batches, so members
+            trained in different stacks with the same seed see the same batches:
+            one for every member, or one per member (each member then takes its
+            seed's order; members of one seed share it).
+        shuffle: Reshuffle the training data every epoch (as `Model.fit` does).
+        optimizer: One of `optimizers.OPTIMIZERS`. Defaults to "adam", Keras's Adam.
+        jit_compile: Compile the training step with XLA; None follows
+            ``ablate run --jit`` (`device.jit_enabled`). XLA fuses and
+            reorders the float32 arithmetic, so the numbers agree with the
+            plain step to rounding, not bit for bit: weights within rtol 1e-4
+            after 4 epochs (measured: at most half of that), final training
+            losses within about 1e-7 relative; over 20 epochs of a depth-10
+            stack the training losses drift to about 2e-5 relative. On a CPU
+            it is no faster (compiling costs more than it saves).
+    """
+
+    epochs: int
+    learning_rate: float
+    batch_size: int | None = None
+    seed: int | Sequence[int] = 0
+    shuffle: bool = True
+    optimizer: str = "adam"
+    jit_compile: bool | None = None
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; received {self.optimizer!r}.")
+
+    @property
+    def full_batch(self) -> bool:
+        return self.batch_size is None
+
+
+@dataclass(frozen=True)
+class StackRecording:
+    """What `fit_stack` records, how often, and to whom.
+
+    Args:
+        validation_data: ``(x_val, y_val)``: ``val_loss`` (mean cross-entropy)
+            and ``val_accuracy`` at every recorded epoch.
+        probe_size: The first ``probe_size`` training examples form a fixed
+            probe batch for gradient norms (of the mean cross-entropy) of the
+            kernels and of the pre-activations, and unit statistics; 0 records none.
+        saturation_threshold: See `callbacks.statistics.saturated_fraction`.
+        record_every: Record at step 0, every this many epochs and after the
+            last; 0 records nothing.
+        loggers: One ``log(metrics, step)`` per member, given its metrics at
+            every recorded step.
+        record: Called with the step after the loggers, for what the caller
+            reads from the stack itself (`member_statistics`).
+    """
+
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None
+    probe_size: int = 0
+    saturation_threshold: float = SATURATION_THRESHOLD
+    record_every: int = 1
+    loggers: Sequence[TrialLogger] | None = None
+    record: Callable[[int], None] | None = None
+
+
 def fit_stack(
     stack: StackedMLP,
     x: np.ndarray,
     y: np.ndarray,
     example_weights: np.ndarray | None = None,
     *,
-    epochs: int,
-    learning_rate: float,
-    batch_size: int | None = None,
-    seed: int | Sequence[int] = 0,
-    shuffle: bool = True,
-    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-    probe_size: int = 0,
-    saturation_threshold: float = SATURATION_THRESHOLD,
-    optimizer: str = "adam",
-    record_every: int = 1,
-    loggers: Sequence[TrialLogger] | None = None,
-    record: Callable[[int], None] | None = None,
-    jit_compile: bool | None = None,
+    training: StackTraining,
+    recording: StackRecording = StackRecording(),
 ) -> StackedFit:
     """Trains every member of ``stack`` with Adam on the same examples.
 
@@ -100,8 +147,8 @@ def fit_stack(
     Inside a pack's `execution.checkpoints.checkpointing` block (the runner
     opens one around each pack) it saves its state at epoch ends every so
     often and, run again after a stop, continues from the newest checkpoint,
-    replaying the logged steps to ``loggers``, to the same numbers bit for bit
-    on a CPU. Not with ``record``, whose reads of the stack cannot be replayed.
+    replaying the logged steps to the loggers, to the same numbers bit for bit
+    on a CPU. Not with ``recording.record``, whose reads of the stack cannot be replayed.
 
     Args:
         stack: The members (trained in place).
@@ -109,58 +156,61 @@ def fit_stack(
         y: ``(n,)`` integer labels.
         example_weights: ``(M, n)`` non-negative, each row with a positive
             sum; full batch only. Defaults to every example weighing the same.
-        epochs: Passes over the training data (with the full batch: steps).
-        learning_rate: Adam's learning rate (Keras's other Adam defaults).
-        batch_size: Examples per step (the last batch of an epoch may be
-            smaller); None trains on the full batch, one step per epoch.
-        seed: Seeds the per-epoch shuffle of the mini-batches, so members
-            trained in different stacks with the same seed see the same batches:
-            one for every member, or one per member (each member then takes its
-            seed's order; members of one seed share it).
-        shuffle: Reshuffle the training data every epoch (as `Model.fit` does).
-        validation_data: ``(x_val, y_val)``: ``val_loss`` (mean cross-entropy)
-            and ``val_accuracy`` at every recorded epoch.
-        probe_size: The first ``probe_size`` training examples form a fixed
-            probe batch for gradient norms (of the mean cross-entropy) of the
-            kernels and of the pre-activations, and unit statistics; 0 records none.
-        saturation_threshold: See `callbacks.statistics.saturated_fraction`.
-        optimizer: One of `OPTIMIZERS`. Defaults to "adam", Keras's Adam.
-        record_every: Record at step 0, every this many epochs and after the
-            last; 0 records nothing.
-        loggers: One ``log(metrics, step)`` per member, given its metrics at
-            every recorded step.
-        record: Called with the step after the loggers, for what the caller
-            reads from the stack itself (`member_statistics`).
-        jit_compile: Compile the training step with XLA; None follows
-            ``ablate run --jit`` (`device.jit_enabled`). XLA fuses and
-            reorders the float32 arithmetic, so the numbers agree with the
-            plain step to rounding, not bit for bit: weights within rtol 1e-4
-            after 4 epochs (measured: at most half of that), final training
-            losses within about 1e-7 relative; over 20 epochs of a depth-10
-            stack the training losses drift to about 2e-5 relative. On a CPU
-            it is no faster (compiling costs more than it saves).
+        training: Epochs, learning rate, regime (mini-batch or full batch), optimizer, shuffles.
+        recording: What is recorded and logged (validation, probe statistics).
 
     Returns:
         The members' histories.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; received {optimizer!r}.")
-    if loggers is not None and len(loggers) != stack.members:
-        raise ValueError(f"loggers needs one logger per member ({stack.members}); received {len(loggers)}.")
-    if batch_size is not None and example_weights is not None:
+    if recording.loggers is not None and len(recording.loggers) != stack.members:
+        raise ValueError(f"loggers needs one logger per member ({stack.members}); received {len(recording.loggers)}.")
+    if not training.full_batch and example_weights is not None:
         raise ValueError("example_weights needs full-batch training (batch_size=None).")
-    if jit_compile is None:
-        jit_compile = jit_enabled()
-    x_all = tf.constant(x, tf.float32)
-    y_all = tf.constant(y, tf.int64)
-    n = int(x_all.shape[0])
     variables = stack.trainable_variables
-    updater = _optimizer(optimizer, variables, learning_rate)
-    apply_gradients = updater.apply
+    updater = stack_optimizer(training.optimizer, variables, training.learning_rate)
+    x_all, y_all = tf.constant(x, tf.float32), tf.constant(y, tf.int64)
+    train_epoch, shuffles = _epoch_function(stack, x_all, y_all, example_weights, training, updater.apply)
+    measure = _Measures(stack, x_all, y_all, recording.validation_data, recording.probe_size, recording.saturation_threshold)
+    histories: list[dict[str, list[float]]] = [{} for _ in range(stack.members)]
+    # A caller's `record` reads the stack at each step, which a checkpoint cannot replay: no checkpoints then.
+    segment = None if recording.record is not None else next_segment(lambda: _signature(stack, x, y, example_weights, training, recording))
+    recorded: list[tuple[int, dict[str, list[float]]]] = []  # what a checkpoint replays; kept only when checkpointing
 
-    shuffles = None
-    if batch_size is None:
-        x_members, y_members, w_members = _member_examples(stack.members, x, y, example_weights)
+    def add_step(step: int, values: dict[str, np.ndarray]) -> None:
+        if segment is not None:
+            recorded.append((step, {name: np.asarray(column, np.float64).tolist() for name, column in values.items()}))
+        for m in range(stack.members):
+            row = {name: float(column[m]) for name, column in values.items()}
+            for key, value in row.items():
+                histories[m].setdefault(key, []).append(value)
+            if recording.loggers is not None and row:
+                recording.loggers[m](row, step)
+
+    def record_step(step: int, values: dict[str, np.ndarray]) -> None:
+        add_step(step, {**values, **measure.validation(step), **measure.probe()})
+        if recording.record is not None:
+            recording.record(step)
+
+    checkpoint = _Checkpoint(segment, [*variables, *updater.state], shuffles)
+    start, epochs, every = checkpoint.restore(add_step), training.epochs, recording.record_every
+    if start == 0 and every:
+        record_step(0, {})
+    for epoch in range(start + 1, epochs + 1):
+        loss, accuracy = train_epoch()
+        if every and (epoch % every == 0 or epoch == epochs):
+            record_step(epoch, {"loss": loss.numpy(), "accuracy": accuracy.numpy()})
+        checkpoint.save_if_due(epoch, epochs, recorded)
+    return StackedFit(histories=histories)
+
+
+def _epoch_function(
+    stack: StackedMLP, x_all: tf.Tensor, y_all: tf.Tensor, example_weights: np.ndarray | None, training: StackTraining, apply_gradients: Callable
+) -> tuple[Callable[[], tuple[tf.Tensor, tf.Tensor]], _Shuffles | None]:
+    """One epoch of ``training``'s regime, returning each member's objective and accuracy; and its shuffles (None full batch)."""
+    jit_compile = jit_enabled() if training.jit_compile is None else training.jit_compile
+    variables = stack.trainable_variables
+    if training.full_batch:
+        x_members, y_members, w_members = _member_examples(stack.members, x_all.numpy(), y_all.numpy(), example_weights)
 
         # No Python control flow depends on tensors here: skipping AutoGraph's
         # conversion saves seconds of tracing.
@@ -175,79 +225,42 @@ def fit_stack(
             apply_gradients(tape.gradient(total, variables))
             return objective, tf.reduce_sum(w_members * correct, axis=1)
 
-        train_epoch = full_batch_step
+        return full_batch_step, None
 
-    else:
-        steps = -(-n // batch_size)
+    n, batch_size = int(x_all.shape[0]), training.batch_size
+    steps = -(-n // batch_size)
 
-        def minibatch_step(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            with tf.GradientTape() as tape:
-                losses, correct = _cross_entropy(stack.logits(xb), yb)
-                losses, accuracy = tf.reduce_mean(losses, axis=1), tf.reduce_mean(correct, axis=1)
-                if stack.penalized:
-                    losses = losses + stack.penalties()
-                # Members share no weight, so each one's gradient is its own.
-                total = tf.reduce_sum(losses)
-            apply_gradients(tape.gradient(total, variables))
-            return losses, accuracy
+    def minibatch_step(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            losses, correct = _cross_entropy(stack.logits(xb), yb)
+            losses, accuracy = tf.reduce_mean(losses, axis=1), tf.reduce_mean(correct, axis=1)
+            if stack.penalized:
+                losses = losses + stack.penalties()
+            # Members share no weight, so each one's gradient is its own.
+            total = tf.reduce_sum(losses)
+        apply_gradients(tape.gradient(total, variables))
+        return losses, accuracy
 
-        # XLA compiles the step, not the epoch: inside a compiled loop a slice
-        # keeps a static size, so a ragged last batch would be padded with
-        # examples of the one before. A step compiles once per batch shape.
-        train_step = tf.function(minibatch_step, jit_compile=True) if jit_compile else minibatch_step
+    # XLA compiles the step, not the epoch: inside a compiled loop a slice
+    # keeps a static size, so a ragged last batch would be padded with
+    # examples of the one before. A step compiles once per batch shape.
+    train_step = tf.function(minibatch_step, jit_compile=True) if jit_compile else minibatch_step
 
-        @tf.function
-        def minibatch_epoch(order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            # order: (n,) shared by the members, or (M, n), one per member: its batches then gather (M, batch, ...).
-            loss_sum = tf.zeros([stack.members])
-            correct_sum = tf.zeros([stack.members])
-            for step in tf.range(steps):
-                index = order[..., step * batch_size : (step + 1) * batch_size]
-                losses, accuracy = train_step(tf.gather(x_all, index), tf.gather(y_all, index))
-                size = tf.cast(tf.shape(index)[-1], tf.float32)
-                loss_sum += losses * size
-                correct_sum += accuracy * size
-            return loss_sum / n, correct_sum / n
+    @tf.function
+    def minibatch_epoch(order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        # order: (n,) shared by the members, or (M, n), one per member: its batches then gather (M, batch, ...).
+        loss_sum = tf.zeros([stack.members])
+        correct_sum = tf.zeros([stack.members])
+        for step in tf.range(steps):
+            index = order[..., step * batch_size : (step + 1) * batch_size]
+            losses, accuracy = train_step(tf.gather(x_all, index), tf.gather(y_all, index))
+            size = tf.cast(tf.shape(index)[-1], tf.float32)
+            loss_sum += losses * size
+            correct_sum += accuracy * size
+        return loss_sum / n, correct_sum / n
 
-        shuffles = _Shuffles(seed, stack.members, n, shuffle)
-
-        def train_epoch() -> tuple[tf.Tensor, tf.Tensor]:
-            return minibatch_epoch(tf.constant(shuffles.next_order()))
-
-    measure = _Measures(stack, x_all, y_all, validation_data, probe_size, saturation_threshold)
-    histories: list[dict[str, list[float]]] = [{} for _ in range(stack.members)]
-    # A caller's `record` reads the stack at each step, which a checkpoint cannot replay: no checkpoints then.
-    segment = None if record is not None else next_segment(
-        lambda: _signature(stack, x, y, example_weights, validation_data, epochs, learning_rate, batch_size, seed, shuffle,
-                           probe_size, optimizer, record_every)
-    )
-    recorded: list[tuple[int, dict[str, list[float]]]] = []  # what a checkpoint replays; kept only when checkpointing
-
-    def add_step(step: int, values: dict[str, np.ndarray]) -> None:
-        if segment is not None:
-            recorded.append((step, {name: np.asarray(column, np.float64).tolist() for name, column in values.items()}))
-        for m in range(stack.members):
-            row = {name: float(column[m]) for name, column in values.items()}
-            for key, value in row.items():
-                histories[m].setdefault(key, []).append(value)
-            if loggers is not None and row:
-                loggers[m](row, step)
-
-    def record_step(step: int, values: dict[str, np.ndarray]) -> None:
-        add_step(step, {**values, **measure.validation(step), **measure.probe()})
-        if record is not None:
-            record(step)
-
-    checkpoint = _Checkpoint(segment, [*variables, *updater.state], shuffles)
-    start = checkpoint.restore(add_step)
-    if start == 0 and record_every:
-        record_step(0, {})
-    for epoch in range(start + 1, epochs + 1):
-        loss, accuracy = train_epoch()
-        if record_every and (epoch % record_every == 0 or epoch == epochs):
-            record_step(epoch, {"loss": loss.numpy(), "accuracy": accuracy.numpy()})
-        checkpoint.save_if_due(epoch, epochs, recorded)
-    return StackedFit(histories=histories)
+    shuffles = _Shuffles(training.seed, stack.members, n, training.shuffle)
+    return lambda: minibatch_epoch(tf.constant(shuffles.next_order())), shuffles
 
 
 class _Shuffles:
@@ -312,69 +325,11 @@ class _Checkpoint:
         self.segment.save(epoch, epochs, {"shuffles": shuffles, "recorded": recorded}, arrays)
 
 
-class _FusedAdam:
-    """Keras's Adam (same defaults and update) as one fused kernel per variable.
-
-    A deep stack has dozens of variables; Keras's Adam builds several ops per
-    variable per step, which dominates tracing and running a small model's
-    step. ``ResourceApplyAdam`` computes the same update,
-    m = β1 m + (1-β1) g, v = β2 v + (1-β2) g², w -= lr √(1-β2^t)/(1-β1^t) m / (√v + ε),
-    in one op (``tests/engine/train/test_stacked.py`` checks it against ``Model.fit``).
-    """
-
-    def __init__(self, variables, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
-        self.variables = list(variables)
-        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
-        self.moments = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
-        self.velocities = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
-        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
-
-    @property
-    def state(self) -> list[tf.Variable]:
-        """Its state: moments, velocities and step."""
-        return [*self.moments, *self.velocities, self.iterations]
-
-    def apply(self, gradients) -> None:
-        step = tf.cast(self.iterations + 1, tf.float32)
-        beta_1_power, beta_2_power = tf.pow(self.beta_1, step), tf.pow(self.beta_2, step)
-        for variable, m, v, gradient in zip(self.variables, self.moments, self.velocities, gradients):
-            tf.raw_ops.ResourceApplyAdam(
-                var=variable.handle,
-                m=m.handle,
-                v=v.handle,
-                beta1_power=beta_1_power,
-                beta2_power=beta_2_power,
-                lr=self.learning_rate,
-                beta1=self.beta_1,
-                beta2=self.beta_2,
-                epsilon=self.epsilon,
-                grad=gradient,
-            )
-        self.iterations.assign_add(1)
-
-
-class _KerasAdam:
-    """Keras's Adam on ``variables``, with the `_FusedAdam` interface: ``apply(gradients)`` and its ``state``."""
-
-    def __init__(self, variables, learning_rate: float):
-        self.targets = list(variables)
-        self.optimizer = keras.optimizers.Adam(learning_rate)
-        # The optimizer's slots are made here, outside the traced step.
-        self.optimizer.build(self.targets)
-        self.state = list(self.optimizer.variables)
-
-    def apply(self, gradients) -> None:
-        self.optimizer.apply_gradients(zip(gradients, self.targets))
-
-
-def _optimizer(name: str, variables, learning_rate: float) -> _FusedAdam | _KerasAdam:
-    """Optimizer ``name`` for ``variables``: ``apply(gradients)``, and its variables in ``state``."""
-    return _FusedAdam(variables, learning_rate) if name == "fused_adam" else _KerasAdam(variables, learning_rate)
-
-
-def _signature(stack, x, y, example_weights, validation_data, *settings) -> dict:
+def _signature(stack, x, y, example_weights, training: StackTraining, recording: StackRecording) -> dict:
     """What a `fit_stack` checkpoint must match to be resumed: the net, the data and the training's settings."""
-    arrays = [x, y] + ([] if example_weights is None else [example_weights]) + list(validation_data or ())
+    arrays = [x, y] + ([] if example_weights is None else [example_weights]) + list(recording.validation_data or ())
+    t = training
+    settings = [t.epochs, t.learning_rate, t.batch_size, t.seed, t.shuffle, recording.probe_size, t.optimizer, recording.record_every]
     return {
         "loop": "fit_stack",
         "variables": [list(v.shape) for v in stack.trainable_variables],
@@ -580,14 +535,16 @@ def train_pack(configs: list[dict], loggers: list, x_train, y_train, x_val, y_va
         stack,
         x_train,
         y_train,
-        epochs=first["epochs"],
-        learning_rate=first["learning_rate"],
-        batch_size=first["batch_size"],
-        seed=[configs[i]["seed"] for i in order],
-        validation_data=(x_val, y_val),
-        probe_size=first.get("probe_size", 256),
-        optimizer="fused_adam",
-        loggers=[loggers[trial] for trial in order],
+        training=StackTraining(
+            epochs=first["epochs"],
+            learning_rate=first["learning_rate"],
+            batch_size=first["batch_size"],
+            seed=[configs[i]["seed"] for i in order],
+            optimizer="fused_adam",
+        ),
+        recording=StackRecording(
+            validation_data=(x_val, y_val), probe_size=first.get("probe_size", 256), loggers=[loggers[trial] for trial in order]
+        ),
     )
     members = [member_of[i] for i in range(len(configs))]
     return PackRun(stack, members, [fit.histories[m] for m in members])

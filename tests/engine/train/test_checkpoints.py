@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ablations.engine.execution.checkpoints import EVERY_ENV, PackCheckpoints, checkpoint_every, checkpointing, pack_folder
-from ablations.engine.train import fit_stack
+from ablations.engine.train import StackRecording, StackTraining, fit_stack
 from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members
 from models.augmentation import AugmentationStrength, scaled_augmentation
 from models.stacked import StackedMLP
@@ -127,15 +127,20 @@ def test_fit_stack_resumes_mini_batch_and_full_batch_training(classification, tm
 
     def mini_batch(loggers):
         stack = StackedMLP(6, 3, depth=3, width=8, activations=["relu", "tanh", "sigmoid", "relu"], initializers=["he_normal"] * 4, seed=1)
-        fit = fit_stack(stack, x, y, epochs=6, learning_rate=1e-2, batch_size=16, seed=[0, 1, 1, 2], validation_data=(x_val, y_val),
-                        probe_size=16, optimizer="fused_adam", loggers=loggers)
+        fit = fit_stack(
+            stack,
+            x,
+            y,
+            training=StackTraining(epochs=6, learning_rate=1e-2, batch_size=16, seed=[0, 1, 1, 2], optimizer="fused_adam"),
+            recording=StackRecording(validation_data=(x_val, y_val), probe_size=16, loggers=loggers),
+        )
         return fit.histories, [np.copy(w) for w in stack.trainable_variables]
 
     def full_batch(loggers):
         stack = StackedMLP(6, 3, depth=1, width=8, activations=["relu"] * 4, initializers=["he_normal"] * 4, seed=2,
                            l2=[0.0, 1e-3, 1e-2, 1e-1])
         weights = np.random.default_rng(0).integers(0, 2, (4, 50)).astype("float32") + 0.5
-        fit = fit_stack(stack, x, y, weights, epochs=8, learning_rate=1e-2, loggers=loggers)
+        fit = fit_stack(stack, x, y, weights, training=StackTraining(epochs=8, learning_rate=1e-2), recording=StackRecording(loggers=loggers))
         return fit.histories, [np.copy(w) for w in stack.trainable_variables]
 
     for train, crash_at, epochs in ((mini_batch, 4, 6), (full_batch, 5, 8)):
@@ -178,12 +183,13 @@ def test_no_checkpoint_outside_a_pack_or_with_a_callers_record(classification, t
     x, y = classification(n=20)
     stack = StackedMLP(6, 3, depth=1, width=4, activations=["relu"], initializers=["he_normal"], seed=0)
     with checkpointing(PackCheckpoints(tmp_path, 0.0)):
-        fit_stack(stack, x, y, epochs=3, learning_rate=1e-2, record=lambda step: None)  # record reads the stack: not replayable
+        # record reads the stack: not replayable
+        fit_stack(stack, x, y, training=StackTraining(epochs=3, learning_rate=1e-2), recording=StackRecording(record=lambda step: None))
     assert not list(tmp_path.iterdir())
-    fit_stack(stack, x, y, epochs=3, learning_rate=1e-2)  # no pack: nothing written anywhere
+    fit_stack(stack, x, y, training=StackTraining(epochs=3, learning_rate=1e-2))  # no pack: nothing written anywhere
     with checkpointing(PackCheckpoints(tmp_path, 0.0)) as pack:
-        fit_stack(stack, x, y, epochs=3, learning_rate=1e-2)
-        fit_stack(stack, x, y, epochs=3, learning_rate=1e-2)
+        fit_stack(stack, x, y, training=StackTraining(epochs=3, learning_rate=1e-2))
+        fit_stack(stack, x, y, training=StackTraining(epochs=3, learning_rate=1e-2))
     # One file per loop the pack ran, in call order; none after the last epoch (the pack is done then).
     assert sorted(p.name for p in tmp_path.iterdir()) == ["segment-0.npz", "segment-1.npz"]
     assert not list(tmp_path.glob(".*partial"))

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from ablations.engine.train import fit_trial
+from ablations.engine.train import TrialTraining, fit_trial
 from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members
 from models.augmentation import AugmentationStrength, scaled_augmentation
 from models.cnn import build_cnn
@@ -34,8 +34,18 @@ def alone(model, splits, member, *, epochs, batch_size, seed, optimizer, stoppin
         mode = "max" if stopping.maximize else "min"
         callbacks = [keras.callbacks.EarlyStopping(monitor=stopping.monitor, mode=mode, patience=stopping.patience, restore_best_weights=True)]
     fit = fit_trial(
-        model, x, y, x_val, y_val, epochs=epochs, batch_size=batch_size, seed=seed, optimizer=keras_optimizer(optimizer),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), callbacks=callbacks, extra_eval=extra,
+        model,
+        (x, y),
+        (x_val, y_val),
+        training=TrialTraining(
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            optimizer=keras_optimizer(optimizer),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        ),
+        callbacks=callbacks,
+        extra_eval=extra,
     )
     return fit, (callbacks[0].best_epoch + 1 if callbacks else None)
 
@@ -188,8 +198,18 @@ def test_each_cnn_member_trains_on_its_own_augmented_batches_as_build_cnn_alone(
         if m == 0:  # the stack starts from build_cnn's weights
             for expected, actual in zip(_cnn_layers(model, 2), StackedCNN(example, 3, seeds=seeds, **options).member_weights(0)):
                 np.testing.assert_array_equal(actual, expected)
-        fit = fit_trial(model, x[m], y[m], x_val, y_val, epochs=2, batch_size=8, seed=m, optimizer=keras.optimizers.Adam(1e-2),
-                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        fit = fit_trial(
+            model,
+            (x[m], y[m]),
+            (x_val, y_val),
+            training=TrialTraining(
+                epochs=2,
+                batch_size=8,
+                seed=m,
+                optimizer=keras.optimizers.Adam(1e-2),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            ),
+        )
         for expected, actual in zip(_cnn_layers(model, 2), stack.member_weights(m)):
             np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(fits.trials[m].history["loss"], fit.history["loss"], rtol=1e-4, equal_nan=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ablations.engine.train import OPTIMIZERS, fit_stack, member_statistics, train_pack
+from ablations.engine.train import OPTIMIZERS, StackRecording, StackTraining, fit_stack, member_statistics, train_pack
 from models.stacked import StackedMLP
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "prelu"]
@@ -31,7 +31,7 @@ def test_training_equals_separate_keras_fits(classification, optimizer):
     x, y = classification(n=40)
     stack = StackedMLP(6, 3, depth=2, width=8, activations=ACTIVATIONS, initializers=["glorot_uniform"] * 4, seed=2)
     separate = [stack.member_model(m) for m in range(4)]  # copies of the initial weights
-    fit_stack(stack, x, y, epochs=3, batch_size=8, learning_rate=1e-2, shuffle=False, optimizer=optimizer)
+    fit_stack(stack, x, y, training=StackTraining(epochs=3, learning_rate=1e-2, batch_size=8, shuffle=False, optimizer=optimizer))
     assert_members_match(stack, [keras_fit(m, x, y, epochs=3, batch_size=8, learning_rate=1e-2) for m in separate])
 
 
@@ -45,7 +45,7 @@ def test_penalties_and_widths_train_as_separate_keras_fits(classification, optim
     )
     separate = [stack.member_model(m) for m in range(3)]
     assert [len(model.losses) for model in separate] == [3, 3, 0]
-    fit_stack(stack, x, y, epochs=3, batch_size=8, learning_rate=1e-2, shuffle=False, optimizer=optimizer)
+    fit_stack(stack, x, y, training=StackTraining(epochs=3, learning_rate=1e-2, batch_size=8, shuffle=False, optimizer=optimizer))
     assert_members_match(stack, [keras_fit(m, x, y, epochs=3, batch_size=8, learning_rate=1e-2) for m in separate])
     # The padding of the narrow members never moves off zero.
     kernels = [keras.ops.convert_to_numpy(k) for k in stack.kernels]
@@ -60,7 +60,7 @@ def test_example_weights_train_each_member_on_its_own_examples(classification):
     weights = np.ones((2, 30), np.float32)
     weights[0, :10] = 0.0
     weights[1, 20:] = 0.0
-    result = fit_stack(stack, x, y, weights, epochs=4, learning_rate=0.05, record_every=2)
+    result = fit_stack(stack, x, y, weights, training=StackTraining(epochs=4, learning_rate=0.05), recording=StackRecording(record_every=2))
     for model, row in zip(separate, weights):
         own = row > 0
         keras_fit(model, x[own], y[own], epochs=4, batch_size=int(own.sum()), learning_rate=0.05)
@@ -73,22 +73,28 @@ def test_members_of_several_seeds_in_one_stack_train_as_in_a_stack_per_seed(clas
     """Per-member seeds: initial weights and batch order follow each member's seed, as if each seed had its own stack."""
     x, y = classification(n=40)
     together = StackedMLP(6, 3, depth=2, width=8, activations=["relu", "relu", "tanh"], initializers=["he_normal"] * 3, seed=[0, 1, 1])
-    fit_stack(together, x, y, epochs=3, batch_size=8, learning_rate=1e-2, seed=[0, 1, 1], optimizer="fused_adam")
+    fit_stack(together, x, y, training=StackTraining(epochs=3, learning_rate=1e-2, batch_size=8, seed=[0, 1, 1], optimizer="fused_adam"))
     for seed, members in ((0, [0]), (1, [1, 2])):
         alone = StackedMLP(6, 3, depth=2, width=8, activations=["relu", "relu", "tanh"][members[0] : members[-1] + 1],
                            initializers=["he_normal"] * len(members), seed=seed)
-        fit_stack(alone, x, y, epochs=3, batch_size=8, learning_rate=1e-2, seed=seed, optimizer="fused_adam")
+        fit_stack(alone, x, y, training=StackTraining(epochs=3, learning_rate=1e-2, batch_size=8, seed=seed, optimizer="fused_adam"))
         for own, member in enumerate(members):
             for ours, its in zip(together.member_weights(member), alone.member_weights(own)):
                 np.testing.assert_allclose(ours, its, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="one per member"):
-        fit_stack(together, x, y, epochs=1, batch_size=8, learning_rate=1e-2, seed=[0, 1])
+        fit_stack(together, x, y, training=StackTraining(epochs=1, learning_rate=1e-2, batch_size=8, seed=[0, 1]))
 
 
 def test_probe_statistics_match_gradient_tape_per_member(classification):
     x, y = classification(n=32)
     stack = StackedMLP(6, 3, depth=2, width=8, activations=["relu", "sigmoid"], initializers=["he_normal"] * 2, seed=4)
-    result = fit_stack(stack, x, y, epochs=1, batch_size=32, learning_rate=0.0, validation_data=(x, y), probe_size=32)
+    result = fit_stack(
+        stack,
+        x,
+        y,
+        training=StackTraining(epochs=1, learning_rate=0.0, batch_size=32),
+        recording=StackRecording(validation_data=(x, y), probe_size=32),
+    )
     for member in range(2):
         model = stack.member_model(member)
         with tf.GradientTape() as tape:
@@ -119,8 +125,8 @@ def test_unit_statistics_count_only_a_members_own_units(classification):
     x, y = classification(n=32)
     wide = StackedMLP(6, 3, depth=1, width=8, activations=["relu"], initializers=["he_normal"], seed=5)
     mixed = StackedMLP(6, 3, depth=1, width=[8, 2], activations=["relu", "relu"], initializers=["he_normal"] * 2, seed=5)
-    alone = fit_stack(wide, x, y, epochs=1, batch_size=32, learning_rate=0.0, probe_size=32).histories[0]
-    together = fit_stack(mixed, x, y, epochs=1, batch_size=32, learning_rate=0.0, probe_size=32).histories[0]
+    alone = fit_stack(wide, x, y, training=StackTraining(epochs=1, learning_rate=0.0, batch_size=32), recording=StackRecording(probe_size=32)).histories[0]
+    together = fit_stack(mixed, x, y, training=StackTraining(epochs=1, learning_rate=0.0, batch_size=32), recording=StackRecording(probe_size=32)).histories[0]
     for key in ("dead_fraction/act_0", "saturated_fraction/act_0", "grad_norm/dense_0"):
         assert together[key] == pytest.approx(alone[key], rel=1e-6)
 
@@ -159,13 +165,13 @@ def test_bad_arguments_are_rejected(classification):
     x, y = classification(n=8)
     stack = StackedMLP(6, 3, depth=1, width=4, activations=["relu"], initializers=["he_normal"])
     with pytest.raises(ValueError, match="optimizer must be one of adam, fused_adam; received 'sgd'"):
-        fit_stack(stack, x, y, epochs=1, learning_rate=0.1, optimizer="sgd")
+        fit_stack(stack, x, y, training=StackTraining(epochs=1, learning_rate=0.1, optimizer="sgd"))
     with pytest.raises(ValueError, match="example_weights needs full-batch training"):
-        fit_stack(stack, x, y, np.ones((1, 8)), epochs=1, learning_rate=0.1, batch_size=4)
+        fit_stack(stack, x, y, np.ones((1, 8)), training=StackTraining(epochs=1, learning_rate=0.1, batch_size=4))
     with pytest.raises(ValueError, match=r"shape \(1, 8\).*received shape \(2, 8\)"):
-        fit_stack(stack, x, y, np.ones((2, 8)), epochs=1, learning_rate=0.1)
+        fit_stack(stack, x, y, np.ones((2, 8)), training=StackTraining(epochs=1, learning_rate=0.1))
     with pytest.raises(ValueError, match="one logger per member"):
-        fit_stack(stack, x, y, epochs=1, learning_rate=0.1, loggers=[print, print])
+        fit_stack(stack, x, y, training=StackTraining(epochs=1, learning_rate=0.1), recording=StackRecording(loggers=[print, print]))
 
 
 JIT_RTOL = 1e-4
@@ -180,7 +186,7 @@ def test_xla_compiled_training_gives_the_same_numbers_within_tolerance(classific
         StackedMLP(6, 3, depth=2, width=8, activations=ACTIVATIONS, initializers=["glorot_uniform"] * 4, seed=3) for _ in range(2)
     ]
     fits = [
-        fit_stack(stack, x, y, epochs=4, batch_size=batch_size, learning_rate=1e-2, optimizer=optimizer, jit_compile=jit)
+        fit_stack(stack, x, y, training=StackTraining(epochs=4, learning_rate=1e-2, batch_size=batch_size, optimizer=optimizer, jit_compile=jit))
         for stack, jit in zip(stacks, (False, True))
     ]
     for plain, compiled in zip(*(s.trainable_variables for s in stacks)):
