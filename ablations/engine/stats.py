@@ -4,7 +4,11 @@ Three kinds of quantity, each with its own interval (`interval`):
 
 - ``"mean"``: a continuous effect (a paired difference of errors, a log ratio):
   the t-interval of its mean. It needs two values at least; with one it is
-  unbounded, so one noisy number never decides.
+  unbounded, so one noisy number never decides. Where every seed gives the
+  same value (an error rate of 0 at every seed, two nets with the same
+  accuracy), the quantity is discrete in effect and a t-interval would have
+  zero width: such a row takes the ``"median"`` interval instead, which
+  decides only with enough seeds.
 - ``"median"``: a bounded or discrete effect (a fraction, a count, a rank): the
   distribution-free interval of its median, from order statistics (the sign
   test inverted). It stays inside the values seen, so it respects their bounds,
@@ -97,7 +101,8 @@ def summarize(values: Sequence[float], kind: Kind = "mean", bounds: tuple[float,
     if n == 0:
         return Summary(math.nan, math.nan, math.nan, math.nan, 0, (), kind, bounds)
     mean = float(array.mean())
-    std = float(array.std(ddof=1)) if n > 1 else 0.0
+    # Identical values have no spread, exactly (NumPy's mean can leave a rounding residue of 1e-17).
+    std = float(array.std(ddof=1)) if n > 1 and array.min() != array.max() else 0.0
     if n == 1 and kind == "mean":
         low = high = mean  # a description of one value; `Summary.interval` says it cannot decide
     else:
@@ -125,7 +130,11 @@ def interval(values: np.ndarray, kind: Kind, alpha: float, bounds: tuple[float, 
 
 
 def t_interval(values: np.ndarray, alpha: float, bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[np.ndarray, np.ndarray]:
-    """The t-interval of each row's mean; with fewer than two values per row, ``bounds``."""
+    """The t-interval of each row's mean; with fewer than two values per row, ``bounds``.
+
+    A row of identical values has no spread to draw a t-interval from: it
+    takes `median_interval` (``bounds`` with too few seeds for the level).
+    """
     from scipy import stats  # half a second that `ablate`'s checks need not wait for
 
     n = values.shape[-1]
@@ -134,7 +143,11 @@ def t_interval(values: np.ndarray, alpha: float, bounds: tuple[float, float] = (
         return np.full(shape, bounds[0]), np.full(shape, bounds[1])
     mean = values.mean(axis=-1)
     half = stats.t.ppf(1 - alpha / 2, n - 1) * values.std(axis=-1, ddof=1) / math.sqrt(n)
-    return mean - half, mean + half
+    tied = values.min(axis=-1) == values.max(axis=-1)
+    if not np.any(tied):
+        return mean - half, mean + half
+    low, high = median_interval(values, alpha, bounds)
+    return np.where(tied, low, mean - half), np.where(tied, high, mean + half)
 
 
 def median_rank(n: int, alpha: float) -> int:
@@ -168,8 +181,8 @@ def power(distance: float, std: float, n: int, alpha: float, kind: Kind = "mean"
 
     if kind == "exact":
         return 1.0 if distance > 0 else 0.0
-    if n < 2 or (kind == "median" and median_rank(n, alpha) == 0):
-        return 0.0
+    if n < 2 or ((kind == "median" or std <= 0) and median_rank(n, alpha) == 0):
+        return 0.0  # no bounded interval at this level (identical values take the median's, `t_interval`)
     if std <= 0:
         return 1.0 if distance > 0 else 0.0
     effective = n * 2 / math.pi if kind == "median" else n
@@ -212,12 +225,14 @@ def aggregate(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) ->
             if metric not in group:
                 continue
             summary = summarize(group[metric].to_numpy())
+            # A description, not a test: a metric every seed agrees on (an epoch count) is that value, not unbounded.
+            low, high = (summary.values[0], summary.values[0]) if summary.n and summary.std == 0 else (summary.low, summary.high)
             row.update(
                 {
                     f"{metric}_mean": summary.mean,
                     f"{metric}_std": summary.std,
-                    f"{metric}_ci_low": summary.low,
-                    f"{metric}_ci_high": summary.high,
+                    f"{metric}_ci_low": low,
+                    f"{metric}_ci_high": high,
                     f"{metric}_n": summary.n,
                 }
             )

@@ -129,13 +129,19 @@ def test_verdict_reproduced_when_normalized_is_faster_and_usable_at_more_rates()
     assert "control data=mnist1d, optimizer=sgd, decades=0.0" in result.notes
 
 
-def test_verdict_three_seeds_cannot_tell_the_usable_rates():
-    # The same arms over 3 seeds: faster still decides (a t-interval), but three of three seeds at +1 rate
-    # are a sign test's 1/4 chance: the median's interval is the whole range, ± 3 rates.
-    result = input_normalization.verdict(_grid([20, None, "nan"], [15, 3, None], decades=(0.0, 4.0)))
+def test_verdict_three_seeds_cannot_tell_the_usable_rates_nor_identical_epochs_saved():
+    # The same arms over 3 seeds: three of three seeds at +1 rate are a sign test's 1/4 chance, so the median's
+    # interval is the whole range, ± 3 rates. The epochs saved are 17 on every seed (a seed shifts both arms):
+    # a t-interval would have zero width and decide; identical values take the median's interval, unbounded too.
+    result = input_normalization.verdict(_grid([20, None, "nan"], [3, 3, None], decades=(0.0, 4.0)))
     assert result.outcome == "inconclusive"
-    assert result.where("reproduced") == [SAVED] and result.where("inconclusive") == [USABLE]
+    assert result.where("inconclusive") == [SAVED, USABLE] and result.where("reproduced") == []
+    assert result.checks[0].effect.std == 0.0 and math.isinf(result.checks[0].interval[1])
     assert result.checks[1].effect.n == 3 and result.checks[1].interval == (-3.0, 3.0)
+    # Seeds that differ in the epochs saved give a t-interval, which three of them can decide.
+    spread = _grid([20, None, "nan"], [3, 3, None], decades=(0.0, 4.0))
+    spread.loc[spread["normalize"], "epochs_to_target"] -= spread.loc[spread["normalize"], "seed"]
+    assert input_normalization.verdict(spread).where("reproduced") == [SAVED]
 
 
 def test_verdict_partly_reproduced_when_normalizing_is_faster_but_usable_at_no_more_rates():
@@ -153,10 +159,10 @@ def test_verdict_no_effect_when_raw_features_train_as_fast():
     assert result.outcome == "not reproduced (no effect)"
     assert result.where("no effect") == [SAVED, USABLE] and result.where("not reproduced") == []
     assert result.checks[0].details[REGIME].startswith("overfits")
-    # Over 3 seeds only the epochs show no effect; the usable rates cannot be told, and no effect still stands.
+    # Over 3 seeds the same values on every seed decide nothing: neither the epochs nor the usable rates.
     three = input_normalization.verdict(_grid([8, 10, None], [8, 10, None]))
-    assert three.outcome == "not reproduced (no effect)"
-    assert three.where("no effect") == [SAVED] and three.where("inconclusive") == [USABLE]
+    assert three.outcome == "inconclusive"
+    assert three.where("inconclusive") == [SAVED, USABLE]
 
 
 def test_verdict_without_badly_scaled_features_or_a_normalized_arm_is_inconclusive():

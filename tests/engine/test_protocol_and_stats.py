@@ -15,7 +15,7 @@ from ablations.engine.protocol import (
     trial_diagnosis,
     with_gaps,
 )
-from ablations.engine.stats import aggregate, summarize
+from ablations.engine.stats import aggregate, power, summarize, t_interval
 
 
 def test_kfold_folds_are_disjoint_and_cover_the_training_data():
@@ -91,6 +91,25 @@ def test_aggregate_groups_conditions_over_seeds():
     assert table["loss_mean"].tolist() == [2.0, 5.0]
     assert table["loss_std"].tolist() == pytest.approx([np.sqrt(2), 0.0])
     assert table["loss_n"].tolist() == [2, 2]
+    # Seeds that agree are described by their value (the verdict's intervals treat them apart, below).
+    assert (table["loss_ci_low"][1], table["loss_ci_high"][1]) == (5.0, 5.0)
+
+
+@pytest.mark.parametrize("seeds, expected", [(3, (0.0, 1.0)), (6, (0.0, 1.0)), (7, (0.5, 0.5)), (10, (0.5, 0.5))])
+def test_identical_values_of_a_mean_take_the_median_interval_instead_of_a_zero_width_one(seeds, expected):
+    # Three seeds at the same accuracy (a discrete quantity) would give a t-interval of zero width, decided;
+    # the order-statistic interval at 98.3% is bounded only from 7 seeds on (2 / 2**7 < 1/60).
+    summary = summarize([0.5] * seeds, bounds=(0.0, 1.0))
+    assert summary.interval(0.05 / 3) == expected
+    assert summary.std == 0.0 and summary.kind == "mean"
+    # A row with any spread keeps its t-interval, in the same call.
+    low, high = t_interval(np.array([[0.5] * seeds, [0.5] * (seeds - 1) + [0.6]]), 0.05 / 3, (0.0, 1.0))
+    assert (low[0], high[0]) == expected and 0.0 < low[1] < 0.5 < high[1] < 1.0
+
+
+def test_power_of_identical_values_is_the_median_interval_s():
+    # No spread: the effect is certain once the interval can be bounded at all, impossible before.
+    assert power(0.1, 0.0, 6, 0.05 / 3) == 0.0 and power(0.1, 0.0, 7, 0.05 / 3) == 1.0
 
 
 def test_negated_summary_mirrors_the_interval():
