@@ -382,10 +382,12 @@ def _dry_run(plans: list[tuple[Ablation, ResolvedConfig]], workers: int) -> int:
 
     import_tensorflow()
     configure_gpus()
+    from ablations.engine.bookkeeping import measure_rates
     from ablations.engine.estimate import estimate
 
+    rates = measure_rates()  # this machine's disk, once for every grid
     for ablation, config in plans:
-        print(estimate(ablation, config, workers=workers).line(), flush=True)
+        print(estimate(ablation, config, workers=workers, rates=rates).line(), flush=True)
     return 0
 
 

@@ -21,9 +21,9 @@ whose slope is the cost of an epoch. Where that line puts the whole pack under
 `WHOLE_PACK_S`, the third run is redone with all the epochs, so that members
 that stop early cost what they will. The cost model is then::
 
-    seconds = first-pack extra + packs x (fixed + PACK_BOOKKEEPING_S)
-              + trials x (TRIAL_BOOKKEEPING_S + values once x METRIC_VALUE_S)
-              + (member epochs) x (per-member-epoch + values per epoch x METRIC_VALUE_S)
+    seconds = first-pack extra + packs x (fixed + per pack)
+              + trials x (per trial + values once x per value)
+              + (member epochs) x (per-member-epoch + values per epoch x per value)
 
 summed over the groups, where the per-member-epoch cost is the slope divided by
 the pack's members. It assumes every pack of a group costs about what its
@@ -34,12 +34,14 @@ where that is cheap (`REPEAT_WHOLE_UNDER_S`), to split off the first-pack
 extra, else once, the extra then counted in every pack (an overestimate, by
 seconds per pack).
 
-What a dry run cannot time without writing, the MLflow and Optuna bookkeeping,
-is added from constants measured with a local SQLite store and journal file
-(`PACK_BOOKKEEPING_S`, `TRIAL_BOOKKEEPING_S`, `METRIC_VALUE_S`), applied to
-the metric values the calibration's members logged (counted, not kept); a
+The MLflow and Optuna bookkeeping (per pack, per trial, per metric value) is
+what the calibration cannot time, since it writes nothing: it is added at
+`bookkeeping.BookkeepingRates`, applied to the metric values the calibration's
+members logged (counted, not kept). ``ablate run --dry-run`` first scales the
+documented rates to this machine's disk (`bookkeeping.measure_rates`: a toy
+grid that trains nothing, written into a temporary folder and removed); a
 remote tracking server costs more. The conclusion (reading the trials back,
-the verdict, figures) adds `CONCLUSION_S` and `CONCLUSION_TRIAL_S` per trial,
+the verdict, figures) adds `CONCLUSION_S` and a read-back per trial,
 and a test score one net's training per selection (`conclusion_seconds`).
 
 Peak memory is measured around the calibration: this process's peak resident
@@ -59,6 +61,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ablations.engine.bookkeeping import DEFAULT_RATES, BookkeepingRates
 from ablations.engine.device import (
     MachineFigures,
     WorkerBound,
@@ -85,22 +88,6 @@ MIN_SLOPE_S = 2.0
 the trials' own count) until it takes this much longer than the second: a cost
 per epoch read off a smaller difference is mostly timing noise (a pack of small
 models trains a step in milliseconds)."""
-PACK_BOOKKEEPING_S = 0.025
-"""The runner's cost per pack beyond training: repair, claim, closing finished
-runs, clearing the Keras session. This and the next two are measured with a
-local SQLite store and journal file by ``python -m benchmarks.bench
-bookkeeping`` (a grid that trains nothing, one count changed at a time) on a
-2-core CPU, in two runs: 25 ms per pack; 64 and 116 ms per trial; 0.17 and
-0.33 ms per metric value (SQLite's writes wait on a shared disk, whose speed
-varied that much). The midpoints are used."""
-TRIAL_BOOKKEEPING_S = 0.09
-"""The runner's cost per trial beyond training and its metric values: its
-MLflow run created, tagged, its params logged, ended, read back; its Optuna
-trial enqueued, claimed and told."""
-METRIC_VALUE_S = 0.00025
-"""The cost of one metric value logged (a step's or a final one): MLflow's
-batched writes into the SQLite store. The calibration counts the values a
-member logs per epoch and once."""
 COST_AXES = ("data", "task", "n_train", "depth", "width")
 """Settings that change what a pack costs (an epoch's examples, a step's work):
 packs that differ in them are timed apart."""
@@ -111,12 +98,11 @@ stopping) then cost what they will cost, where a line through a few epochs
 would count every member for every epoch. It bounds what this costs a dry run:
 about a minute per timed group, on grids whose packs take about that long."""
 CONCLUSION_S = 1.2
-CONCLUSION_TRIAL_S = 0.025
 """The conclusion, once the last pack is told: the trials read back, aggregates,
-verdict and figures logged, about ``CONCLUSION_S + CONCLUSION_TRIAL_S x trials``
-(fitted to the quick grids' conclusions on a 2-core CPU: 1.3 s for 10 trials,
-1.9 s for 27, 6.6 s for 216). A test score adds one net's training per
-selection (`Ablation.select_within`), estimated from the calibration."""
+verdict and figures logged, about ``CONCLUSION_S`` plus the read-back per trial
+(`bookkeeping.BookkeepingRates.read_s`), fitted to the quick grids' conclusions
+on a 2-core CPU. A test score adds one net's training per selection
+(`Ablation.select_within`), estimated from the calibration."""
 REPEAT_WHOLE_UNDER_S = 10.0
 """An ablation without an epoch setting is timed whole; under this many seconds,
 twice, so that what only a process's first pack pays is not counted in every pack."""
@@ -170,8 +156,13 @@ def grid_size(ablation: Ablation, config: ResolvedConfig, max_members: int | Non
 def cost_groups(configs: list[dict[str, Any]], packs: list[list[int]]) -> list[tuple[dict[str, Any], list[list[int]]]]:
     """The packs grouped by the `COST_AXES` in which they differ, each group with what its packs share.
 
-    An axis counts when it differs between packs and never within one. While
-    there would be more than `MAX_TIMED_GROUPS` groups, the last counted axis is
+    Packs are first told apart by every setting they hold fixed, but a seed:
+    where that makes at most `MAX_TIMED_GROUPS` groups, those are the groups,
+    each sharing the settings that set it apart. Packs may differ in what no
+    cost axis names (linear_collapse's logistic regression beside its deep
+    nets, collinearity's feature counts). Otherwise an axis of `COST_AXES`
+    counts when it differs between packs and never within one; while there
+    would be more than `MAX_TIMED_GROUPS` groups, the last counted axis is
     dropped (one group, sharing nothing, when none is left).
 
     Args:
@@ -182,6 +173,14 @@ def cost_groups(configs: list[dict[str, Any]], packs: list[list[int]]) -> list[t
     def values(axis: str, points: list[int]) -> set[str]:
         return {repr(configs[i].get(axis)) for i in points}
 
+    fixed = [{name: value for name, value in configs[pack[0]].items() if name != "seed" and len(values(name, pack)) == 1} for pack in packs]
+    common = {name: value for name, value in fixed[0].items() if all(name in f and repr(f[name]) == repr(value) for f in fixed)}
+    apart: dict[str, tuple[dict[str, Any], list[list[int]]]] = {}
+    for pack, settings in zip(packs, fixed):
+        own = {name: value for name, value in settings.items() if name not in common}
+        apart.setdefault(repr(sorted(own.items())), (own, []))[1].append(pack)
+    if len(apart) <= MAX_TIMED_GROUPS:
+        return list(apart.values())
     axes = [
         axis
         for axis in COST_AXES
@@ -246,13 +245,19 @@ class Calibration:
     values_per_member_epoch: float = 0.0
     values_per_trial: float = 0.0
 
-    def seconds_for(self, size: GridSize) -> float:
-        """Estimated wall time of a grid of ``size`` with one worker on this device."""
-        seconds = self.first_extra_s + (self.fixed_s + PACK_BOOKKEEPING_S) * size.packs
-        seconds += (TRIAL_BOOKKEEPING_S + METRIC_VALUE_S * self.values_per_trial) * size.trials
+    def seconds_for(self, size: GridSize, rates: BookkeepingRates = DEFAULT_RATES) -> float:
+        """Estimated wall time of a grid of ``size`` with one worker on this device.
+
+        Args:
+            size: The grid's counts.
+            rates: The runner's bookkeeping costs on this machine.
+        """
+        values = self.values_per_trial * size.trials
+        seconds = self.first_extra_s + self.fixed_s * size.packs
         if size.epochs is not None and self.epoch_key is not None:
-            seconds += (self.per_member_epoch_s + METRIC_VALUE_S * self.values_per_member_epoch) * size.epochs
-        return seconds
+            seconds += self.per_member_epoch_s * size.epochs
+            values += self.values_per_member_epoch * size.epochs
+        return seconds + rates.seconds(size.packs, size.trials, values)
 
     def describe(self) -> str:
         """What was timed, in words: "1 pack of 7 trials: 2.1s at 1 and 3.7s at 4 epochs"."""
@@ -421,6 +426,7 @@ class Estimate:
         machine: This machine's cores, GPUs and available memory (`device.machine_figures`);
             None: the line does not say how many workers fit.
         conclusion_s: The conclusion's estimated seconds (`conclusion_seconds`).
+        rates: The runner's bookkeeping costs on this machine (`bookkeeping.measure_rates`).
     """
 
     name: str
@@ -433,6 +439,7 @@ class Estimate:
     error: str | None = None
     machine: MachineFigures | None = None
     conclusion_s: float = 0.0
+    rates: BookkeepingRates = DEFAULT_RATES
 
     @property
     def seconds_one_worker(self) -> float | None:
@@ -447,7 +454,7 @@ class Estimate:
         return self._training_s() / max(1, min(self.workers, self.parallel_slots)) + self.conclusion_s
 
     def _training_s(self) -> float:
-        return sum(group.calibration.seconds_for(group.size) for group in self.groups)
+        return sum(group.calibration.seconds_for(group.size, self.rates) for group in self.groups)
 
     @property
     def peak_rss_bytes(self) -> int | None:
@@ -493,6 +500,7 @@ def estimate(
     config: ResolvedConfig,
     *,
     workers: int = 1,
+    rates: BookkeepingRates = DEFAULT_RATES,
     clock: Clock = time.perf_counter,
 ) -> Estimate:
     """Sizes ``config``'s grid and times one pack of each group of alike packs on this device; writes nothing.
@@ -504,6 +512,7 @@ def estimate(
         ablation: The ablation.
         config: Its resolved configuration.
         workers: Processes that would share the grid on this machine (``--workers``).
+        rates: The runner's bookkeeping costs (`bookkeeping.measure_rates` for this machine's).
         clock: Seconds, for timing (a test passes a fake one).
     """
     limit = pack_limit(config.trials())
@@ -522,17 +531,25 @@ def estimate(
     except Exception as exception:  # a dry run still prints the counts
         error = f"{type(exception).__name__}: {exception}".splitlines()[0][:200]
     slots, unit = parallel_slots()
-    conclusion = conclusion_seconds(ablation, configs, groups) if groups else 0.0
-    return Estimate(ablation.name, config.profile, size, groups, workers, slots, unit, error, machine, conclusion)
+    conclusion = conclusion_seconds(ablation, configs, groups, rates) if groups else 0.0
+    return Estimate(ablation.name, config.profile, size, groups, workers, slots, unit, error, machine, conclusion, rates)
 
 
-def conclusion_seconds(ablation: Ablation, configs: list[dict[str, Any]], groups: tuple[TimedGroup, ...]) -> float:
-    """The conclusion's cost: `CONCLUSION_S` and `CONCLUSION_TRIAL_S`, plus a test's training per selection.
+def conclusion_seconds(
+    ablation: Ablation, configs: list[dict[str, Any]], groups: tuple[TimedGroup, ...], rates: BookkeepingRates = DEFAULT_RATES
+) -> float:
+    """The conclusion's cost: `CONCLUSION_S` and each trial read back, plus a test's training per selection.
 
     A test retrains the selected configuration alone: a pack of one, costed
     with the calibration of the group whose shared settings it has.
+
+    Args:
+        ablation: The ablation.
+        configs: Its grid's trial configurations.
+        groups: Its packs' timed groups.
+        rates: The runner's bookkeeping costs on this machine.
     """
-    seconds = CONCLUSION_S + CONCLUSION_TRIAL_S * len(configs)
+    seconds = CONCLUSION_S + rates.read_s * len(configs)
     if ablation.test is None:
         return seconds
     selections = {tuple(config.get(axis) for axis in ablation.select_within): config for config in configs}
@@ -570,7 +587,7 @@ def format_estimate(result: Estimate) -> str:
         memory = f"peak memory ~{result.peak_rss_bytes / 2**20:,.0f} MiB per worker"
     else:
         memory = f"peak GPU memory ~{result.peak_gpu_bytes / 2**20:,.0f} MiB, host ~{result.peak_rss_bytes / 2**20:,.0f} MiB per worker"
-    timed = "; ".join(group.describe() for group in result.groups)
+    timed = "; ".join([group.describe() for group in result.groups] + ([result.rates.measured] if result.rates.measured else []))
     device = result.groups[0].calibration.device
     text += f"~{duration(result.seconds)} with {workers} on this {device}, {memory} (calibrated: {timed})"
     fit = result.workers_that_fit

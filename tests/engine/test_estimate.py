@@ -9,14 +9,11 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import pytest
 
+from ablations.engine.bookkeeping import DEFAULT_RATES as RATES
 from ablations.engine.device import GIB, MachineFigures
 from ablations.engine.estimate import (
     CONCLUSION_S,
-    CONCLUSION_TRIAL_S,
-    METRIC_VALUE_S,
     MIN_SLOPE_S,
-    PACK_BOOKKEEPING_S,
-    TRIAL_BOOKKEEPING_S,
     MAX_TIMED_GROUPS,
     Calibration,
     Estimate,
@@ -39,12 +36,12 @@ FITS = r"; up to \d+ workers? fits? on this machine \([^()]*\)"
 
 def bookkeeping(packs: int, trials: int, epochs: float = 0, values_per_trial: int = 1) -> float:
     """What the runner adds to training (MLflow runs, Optuna trials, the toy's metric values: one per epoch, one final)."""
-    return PACK_BOOKKEEPING_S * packs + (TRIAL_BOOKKEEPING_S + METRIC_VALUE_S * values_per_trial) * trials + METRIC_VALUE_S * epochs
+    return RATES.pack_s * packs + (RATES.trial_s + RATES.value_s * values_per_trial) * trials + RATES.value_s * epochs
 
 
 def conclusion(trials: int) -> float:
     """What the conclusion adds once the packs are done (the toy has no test split)."""
-    return CONCLUSION_S + CONCLUSION_TRIAL_S * trials
+    return CONCLUSION_S + RATES.read_s * trials
 
 
 class FakeClock:
@@ -262,8 +259,21 @@ def test_cost_groups_split_only_on_settings_that_differ_between_packs():
     groups = cost_groups(configs, packs)
     assert [shared for shared, _ in groups] == [{"data": "digits"}, {"data": "mnist5k"}]
     assert sorted(i for _, group in groups for pack in group for i in pack) == list(range(len(configs)))
-    # A grid on one data set, one size: one group, sharing nothing.
-    assert cost_groups(_points(x=[1, 2]), [[0, 1], [2, 3]]) == [({}, [[0, 1], [2, 3]])]
+    # Packs that differ only in their seed cost alike: one group, sharing nothing.
+    assert cost_groups(_points(x=[1, 2]), [[0, 2], [1, 3]]) == [({}, [[0, 2], [1, 3]])]
+    # Few packs that differ in any other setting are timed apart, even one no cost axis names.
+    assert cost_groups(_points(x=[1, 2]), [[0, 1], [2, 3]]) == [({"x": 1}, [[0, 1]]), ({"x": 2}, [[2, 3]])]
+
+
+def test_a_pack_that_holds_a_setting_fixed_is_timed_apart_from_one_that_varies_it():
+    # linear_collapse: logistic regression trains apart from the deep nets (linear and ReLU) of the same data set.
+    configs = _points(data=["moons", "xor"], model=["logistic", "deep_linear", "relu_net"])
+    packs = [[i for i, c in enumerate(configs) if c["data"] == data and (c["model"] == "logistic") == alone]
+             for data in ("moons", "xor") for alone in (True, False)]
+    groups = cost_groups(configs, packs)
+    assert [shared for shared, _ in groups] == [
+        {"data": "moons", "model": "logistic"}, {"data": "moons"}, {"data": "xor", "model": "logistic"}, {"data": "xor"}
+    ]
 
 
 def test_past_the_most_groups_a_dry_run_times_the_last_cost_settings_stop_splitting():
@@ -373,7 +383,7 @@ def test_a_dry_run_prints_one_line_per_ablation_and_writes_nothing(tmp_path):
     assert re.fullmatch(
         r"vanishing_gradients \[smoke\]: 4 trials in 2 packs, 4 epochs; ~\d+s with 1 worker on this CPU \(\d+ cores\), "
         r"peak memory ~[\d,]+ MiB per worker \(calibrated: depth=2: 1 pack of 2 trials: [\d.]+s at 1 epochs; "
-        r"depth=5: 1 pack of 2 trials: [\d.]+s at 1 epochs\)" + FITS + r"\.",
+        r"depth=5: 1 pack of 2 trials: [\d.]+s at 1 epochs; bookkeeping measured at [\d.]+x its documented cost\)" + FITS + r"\.",
         lines[0],
     ), lines[0]
     assert lines[1].startswith("linear_collapse [smoke]: ")
