@@ -21,6 +21,7 @@ from ablations.l1_l2_penalty import (
     fold_masks,
     keras_lambda,
     penalty_by_hand,
+    selected_lambdas,
     verdict,
 )
 from models.mlp import build_mlp
@@ -210,14 +211,19 @@ def test_test_hook_scores_the_test_split_once():
 
 LAMBDAS = (0.0, 0.01, 1.0, 10.0)
 # Per metric and λ, the means of a net that bears the whole claim out: it overfits at λ = 0
-# (train error 0, CV error 0.10), CV selects λ = 1 (lower cost and error), λ = 10 adds bias.
+# (train error 0, CV error 0.10), CV selects λ = 1 (lower cost), which is also better on the
+# validation split (held-out cost and error), and λ = 10 adds bias.
 HOLDS = {
     "final_val_loss": {0.0: 0.60, 0.01: 0.40, 1.0: 0.30, 10.0: 1.20},
     "final_val_error": {0.0: 0.10, 0.01: 0.09, 1.0: 0.08, 10.0: 0.30},
+    "final_holdout_loss": {0.0: 0.55, 0.01: 0.42, 1.0: 0.32, 10.0: 1.10},
+    "final_holdout_error": {0.0: 0.11, 0.01: 0.10, 1.0: 0.09, 10.0: 0.31},
     "final_train_error": {0.0: 0.00, 0.01: 0.00, 1.0: 0.01, 10.0: 0.20},
     "final_train_loss": {0.0: 0.00, 0.01: 0.01, 1.0: 0.05, 10.0: 0.90},
     "final_near_zero_fraction": {0.0: 0.04, 0.01: 0.20, 1.0: 0.30, 10.0: 0.50},
+    "final_full_near_zero_fraction": {0.0: 0.04, 0.01: 0.20, 1.0: 0.30, 10.0: 0.50},
 }
+SPARSITY = ("final_near_zero_fraction", "final_full_near_zero_fraction")
 L1_SPARSER = 0.4
 """How much more of L1's weights are near zero than L2's at each λ > 0, in ``HOLDS``."""
 
@@ -240,10 +246,10 @@ def _trials(changes=None, seeds=(0, 1, 2), noise=0.002, data_loss="sum", lambdas
                 }
                 for metric, curve in HOLDS.items():
                     value = changes.get((penalty, metric), curve)[lam]
-                    if metric == "final_near_zero_fraction" and penalty == "l1" and lam > 0:
+                    if metric in SPARSITY and penalty == "l1" and lam > 0:
                         value += L1_SPARSER
                     # The training loss stays put, so the cost gap moves with the CV cost.
-                    moved = lam > 0 and metric != "final_train_loss" and (metric != "final_near_zero_fraction" or penalty == "l1")
+                    moved = lam > 0 and metric != "final_train_loss" and (metric not in SPARSITY or penalty == "l1")
                     row[metric] = value + (factors[seed] if moved else 0.0)
                 rows.append(row)
     return pd.DataFrame(rows)
@@ -262,16 +268,30 @@ def test_verdict_reproduced_reads_each_check_where_the_claim_speaks():
     assert result.outcome == "reproduced"
     outcomes = _outcomes(result)
     assert set(outcomes.values()) == {"reproduced"} and len(outcomes) == 9
-    assert ("L1 vs L2", "L1 sparser than L2") in outcomes
-    # The headline: L2's CV misclassification at the λ CV selects (λ = 1) minus at λ = 0, per seed.
-    assert (result.headline.condition, result.headline.part) == ("L2", "CV error lower at the selected λ")
-    assert result.effect == pytest.approx(0.08 + 0.002 - 0.10)
+    assert ("L1 vs L2", "L1 sparser than L2, each at its selected λ") in outcomes
+    # The headline: L2's validation-split misclassification at the λ each seed's CV selects (λ = 1) minus at λ = 0.
+    assert (result.headline.condition, result.headline.part) == ("L2", "held-out error lower at the selected λ")
+    assert result.effect == pytest.approx(0.09 + 0.002 - 0.11)
     rows = {(row["condition"], row["part"]): row for row in result.table}
-    selected = rows[("L2", "CV error lower at the selected λ")]
-    assert selected["at λ"] == "1" and selected["means compared"] == "λ = 0: 0.100, λ = 1: 0.082"
+    selected = rows[("L2", "held-out error lower at the selected λ")]
+    assert selected["at λ"] == "1 (seeds 0, 1, 2), by CV cost" and selected["means compared"] == "λ = 0: 0.110, selected: 0.092"
     assert rows[("L1", "training error up at the largest λ")]["at λ"] == "10"
+    assert rows[("L1 vs L2", "L1 sparser than L2, each at its selected λ (share of |w| < 0.01)")]["at λ"] == (
+        "L1: 1 (seeds 0, 1, 2); L2: 1 (seeds 0, 1, 2)"
+    )
     assert all(row[REGIME] == "overfits (train 0.000, held-out 0.100)" for row in result.table)
-    assert "L2: CV selects λ = 1" in result.summary and "J summed over the n examples" in result.summary
+    assert "L2: CV selects λ = 1 (seeds 0, 1, 2)" in result.summary and "J summed over the n examples" in result.summary
+
+
+def test_each_seed_selects_its_own_lambda_and_is_scored_where_it_did_not_select():
+    # Seed 1's folds favour λ = 0.01; the others λ = 1. Each is scored on the validation split at its own choice.
+    trials = _trials()
+    trials.loc[(trials["seed"] == 1) & (trials["lambda"] == 0.01), "final_val_loss"] = 0.1
+    result = verdict(trials)
+    error = next(c for c in result.checks if c.condition == "L2" and c.part == "held-out error lower at the selected λ")
+    assert error.details["at λ"] == "0.01 (seed 1), 1 (seeds 0, 2), by CV cost"
+    assert sorted(error.effect.values) == pytest.approx(sorted([0.09 - 0.11, 0.10 + 0.002 - 0.11, 0.09 + 0.004 - 0.11]))
+    assert selected_lambdas(trials[trials["penalty"] == "l1"]).to_dict() == {0: 1.0, 1: 0.01, 2: 1.0}
 
 
 WORSE = {0.0: 0.10, 0.01: 0.11, 1.0: 0.12, 10.0: 0.30}
@@ -279,12 +299,12 @@ WORSE = {0.0: 0.10, 0.01: 0.11, 1.0: 0.12, 10.0: 0.30}
 
 
 def test_verdict_partly_reproduced_when_the_cost_falls_but_the_error_rises():
-    # The issue's case: a λ > 0 lowers the CV cross-entropy while the CV misclassification gets worse.
-    result = verdict(_trials(_both("final_val_error", WORSE)))
+    # A λ > 0 lowers the held-out cross-entropy while the held-out misclassification gets worse.
+    result = verdict(_trials(_both("final_holdout_error", WORSE)))
     assert result.outcome == "partly reproduced"
-    assert result.where("not reproduced") == ["L1: CV error lower at the selected λ", "L2: CV error lower at the selected λ"]
+    assert result.where("not reproduced") == ["L1: held-out error lower at the selected λ", "L2: held-out error lower at the selected λ"]
     assert result.headline.outcome == "not reproduced" and result.effect == pytest.approx(0.022)
-    assert _outcomes(result)[("L2", "CV cost lower at the selected λ")] == "reproduced"
+    assert _outcomes(result)[("L2", "held-out cost lower at the selected λ")] == "reproduced"
 
 
 def test_verdict_not_reproduced_when_no_lambda_beats_zero_and_nothing_trades():
@@ -294,37 +314,24 @@ def test_verdict_not_reproduced_when_no_lambda_beats_zero_and_nothing_trades():
         **_both("final_train_loss", {0.0: 0.00, 0.01: 0.00, 1.0: 0.00, 10.0: 0.00}),  # the gap widens
     }
     result = verdict(_trials(changes, seeds=tuple(range(8))))
-    # CV selects λ = 0, so the CV cost and error "at the selected λ" compare λ = 0 with itself: a change of
-    # exactly 0 on every seed, within ± the smallest effect, reads as no effect (with eight seeds: identical values
-    # take a median's interval, which three seeds cannot bound); so does a training error up by one point, within
-    # ± five; a wider gap lies on the wrong side.
+    # Every seed's CV selects λ = 0, so the held-out cost and error "at the selected λ" compare λ = 0 with itself:
+    # a change of exactly 0 on every seed, within ± the smallest effect, reads as no effect (with eight seeds:
+    # identical values take a median's interval, which three seeds cannot bound). So does a training error up by one
+    # point, within ± five, and L1 against L2 each at λ = 0, one net. A wider gap lies on the wrong side, and with
+    # nothing reproduced the claim is not reproduced.
     expected = {
-        "CV cost lower at the selected λ": "no effect",
-        "CV error lower at the selected λ": "no effect",
+        "held-out cost lower at the selected λ": "no effect",
+        "held-out error lower at the selected λ": "no effect",
         "training error up at the largest λ": "no effect",
         "CV − training cost gap smaller at the largest λ": "not reproduced",
+        "L1 sparser than L2, each at its selected λ": "no effect",
     }
     for (condition, part), outcome in _outcomes(result).items():
-        assert outcome == ("reproduced" if condition == "L1 vs L2" else expected[part]), (condition, part)
-    assert result.outcome == "partly reproduced"
-    assert result.where("no effect") == [
-        "L1: CV cost lower at the selected λ", "L1: CV error lower at the selected λ",
-        "L1: training error up at the largest λ",
-        "L2: CV cost lower at the selected λ", "L2: CV error lower at the selected λ",
-        "L2: training error up at the largest λ",
-    ]
-    # When CV selects λ = 0 the sparsity check falls back to the smallest λ > 0; there L1 is no sparser:
-    # a difference of exactly 0, no effect (it was "not reproduced" before the smallest effect of interest).
-    as_dense = {lam: value - L1_SPARSER for lam, value in HOLDS["final_near_zero_fraction"].items()}
-    flat = verdict(_trials({**changes, ("l1", "final_near_zero_fraction"): as_dense}, seeds=tuple(range(8)), noise=0.0))
-    sparsity = [check for check in flat.checks if check.condition == "L1 vs L2"][0]
-    assert sparsity.details["at λ"] == "0.01" and sparsity.outcome == "no effect"
-    # The cost gaps still widen (wrong side), so no effect elsewhere does not soften the verdict. Without noise the
-    # training error rises by exactly 0.01: within ± five points, no effect.
-    assert flat.where("not reproduced") == ["L1: CV − training cost gap smaller at the largest λ", "L2: CV − training cost gap smaller at the largest λ"]
-    assert "L1: training error up at the largest λ" in flat.where("no effect")
-    assert flat.outcome == "not reproduced" and "L2: CV selects λ = 0" in flat.summary
-    assert flat.effect == 0.0
+        assert outcome == expected[part.split(" (share")[0]], (condition, part)
+    assert result.outcome == "not reproduced"
+    assert result.where("not reproduced") == ["L1: CV − training cost gap smaller at the largest λ", "L2: CV − training cost gap smaller at the largest λ"]
+    assert "L2: CV selects λ = 0 (seeds 0, 1, 2, 3, 4, 5, 6, 7)" in result.summary
+    assert result.effect == 0.0
 
 
 def test_verdict_inconclusive_when_seeds_disagree_or_the_grid_lacks_arms():
@@ -332,18 +339,18 @@ def test_verdict_inconclusive_when_seeds_disagree_or_the_grid_lacks_arms():
     shaky = verdict(_trials(seeds=(0, 1), noise=[0.3, -0.3]))
     assert shaky.outcome == "inconclusive" and set(_outcomes(shaky).values()) == {"inconclusive"}
     assert shaky.summary.startswith("Unclear: ")
-    # One seed of eight that disagrees on the headline alone: the rest still holds (L1's CV error carries that part).
+    # One seed of eight that disagrees on the headline alone: the rest still holds (L1's held-out error carries that part).
     mixed = _trials(seeds=tuple(range(8)))
-    mixed.loc[(mixed["seed"] == 1) & (mixed["penalty"] == "l2") & (mixed["lambda"] == 1.0), "final_val_error"] = 0.13
+    mixed.loc[(mixed["seed"] == 1) & (mixed["penalty"] == "l2") & (mixed["lambda"] == 1.0), "final_holdout_error"] = 0.14
     result = verdict(mixed)
-    assert result.outcome == "reproduced" and result.where("inconclusive") == ["L2: CV error lower at the selected λ"]
-    # The same disagreement over two seeds: each CV error interval is simultaneous over L1 and L2 (97.5%, t with
-    # one degree of freedom), so even L1's straddles 0 and that part holds nowhere.
+    assert result.outcome == "reproduced" and result.where("inconclusive") == ["L2: held-out error lower at the selected λ"]
+    # The same disagreement over two seeds: each held-out error interval is simultaneous over L1 and L2 (97.5%, t
+    # with one degree of freedom), so even L1's straddles 0 and that part holds nowhere.
     two = _trials(seeds=(0, 1))
-    two.loc[(two["seed"] == 1) & (two["penalty"] == "l2") & (two["lambda"] == 1.0), "final_val_error"] = 0.13
+    two.loc[(two["seed"] == 1) & (two["penalty"] == "l2") & (two["lambda"] == 1.0), "final_holdout_error"] = 0.14
     few = verdict(two)
     assert few.outcome == "inconclusive"
-    assert few.where("inconclusive") == ["L1: CV error lower at the selected λ", "L2: CV error lower at the selected λ"]
+    assert few.where("inconclusive") == ["L1: held-out error lower at the selected λ", "L2: held-out error lower at the selected λ"]
     no_zero = verdict(_trials(lambdas=(0.01, 1.0, 10.0)))
     assert no_zero.outcome == "inconclusive" and no_zero.checks == () and "needs λ = 0" in no_zero.summary
     broken = _trials()
@@ -352,7 +359,7 @@ def test_verdict_inconclusive_when_seeds_disagree_or_the_grid_lacks_arms():
 
 
 def test_verdict_names_the_convention_when_a_grid_runs_both():
-    both = pd.concat([_trials(), _trials(_both("final_val_error", WORSE), data_loss="mean")])
+    both = pd.concat([_trials(), _trials(_both("final_holdout_error", WORSE), data_loss="mean")])
     result = verdict(both)
     assert result.outcome == "partly reproduced"
     assert {check.condition for check in result.checks} == {
@@ -401,16 +408,20 @@ def test_smoke_run_logs_cv_curves_verdict_figures_and_one_test_score(tracker):
     assert sorted(m.step for m in history) == [0, 10, 20, 30]
 
     parent = assert_verdict_logged(tracker, result, runs)
-    # Each check's effect (one seed: one value) is the logged metric at its λ minus at λ = 0.
+    # Each check's effect (one seed: one value) is the logged metric at its λ minus at λ = 0; the selected λ (lowest
+    # CV cost) is scored on the validation split, by a net trained on all the training examples.
     cost = by_trial["metrics.final_val_loss"]
     gap = cost - by_trial["metrics.final_train_loss"]
+    held_loss, held_error = by_trial["metrics.final_holdout_loss"], by_trial["metrics.final_holdout_error"]
+    assert (held_error.between(0.0, 1.0)).all() and (held_loss > 0).all()
+    assert by_trial.xs(0.0, level=1)["metrics.final_holdout_loss"].nunique() == 1  # λ = 0: one net under either penalty
     checks = {(check.condition, check.part): check for check in result.verdict.checks}
     assert len(checks) == 9
     for penalty in ("l1", "l2"):
         best = cost[penalty].idxmin()
         expected = {
-            "CV cost lower at the selected λ": cost[(penalty, best)] - cost[(penalty, 0.0)],
-            "CV error lower at the selected λ": val[(penalty, best)] - val[(penalty, 0.0)],
+            "held-out cost lower at the selected λ": held_loss[(penalty, best)] - held_loss[(penalty, 0.0)],
+            "held-out error lower at the selected λ": held_error[(penalty, best)] - held_error[(penalty, 0.0)],
             "training error up at the largest λ": train[(penalty, 10.0)] - train[(penalty, 0.0)],
             "CV − training cost gap smaller at the largest λ": gap[(penalty, 10.0)] - gap[(penalty, 0.0)],
         }
@@ -427,13 +438,14 @@ def test_smoke_run_logs_cv_curves_verdict_figures_and_one_test_score(tracker):
     assert all(check.interval == (-math.inf, math.inf) for check in checks.values())
     assert result.verdict.outcome == "inconclusive"
     assert "Every check had one value" in result.verdict.summary
-    # The headline: L2's CV misclassification at its selected λ minus at λ = 0.
-    assert result.verdict.headline is checks[("L2", "CV error lower at the selected λ")]
-    sparsity = checks[("L1 vs L2", "L1 sparser than L2 (share of |w| < 0.01)")]
-    at = float(sparsity.details["at λ"])
-    assert at == (cost["l1"].idxmin() or 0.01)
-    near = by_trial["metrics.final_near_zero_fraction"]
-    assert sparsity.effect.mean == pytest.approx(near[("l1", at)] - near[("l2", at)], abs=1e-9)
+    # The headline: L2's validation-split misclassification at its selected λ minus at λ = 0.
+    assert result.verdict.headline is checks[("L2", "held-out error lower at the selected λ")]
+    # L1 against L2, each at the λ its CV selects: the near-zero shares of the nets trained on all the training data.
+    sparsity = checks[("L1 vs L2", "L1 sparser than L2, each at its selected λ (share of |w| < 0.01)")]
+    best = {penalty: cost[penalty].idxmin() for penalty in ("l1", "l2")}
+    assert sparsity.details["at λ"] == f"L1: {best['l1']:g} (seed 0); L2: {best['l2']:g} (seed 0)"
+    near = by_trial["metrics.final_full_near_zero_fraction"]
+    assert sparsity.effect.mean == pytest.approx(near[("l1", best["l1"])] - near[("l2", best["l2"])], abs=1e-9)
     selections = assert_selected_on_validation(tracker, result, ABLATION, runs)
     assert set(selections) == {"study"} and "selected_trials" in parent.data.tags
     assert 0.0 <= parent.data.metrics["test_error"] <= 1.0
