@@ -102,7 +102,7 @@ def summarize(values: Sequence[float], kind: Kind = "mean", bounds: tuple[float,
         return Summary(math.nan, math.nan, math.nan, math.nan, 0, (), kind, bounds)
     mean = float(array.mean())
     # Identical values have no spread, exactly (NumPy's mean can leave a rounding residue of 1e-17).
-    std = float(array.std(ddof=1)) if n > 1 and array.min() != array.max() else 0.0
+    std = float(array.std(ddof=1)) if n > 1 and not tied(array) else 0.0
     if n == 1 and kind == "mean":
         low = high = mean  # a description of one value; `Summary.interval` says it cannot decide
     else:
@@ -143,11 +143,23 @@ def t_interval(values: np.ndarray, alpha: float, bounds: tuple[float, float] = (
         return np.full(shape, bounds[0]), np.full(shape, bounds[1])
     mean = values.mean(axis=-1)
     half = stats.t.ppf(1 - alpha / 2, n - 1) * values.std(axis=-1, ddof=1) / math.sqrt(n)
-    tied = values.min(axis=-1) == values.max(axis=-1)
-    if not np.any(tied):
+    same = tied(values)
+    if not np.any(same):
         return mean - half, mean + half
     low, high = median_interval(values, alpha, bounds)
-    return np.where(tied, low, mean - half), np.where(tied, high, mean + half)
+    return np.where(same, low, mean - half), np.where(same, high, mean + half)
+
+
+TIE_TOLERANCE = 1e-12
+"""Values that differ by less than this, relative to the largest of them, are the same value: what float64
+rounding leaves of a difference that cancels exactly (a seed that scales both terms of a ratio)."""
+
+
+def tied(values: np.ndarray) -> np.ndarray:
+    """Whether each row of ``values`` (shape ``(..., n)``) holds one value, up to float64 rounding (`TIE_TOLERANCE`)."""
+    values = np.asarray(values, dtype=float)
+    spread = values.max(axis=-1) - values.min(axis=-1)
+    return spread <= TIE_TOLERANCE * np.abs(values).max(axis=-1)
 
 
 def median_rank(n: int, alpha: float) -> int:

@@ -191,7 +191,8 @@ def _gradient_table(slopes: dict[str, dict[str, list[float]]], depths=(2, 5, 10)
                     rows.append({"initializer": initializer, "activation": activation, "seed": seed, "depth": depth,
                                  "init_signal_ratio": 10**log_ratio, "init_log10_signal_ratio": log_ratio,
                                  "init_grad_ratio": 1.0, "init_log10_grad_ratio": 0.01 * seed,
-                                 "final_loss": losses.get(activation, 2.0) + 0.01 * seed,
+                                 # a seed moves sigmoid's loss a little more than the others': the gaps spread
+                                 "final_loss": losses.get(activation, 2.0) + (0.015 if activation == "sigmoid" else 0.01) * seed,
                                  "init_dead_fraction": 0.1, "final_dead_fraction": 0.2, "init_saturated_fraction": 0.0})
     return pd.DataFrame(rows)
 
@@ -211,7 +212,7 @@ def test_vanishing_gradients_reproduced_per_seed_slopes_under_each_initializer()
     # Per initializer: sigmoid vanishes, relu and leaky_relu keep it, sigmoid trains worse (loss 2.3 against 1.3).
     assert len(verdict.checks) == 8 and {c.condition for c in verdict.checks} == {"he_normal", "glorot_uniform"}
     trains = [c for c in verdict.checks if "trains worse" in c.part]
-    assert [c.effect.mean for c in trains] == [pytest.approx(1.0)] * 2
+    assert [c.effect.mean for c in trains] == [pytest.approx(1.005)] * 2  # 1.0, plus 0.005 per seed (0, 1, 2)
     assert verdict.checks[0].details["dead units at deepest (init → end)"] == "10.0% → 20.0%"
     assert verdict.checks[0].details["weight-gradient ratio per layer"] == "+0.000"
     assert "The whole claim holds under glorot_uniform, he_normal." in verdict.notes
@@ -235,15 +236,11 @@ def test_vanishing_gradients_regions_of_vanishing_and_keeping_are_disjoint():
     outcomes = {c.part.split(":")[0]: c.outcome for c in verdict.checks}
     assert outcomes == {"sigmoid vanishes": "reproduced", "tanh vanishes": "no effect", "relu keeps it": "reproduced",
                         "sigmoid trains worse at depth 10": "reproduced"}
-    # Where no net trains (both at chance), sigmoid is no worse: the same loss gap, 0, on every seed. Three identical
-    # values decide nothing (they take a median's interval); eight show no effect, beside what held.
+    # Where no net trains (both at chance), sigmoid is no worse: a loss gap of 0 to 0.01, within ± the smallest
+    # effect: no effect, beside what held.
     at_chance = {"relu": 2.3, "leaky_relu": 2.3}
-    trains_worse = "standard: sigmoid trains worse at depth 10: final training loss, sigmoid − relu"
     stuck = vanishing_gradients.verdict(_gradient_table({"standard": {"sigmoid": VANISHES, **KEEPS}}, losses=at_chance))
-    assert trains_worse in stuck.where("inconclusive")
-    eight = {"sigmoid": VANISHES + VANISHES[:3] + VANISHES[:2], **{name: slopes + slopes + slopes[:2] for name, slopes in KEEPS.items()}}
-    stuck = vanishing_gradients.verdict(_gradient_table({"standard": eight}, losses=at_chance))
-    assert stuck.where("no effect") == [trains_worse]
+    assert stuck.where("no effect") == ["standard: sigmoid trains worse at depth 10: final training loss, sigmoid − relu"]
 
 
 def test_vanishing_gradients_not_reproduced_and_inconclusive():

@@ -15,7 +15,7 @@ from ablations.engine.protocol import (
     trial_diagnosis,
     with_gaps,
 )
-from ablations.engine.stats import aggregate, power, summarize, t_interval
+from ablations.engine.stats import aggregate, power, summarize, t_interval, tied
 
 
 def test_kfold_folds_are_disjoint_and_cover_the_training_data():
@@ -105,6 +105,14 @@ def test_identical_values_of_a_mean_take_the_median_interval_instead_of_a_zero_w
     # A row with any spread keeps its t-interval, in the same call.
     low, high = t_interval(np.array([[0.5] * seeds, [0.5] * (seeds - 1) + [0.6]]), 0.05 / 3, (0.0, 1.0))
     assert (low[0], high[0]) == expected and 0.0 < low[1] < 0.5 < high[1] < 1.0
+
+
+def test_values_equal_up_to_float_rounding_count_as_identical():
+    # A seed that scales both terms of a ratio cancels in exact arithmetic, not always in float64.
+    ratios = [np.log10(5.0 * (1 + 0.02 * s)) - np.log10(0.3 * (1 + 0.02 * s)) for s in range(3)]
+    assert len(set(ratios)) > 1 and tied(np.array(ratios))
+    assert summarize(ratios).std == 0.0 and summarize(ratios).interval(0.05) == (-np.inf, np.inf)
+    assert not tied(np.array([1.0, 1.0 + 1e-9])) and tied(np.array([0.0, 0.0]))
 
 
 def test_power_of_identical_values_is_the_median_interval_s():
