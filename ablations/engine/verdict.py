@@ -422,8 +422,12 @@ class Verdict:
 
     @property
     def sanity_failures(self) -> list[Check]:
-        """Sanity checks that did not hold: each is a bug, not a finding."""
-        return [check for check in self.checks if check.role == "sanity" and check.outcome != "reproduced"]
+        """Sanity checks that did not hold: each is a bug, not a finding.
+
+        One that too few seeds cannot tell (inconclusive: a share over one seed) has not failed; the summary
+        shows it as unclear.
+        """
+        return [check for check in self.checks if check.role == "sanity" and check.outcome not in ("reproduced", "inconclusive")]
 
     def where(self, outcome: CheckOutcome, role: Role = "claim") -> list[str]:
         """The conditions (with the part, when the claim has several) whose check of ``role`` has ``outcome``."""
@@ -452,6 +456,9 @@ class Verdict:
             sentences.append("Extensions (beyond the lecture's claim; never decide): " + "; ".join(f"{_said(c)}: {c.outcome}" for c in extensions) + ".")
         if self.sanity_failures:
             sentences.append("Sanity checks FAILED (a bug): " + "; ".join(_said(c) for c in self.sanity_failures) + ".")
+        unclear = [check for check in self.checks if check.role == "sanity" and check.outcome == "inconclusive"]
+        if unclear:
+            sentences.append("Sanity checks unclear (too few seeds to tell): " + "; ".join(_said(c) for c in unclear) + ".")
         if self.claim_checks and all(c.effect.n < 2 and c.effect.kind != "exact" for c in self.claim_checks):
             sentences.append("Every check had one value: an interval needs at least two seeds (exact quantities excepted).")
         if self.notes:

@@ -10,12 +10,14 @@ from ablations.capacity_overfitting import (
     TASKS,
     fit_rbf,
     normalized_mse,
+    rise_beyond_minimum,
     rbf_centers,
     rbf_design,
     rbf_predict,
     rbf_width,
     verdict,
 )
+from ablations.engine.effects import per_seed
 from ablations.engine.protocol import TestSetAlreadyUsed, TestSplitGuard
 from ablations.engine.runner import run_ablation
 from ablations.engine.verdict import REGIME
@@ -120,6 +122,7 @@ EIGHT_SEEDS = tuple(range(8))
 """The fraction check is a median's (a bounded share): its order-statistic interval needs n ≥ 6 seeds at 95%
 (n ≥ 8 at 97.5%, two tasks) to be bounded at all; with 3 seeds it is the whole of [0, 1]."""
 FRACTION = "fraction of capacities with training error below held-out error"
+U = "held-out error rises beyond its minimum: log10 of the largest capacity's error over the minimum's"
 
 
 def test_verdict_reproduced_with_the_overfitting_regime_of_the_largest_capacity():
@@ -135,22 +138,57 @@ def test_verdict_reproduced_with_the_overfitting_regime_of_the_largest_capacity(
     assert checks["largest mean rise between neighbouring capacities"].details["capacities compared"].endswith("p=8 → 16")
     assert checks["largest mean rise between neighbouring capacities"].effect.mean == pytest.approx(-0.2 * 1.035)
     below = checks["fraction of capacities with training error below held-out error"]
-    assert (below.effect.mean, below.effect.n) == (1.0, 8) and result.headline is below
+    assert (below.effect.mean, below.effect.n) == (1.0, 8) and below.role == "sanity"
     assert below.interval == (1.0, 1.0)
+    # The headline: the U. Every other seed's median curve is lowest at p = 8, so each seed's rise is its error at
+    # the largest capacity over its error there, log10(5.0 / 0.3), at a minimum its own noise did not pick.
+    rise = checks[U]
+    assert result.headline is rise and rise.role == "claim" and rise.effect.n == 8
+    assert rise.effect.mean == pytest.approx(np.log10(5.0 / 0.3))
+    assert rise.details["capacities compared"] == "p=16 over the other seeds' minimum: p=8 (8 seeds)"
     # The largest capacity's errors, means over seeds: it interpolates the training data.
     assert checks["training error falls"].details[REGIME] == "overfits (train 0, held-out 5.35)"
     assert "held-out error (median over seeds) 0.321 at p=8" in result.summary
 
 
-def test_verdict_three_seeds_all_below_held_out_cannot_decide_the_fraction():
-    # The table above with 3 seeds: the two mean checks still decide, but three of three seeds at a share
-    # of 1 are a sign test's 1/4 chance, so the median's interval is all of [0, 1]: the claim is inconclusive.
+def test_verdict_three_seeds_cannot_decide_identical_rises_nor_the_fraction():
+    # The table above with 3 seeds: the two training-error checks still decide. Every seed's rise of held-out error
+    # is the same (a seed scales a curve, not its shape), and three identical values take a median's interval, all
+    # of its range; three of three seeds at a share of 1 are a sign test's 1/4 chance too.
     result = verdict(_trials([0.9, 0.5, 0.2, 0.0], [1.0, 0.6, 0.3, 5.0]))
     assert result.outcome == "inconclusive"
-    assert result.where("inconclusive") == [f"rbf_1d: {FRACTION}"]
+    assert result.where("inconclusive") == [f"rbf_1d: {U}"]
     assert result.where("reproduced") == ["rbf_1d: training error falls (largest − smallest capacity)", "rbf_1d: largest mean rise between neighbouring capacities"]
     below = checks_of(result, "rbf_1d")[FRACTION]
     assert (below.effect.mean, below.effect.n) == (1.0, 3) and below.interval == (0.0, 1.0)
+    assert result.where("inconclusive", role="sanity") == [f"rbf_1d: {FRACTION}"]
+
+
+def test_the_rise_is_read_from_the_minimum_the_other_seeds_put():
+    # Seed 0's own curve is lowest at p = 4 (0.2); the others' at p = 8. Read at its own argmin the rise would hold
+    # by construction; read at the others' minimum, seed 0's largest capacity shows a fall (0.1 against 9.0).
+    frame = _trials([0.9, 0.5, 0.2, 0.0], [1.0, 0.6, 0.3, 5.0], seeds=EIGHT_SEEDS)
+    zero = frame["seed"] == 0
+    frame.loc[zero, "final_val_error"] = frame.loc[zero, "capacity"].map({2: 1.0, 4: 0.2, 8: 9.0, 16: 0.1}).to_numpy()
+    rises, compared = rise_beyond_minimum(per_seed(frame, "capacity", "final_val_error"))
+    assert rises[0] == pytest.approx(np.log10(0.1 / 9.0)) and rises[1] == pytest.approx(np.log10(5.0 / 0.3))
+    assert compared == "p=16 over the other seeds' minimum: p=8 (8 seeds)"
+    # A held-out error that keeps falling has its minimum at the largest capacity: no rise, no U (no effect).
+    falling = verdict(_trials([0.9, 0.5, 0.2, 0.1], [1.0, 0.6, 0.3, 0.2], seeds=EIGHT_SEEDS))
+    assert falling.where("no effect") == [f"rbf_1d: {U}"]
+    assert checks_of(falling, "rbf_1d")[U].details["capacities compared"] == "p=16 over the other seeds' minimum: p=16 (8 seeds)"
+    # One seed: nothing to read the capacities off, so no value.
+    assert rise_beyond_minimum(per_seed(_trials([0.9, 0.5], [1.0, 2.0], seeds=(0,)), "capacity", "final_val_error"))[0].size == 0
+
+
+def test_the_mlp_on_digits_is_a_boundary_condition_of_the_u():
+    result = verdict(pd.concat([
+        _trials([0.9, 0.5, 0.2, 0.0], [1.0, 0.6, 0.3, 5.0], seeds=EIGHT_SEEDS),
+        _trials([0.9, 0.5, 0.1, 0.0], [0.9, 0.5, 0.2, 0.1], seeds=EIGHT_SEEDS, task="mlp_digits"),
+    ]))
+    # The MLP's held-out error keeps falling: no U, as declared; it shows, but the claim still holds.
+    assert result.where("no effect", role="boundary") == [f"mlp_digits: {U}"]
+    assert result.outcome == "reproduced"
 
 
 def test_verdict_partly_reproduced_when_one_task_rises_and_not_reproduced_when_all_do():
@@ -161,18 +199,22 @@ def test_verdict_partly_reproduced_when_one_task_rises_and_not_reproduced_when_a
     assert result.where("not reproduced") == ["rbf_2d: largest mean rise between neighbouring capacities"]
     assert result.where("inconclusive") == [] and result.where("no effect") == []
     alone = verdict(rising)
-    assert alone.outcome == "partly reproduced"  # it still falls overall and stays below held-out
-    assert alone.where("reproduced") == ["rbf_2d: training error falls (largest − smallest capacity)", f"rbf_2d: {FRACTION}"]
-    # Training error that falls but lies above the held-out error everywhere: only that part fails.
+    assert alone.outcome == "partly reproduced"  # it still falls overall, and its held-out error has a U
+    assert alone.where("reproduced") == [f"rbf_2d: {U}", "rbf_2d: training error falls (largest − smallest capacity)"]
+    # Training error that falls but lies above the held-out error everywhere: the sanity check fails (a bug), and a
+    # held-out error that only falls shows no U.
     above = verdict(_trials([0.9, 0.5, 0.2, 0.1], [0.8, 0.4, 0.1, 0.05], seeds=EIGHT_SEEDS))
     assert above.outcome == "partly reproduced"
-    assert above.where("not reproduced") == ["rbf_1d: fraction of capacities with training error below held-out error"]
+    assert above.where("not reproduced", role="sanity") == [f"rbf_1d: {FRACTION}"] and above.where("no effect") == [f"rbf_1d: {U}"]
 
 
 def test_verdict_not_reproduced_when_training_error_grows_and_overestimates_held_out_error():
-    result = verdict(_trials([0.1, 0.2, 0.4, 0.8], [0.05, 0.1, 0.2, 0.4], seeds=EIGHT_SEEDS))
+    result = verdict(_trials([0.1, 0.2, 0.4, 0.8], [0.4, 0.2, 0.1, 0.05], seeds=EIGHT_SEEDS))
     assert result.outcome == "not reproduced"
-    assert {check.outcome for check in result.checks} == {"not reproduced"}
+    assert result.where("not reproduced") == [
+        "rbf_1d: training error falls (largest − smallest capacity)", "rbf_1d: largest mean rise between neighbouring capacities"
+    ]
+    assert result.where("no effect") == [f"rbf_1d: {U}"] and result.where("not reproduced", role="sanity") == [f"rbf_1d: {FRACTION}"]
     assert result.checks[0].details[REGIME].startswith("does not overfit")
 
 
@@ -217,7 +259,9 @@ def test_smoke_run_logs_errors_per_capacity_verdict_figures_and_one_test_score(t
     # One seed: each check's effect is that seed's value. Training error falls from p = 2 to 128 on every
     # task, and lies below held-out error at every capacity but (for the MLP) where both are near chance.
     verdict_ = result.verdict
-    assert len(verdict_.checks) == 9
+    assert len(verdict_.checks) == 12
+    # One seed: the U's capacities cannot be read off other seeds, so it has no value and decides nothing.
+    assert all(check.effect.n == 0 and check.outcome == "inconclusive" for check in verdict_.checks if check.part == U)
     for task in TASKS:
         checks = {check.part.split(" (")[0]: check for check in verdict_.checks if check.condition == task}
         assert checks["training error falls"].effect.mean == pytest.approx(train[(task, 128)] - train[(task, 2)], abs=1e-12)
@@ -226,7 +270,7 @@ def test_smoke_run_logs_errors_per_capacity_verdict_figures_and_one_test_score(t
         assert below.effect.n == 1
         # p = 128 fits the training data, not the held-out data: it overfits.
         assert checks["training error falls"].details[REGIME].startswith("overfits")
-    assert verdict_.effect == pytest.approx(float((train["rbf_1d"] < val["rbf_1d"]).mean()))
+    assert verdict_.headline.part == U and verdict_.headline.condition == "rbf_1d"
     tasks = set(runs["params.task"])
     assert all(np.isfinite(parent.data.metrics[f"{task}/test_error"]) for task in tasks)
     selections = assert_selected_on_validation(tracker, result, ABLATION, runs)

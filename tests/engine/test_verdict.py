@@ -212,6 +212,11 @@ def test_sanity_checks_are_shown_but_never_make_a_claim_reproduced():
     broken = Check.below("relu", "f∘f = f", summarize([1.0], kind="exact"), 1e-12, role="sanity")
     verdict = Verdict([broken])
     assert verdict.sanity_failures == [verdict.checks[0]] and "Sanity checks FAILED (a bug)" in verdict.summary
+    # A sampled sanity check that one seed cannot tell has not failed: it shows as unclear.
+    share = Check.above("rbf", "training error below held-out", summarize([1.0], kind="median", bounds=(0.0, 1.0)), 0.5, role="sanity")
+    unclear = Verdict([share])
+    assert share.outcome == "inconclusive" and unclear.sanity_failures == []
+    assert "Sanity checks unclear (too few seeds to tell): rbf: training error below held-out" in unclear.summary
 
 
 def test_a_median_interval_needs_enough_seeds_and_respects_bounds():
