@@ -38,7 +38,11 @@ def checkpoint_epochs(results: Path) -> list[int]:
     removed once the pack's trials are told.
     """
     epochs = []
-    for path in (results / "checkpoints").glob("*/*/segment-*.npz"):
+    try:
+        paths = list((results / "checkpoints").glob("*/*/segment-*.npz"))
+    except FileNotFoundError:  # a pack's folder removed (its trials told) while the glob walked it: read again
+        return checkpoint_epochs(results)
+    for path in paths:
         try:
             with np.load(path) as saved:
                 epochs.append(json.loads(str(saved["__meta__"]))["epoch"])
