@@ -165,7 +165,7 @@ _ABLATION_PARTS: dict[str, dict[str, tuple[PartShape, ...]]] = {
     "vanishing_gradients": {"quick": (PartShape(3),) * 6, "full": (PartShape(6),) * 7},
     # training error falls and never rises (3 tasks); the U of held-out error (the RBF tasks; the MLP is a boundary)
     "capacity_overfitting": {"quick": (PartShape(3), PartShape(3), PartShape(2)), "full": (PartShape(3), PartShape(3), PartShape(2))},
-    "collinearity": {"quick": (PartShape(4),) * 5, "full": (PartShape(6),) * 5},
+    "collinearity": {"quick": (PartShape(4),) * 4, "full": (PartShape(6),) * 4},  # ridge ≤ OLS: a sanity check
     "l1_l2_penalty": {"quick": (PartShape(2),) * 4 + (PartShape(1),), "full": (PartShape(2),) * 4 + (PartShape(1),)},
     "dropout": {"quick": (PartShape(1), PartShape(2)), "full": (PartShape(3), PartShape(5))},
     "augmentation": {"quick": (PartShape(4),), "full": (PartShape(6),)},
