@@ -245,36 +245,38 @@ def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
 
 
 def _held_out_scores(configs: list[dict], data) -> list[dict[str, float]]:
-    """Each trial's net trained on all its training examples, scored on the validation split CV never sees.
+    """Each trial's net trained on all its training examples, scored on the validation split CV never sees."""
+    from ablations.engine.train import member_statistics
 
-    The nets of a pack (one per penalty coefficients: λ = 0 is one net) train as one stack, from the seed's
-    initial weights, as `test` trains the selected one.
-    """
-    from ablations.engine.train import StackTraining, fit_stack, member_statistics
-    from models.stacked import stack_models
-
-    first, n = configs[0], len(data.y_train)
-    index: dict[tuple[float, float], int] = {}
-    models, of_trial = [], []
-    for config in configs:
-        penalty = _penalty(config, n)
-        if penalty not in index:
-            index[penalty] = len(models)
-            models.append(build_member(config, data.x_train.shape[1], data.num_classes, n))
-        of_trial.append(index[penalty])
-    stack = stack_models(models, first["activation"])
-    everything = np.ones((len(models), n), np.float32)
-    fit_stack(stack, data.x_train, data.y_train, everything, training=StackTraining(epochs=first["epochs"], learning_rate=first["learning_rate"]))
+    stack, members = _fit_on_all(configs, data)
+    everything = np.ones((len(members.models), len(data.y_val)))
     # Scored on the validation split as its "training" examples: every one of them, in inference mode.
-    held = member_statistics(stack, data.x_val, data.y_val, np.ones((len(models), len(data.y_val))), None, first["zero_tolerance"])
+    held = member_statistics(stack, data.x_val, data.y_val, everything, None, configs[0]["zero_tolerance"])
     return [
         {
             "final_holdout_loss": float(held["train_loss"][m]),
             "final_holdout_error": float(held["train_error"][m]),
             "final_full_near_zero_fraction": float(held["near_zero_fraction"][m]),
         }
-        for m in of_trial
+        for (m,) in members.of_trial
     ]
+
+
+def _fit_on_all(configs: list[dict], data):
+    """The distinct nets of ``configs`` (λ = 0 is one net) trained on all the training examples as one stack, from the seed's weights.
+
+    Returns:
+        The trained stack and its `_CvMembers` (one "fold": every training example).
+    """
+    from ablations.engine.train import StackTraining, fit_stack
+    from models.stacked import stack_models
+
+    first, n = configs[0], len(data.y_train)
+    members = _CvMembers(configs, [(np.arange(n), np.arange(0))], data.x_train.shape[1], data.num_classes)
+    stack = stack_models(members.models, first["activation"])
+    everything = np.ones((len(members.models), n), np.float32)
+    fit_stack(stack, data.x_train, data.y_train, everything, training=StackTraining(epochs=first["epochs"], learning_rate=first["learning_rate"]))
+    return stack, members
 
 
 class _CvMembers:
@@ -348,22 +350,13 @@ def test(config: dict, guard) -> dict[str, float]:
     """Trains the selected (penalty, λ) on all the training data, then scores the test split once."""
     import keras
 
-    from ablations.engine.train import StackTraining, fit_stack, member_statistics
-    from models.stacked import stack_models
+    from ablations.engine.train import member_statistics
 
     data = _dataset(config)
-    n = len(data.y_train)
-    model = build_member(config, data.x_train.shape[1], data.num_classes, n)
-    stack = stack_models([model], config["activation"])
-    fit_stack(
-        stack,
-        data.x_train,
-        data.y_train,
-        np.ones((1, n)),
-        training=StackTraining(epochs=config["epochs"], learning_rate=config["learning_rate"]),
-    )
+    stack, members = _fit_on_all([config], data)
+    model = members.models[0]
     model.set_weights(stack.member_weights(0))
-    train = member_statistics(stack, data.x_train, data.y_train, np.ones((1, n)), None, config["zero_tolerance"])
+    train = member_statistics(stack, data.x_train, data.y_train, np.ones((1, len(data.y_train))), None, config["zero_tolerance"])
 
     def score() -> dict[str, float]:
         probabilities = keras.ops.convert_to_numpy(model(data.x_test, training=False))
