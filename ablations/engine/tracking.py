@@ -22,6 +22,7 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Param as MlflowParam  # noqa: E402
 from mlflow.entities import Dataset as MlflowDataset  # noqa: E402
 from mlflow.entities import DatasetInput, InputTag, RunStatus, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.utils.time import get_current_time_millis  # noqa: E402
 
 from ablations.engine.lineage import DataLineage  # noqa: E402
@@ -181,7 +182,15 @@ class Tracker:
                 )
                 for item in data
             ]
-            self.client.log_inputs(run_id, datasets=inputs)
+            try:
+                self.client.log_inputs(run_id, datasets=inputs)
+            except MlflowException as error:
+                # MLflow's SQL store looks a dataset up, then inserts it: two workers logging the same data set
+                # at once both miss it, and the second insert breaks the unique key. The dataset exists now,
+                # so the second try finds it and only links it to the run.
+                if "UNIQUE constraint" not in str(error) and "IntegrityError" not in str(error):
+                    raise
+                self.client.log_inputs(run_id, datasets=inputs)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])

@@ -24,3 +24,34 @@ def test_every_run_carries_the_commit_in_mlflows_own_source_tag(tracker):
     run = tracker.client.get_run(tracker.start_run(tracker.experiment_id("lineage"), "trial"))
     assert run.data.tags["mlflow.source.git.commit"] == head == run.data.tags["git_commit"]
     assert (run.data.tags["mlflow.source.name"], run.data.tags["mlflow.source.type"]) == ("ablate", "LOCAL")
+
+
+def test_a_data_set_another_worker_inserted_meanwhile_is_linked_on_a_second_try(tracker, monkeypatch):
+    # Two workers logging the same data set at once: both look it up, miss, and insert; the second insert breaks
+    # MLflow's unique key (seen with --workers 2 on a loaded host). Replayed here deterministically: another
+    # worker's run logs the data set between this worker's lookup and its insert.
+    from mlflow.exceptions import MlflowException
+
+    from ablations.engine.lineage import DataLineage
+
+    experiment = tracker.experiment_id("race")
+    mine, theirs = tracker.start_run(experiment, "w0"), tracker.start_run(experiment, "w1")
+    data = [DataLineage("digits", "bundled", "0123456789abcdef", {"train": 1, "val": 1, "test": 1}, 0)]
+    log_inputs, calls = tracker.client.log_inputs, []
+
+    def racing(run_id, datasets):
+        calls.append(run_id)
+        if len(calls) == 1:
+            log_inputs(theirs, datasets=datasets)  # the other worker wins the insert...
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name")
+        return log_inputs(run_id, datasets=datasets)
+
+    monkeypatch.setattr(tracker.client, "log_inputs", racing)
+    tracker.log_data(mine, data)
+    assert calls == [mine, mine]
+    for run_id in (mine, theirs):
+        assert [d.dataset.digest for d in tracker.client.get_run(run_id).inputs.dataset_inputs] == ["0123456789abcdef"]
+    # Any other store error still surfaces.
+    monkeypatch.setattr(tracker.client, "log_inputs", lambda run_id, datasets: (_ for _ in ()).throw(MlflowException("disk full")))
+    with pytest.raises(MlflowException, match="disk full"):
+        tracker.log_data(mine, data)
