@@ -29,7 +29,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from ablations.engine.execution.checkpoints import DEFAULT_EVERY_S, checkpoint_every, EVERY_ENV as CHECKPOINT_EVERY_ENV  # noqa: E402  (light)
-from ablations.engine.execution.stopping import RESUME_LINE, check_stop, exit_status, handle_stop_signals, interruptible  # noqa: E402  (light)
+from ablations.engine.execution.stopping import (  # noqa: E402  (light)
+    RESUME_LINE,
+    check_stop,
+    exit_status,
+    handle_stop_signals,
+    interruptible,
+    restore_stop_signals,
+)
 
 DISTRIBUTION = "activation-ablations"
 """The suite's name on PyPI and in pyproject.toml: `_versions` reads its version there."""
@@ -249,8 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ablate: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     finally:
-        for signum, handler in replaced.items():  # `main` called in-process (tests) leaves the caller's handlers
-            signal.signal(signum, handler)
+        restore_stop_signals(replaced)  # `main` called in-process (tests) leaves the caller's handlers
 
 
 def _dispatch(args: argparse.Namespace) -> int:

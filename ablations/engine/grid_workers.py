@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from ablations.engine.device import available_cores, configure_threads, threads_per_worker
 from ablations.engine.execution.pool import WorkerStartError, die_with_parent, interrupt, pass_stop_on, start_workers, stop
-from ablations.engine.execution.stopping import exit_status, handle_stop_signals
+from ablations.engine.execution.stopping import exit_status, handle_stop_signals, interruptible
 
 if TYPE_CHECKING:
     # Not imported at run time here: it loads pandas (a second), and a helper's
@@ -142,7 +142,11 @@ class GridHelpers:
         pass_stop_on(self.processes)
 
     def interrupt(self) -> None:
-        """Passes a Ctrl-C on to the helpers still running and waits for them to stop."""
+        """Passes a Ctrl-C on to the helpers still running and waits for them to stop.
+
+        Their stdin ends first: a helper that has left its grid and waits for the next one has nothing to stop.
+        """
+        self._end_input()
         interrupt(self.processes)
 
     def close(self) -> None:
@@ -155,14 +159,18 @@ class GridHelpers:
         if not self._started:
             for process in self.processes:
                 process.terminate()
+        self._end_input()
+        for process in self.processes:
+            process.wait()
+
+    def _end_input(self) -> None:
+        """Closes the helpers' stdin: no grid is coming."""
         for process in self.processes:
             if process.stdin and not process.stdin.closed:
                 try:
                     process.stdin.close()
                 except BrokenPipeError:
                     pass
-        for process in self.processes:
-            process.wait()
 
     def __enter__(self) -> GridHelpers:
         return self
@@ -198,7 +206,7 @@ def main(argv: list[str]) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracker = None
     try:
-        for line in sys.stdin:
+        while line := _next_grid():
             job = json.loads(line)
             # From here a stop signal fails the pack for a rerun; before, a helper holds nothing and dies at once.
             handle_stop_signals(worker=True)
@@ -214,6 +222,19 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt as stop:
         return exit_status(stop)
     return 0
+
+
+def _next_grid() -> str:
+    """The next grid's line from the parent ("" at the end of its stdin).
+
+    A helper that has left its grid holds nothing, so a stop ends it here at
+    once: one that landed while it left (kept for a `check_stop` that no pack
+    will call) is raised on entering, and one that lands while it waits
+    interrupts the read. Else the parent, waiting for its helpers to stop,
+    would wait for ever.
+    """
+    with interruptible():
+        return sys.stdin.readline()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from ablations.engine.execution.stopping import (
     exit_status,
     handle_stop_signals,
     interruptible,
+    restore_stop_signals,
     shielded,
     stop_cause,
 )
@@ -21,8 +22,7 @@ from ablations.engine.execution.stopping import (
 def restored_handlers():
     before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     yield
-    for signum, handler in before.items():
-        signal.signal(signum, handler)
+    restore_stop_signals(before)
 
 
 @pytest.mark.parametrize("signum", STOP_SIGNALS, ids=lambda s: s.name)
@@ -61,13 +61,13 @@ class _SignalsInItsFinalizer:
 
 def test_a_stop_that_lands_in_a_finalizer_is_kept_for_the_next_check(restored_handlers, capfd):
     handle_stop_signals()
-    with interruptible():
+    trained = []
+    with pytest.raises(Stopped) as stopped, interruptible():
         _SignalsInItsFinalizer(signal.SIGTERM)  # dropped at once: its __del__ runs and is signalled
+        trained.append("the rest of the block")
+        check_stop()  # the next check (a logged epoch)
     assert "Exception ignored" not in capfd.readouterr().err  # not raised there, where Python would drop it
-    with pytest.raises(Stopped) as stopped:
-        check_stop()
-    assert stopped.value.signum == signal.SIGTERM
-    check_stop()  # raised once: nothing is left
+    assert trained == ["the rest of the block"] and stopped.value.signum == signal.SIGTERM
 
 
 def test_a_stop_inside_a_shielded_block_is_raised_when_the_block_ends(restored_handlers):
@@ -89,3 +89,41 @@ def test_outside_an_interruptible_block_a_stop_waits_for_the_next_check(restored
         with interruptible():  # raised on entry, before any training starts
             raise AssertionError("the block ran although a stop was waiting")
     assert stopped.value.signum == signal.SIGTERM
+
+
+def _signal_self(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    signal.sigtimedwait([], 0)  # the handler runs here
+
+
+def test_a_stop_a_library_swallowed_is_raised_again_when_the_block_ends_and_at_every_check(restored_handlers):
+    handle_stop_signals()
+    trained = []
+    with pytest.raises(Stopped) as stopped, interruptible():
+        try:
+            _signal_self(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # a library's handler that drops it
+        trained.append("the rest of the block")
+    assert trained == ["the rest of the block"] and stopped.value.signum == signal.SIGINT
+    for _ in range(2):  # the process is stopping: each later check says so
+        with pytest.raises(Stopped):
+            check_stop()
+    restore_stop_signals({})  # its caller handled it
+    check_stop()
+
+
+def test_an_error_a_library_raised_in_the_stops_place_leaves_the_block_as_the_stop(restored_handlers):
+    handle_stop_signals()
+    with pytest.raises(Stopped) as stopped, interruptible():
+        try:
+            _signal_self(signal.SIGTERM)
+        finally:
+            raise ValueError("can't close the zip file while there is an open writing handle")  # replaces the stop
+    assert stopped.value.signum == signal.SIGTERM and isinstance(stopped.value.__context__, ValueError)
+
+
+def test_an_error_without_a_stop_leaves_the_block_as_itself(restored_handlers):
+    handle_stop_signals()
+    with pytest.raises(ValueError), interruptible():
+        raise ValueError("a bug in a pack: recorded on its trials, not a stop")

@@ -29,7 +29,7 @@ A checkpoint that cannot be read, or that was written for other data or
 another net (its signature differs), is discarded with one line, and the loop
 starts from epoch 0.
 
-Imports nothing heavy (NumPy, and the spec's error): the command line reads
+Imports nothing heavy (NumPy, the stop signals' blocks and the spec's error): the command line reads
 the interval before TensorFlow loads.
 """
 
@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ablations.engine.execution.stopping import shielded
 from ablations.engine.spec import ConfigError
 
 EVERY_ENV = "ABLATE_CHECKPOINT_EVERY"
@@ -177,17 +178,22 @@ class Segment:
         return time.monotonic() - self.saved_at >= self.pack.every_s
 
     def save(self, epoch: int, epochs: int, meta: Mapping, arrays: Mapping[str, np.ndarray]) -> None:
-        """Writes the state after ``epoch`` of ``epochs``, atomically (a kill mid-write keeps the previous file)."""
+        """Writes the state after ``epoch`` of ``epochs``, atomically (a kill mid-write keeps the previous file).
+
+        A stop signal waits for the write (`stopping.shielded`): the rerun
+        resumes from this epoch, and no half-written file is left behind.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         header = json.dumps({**meta, "signature": self.signature, "epoch": epoch, "epochs": epochs})
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
-        with open(partial, "wb") as file:
-            np.savez(file, **arrays, **{_META: np.array(header)})
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, self.path)
-        self.saved_at = time.monotonic()
-        self.pack.saves += 1
+        with shielded():
+            with open(partial, "wb") as file:
+                np.savez(file, **arrays, **{_META: np.array(header)})
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, self.path)
+            self.saved_at = time.monotonic()
+            self.pack.saves += 1
 
 
 _current: ContextVar[PackCheckpoints | None] = ContextVar("pack_checkpoints", default=None)

@@ -15,9 +15,19 @@ locked for the cleanup that follows. So a stop is raised at once only inside
 an `interruptible` block (training, which writes nothing but buffered metrics)
 and outside a `shielded` one within it; anywhere else it is kept and raised by
 the next `check_stop`, which the runner calls before each pack and each
-logged epoch, and on entering an `interruptible` block. One that lands in a
+logged epoch, and on entering or leaving an `interruptible` block. One that lands in a
 finalizer (``__del__``, where Python would print the exception and drop it)
 is kept the same way.
+
+A stop, once received, stays: every later `check_stop` raises it again. An
+exception raised asynchronously can land where a library does not expect
+one: a ``finally`` that then raises an error of its own in its place (NumPy's
+``savez`` closing a half-written zip raises ValueError), a C-level finalizer,
+a handler that swallows it. Such a stop would be lost, and its worker would
+train its pack to the end while its parent waits. So an error that leaves an
+`interruptible` block after a stop landed leaves it as the stop (the error
+chained), and a stop swallowed in the block is raised when the block ends or
+at the next check, at the latest one epoch later.
 
 A second signal while the first is being handled stops the ``ablate``
 process at once (the default action). A worker process, whose parent passes
@@ -40,8 +50,8 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT
 RESUME_LINE = "interrupted: rerun the same command to resume"
 
 
-_deferred: int | None = None
-"""A stop signal that arrived where it could not be raised, waiting for the next `check_stop`."""
+_received: int | None = None
+"""The stop signal this process received (None: none since `handle_stop_signals`); every `check_stop` raises it."""
 _modes: list[bool] = []
 """The `interruptible` (True) and `shielded` (False) blocks this process is in, innermost last."""
 
@@ -81,36 +91,55 @@ def handle_stop_signals(*, worker: bool = False) -> dict[int, Any]:
     """
 
     def stop(signum: int, frame) -> None:
-        global _deferred
+        global _received
         for other in STOP_SIGNALS:  # the next one is not caught: it ends the process as the signal would
             signal.signal(other, signal.SIG_IGN if worker and other == signal.SIGINT else signal.SIG_DFL)
+        _received = signum  # raised by every later `check_stop`, also when the raise below is lost
         if _modes and _modes[-1] and not _in_finalizer(frame):
             raise Stopped(signum)
-        _deferred = signum  # raised by the next `check_stop`
 
+    global _received
+    _received = None
     return {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
 
 
+def restore_stop_signals(replaced: dict[int, Any]) -> None:
+    """Puts back the handlers `handle_stop_signals` replaced, and forgets the stop it received (its caller handled it).
+
+    Args:
+        replaced: What `handle_stop_signals` returned.
+    """
+    global _received
+    for signum, handler in replaced.items():
+        signal.signal(signum, handler)
+    _received = None
+
+
 def check_stop() -> None:
-    """Raises `Stopped` for a stop signal that arrived where it could not be raised; call it where work can stop."""
-    global _deferred
-    if _deferred is not None:
-        signum, _deferred = _deferred, None
-        raise Stopped(signum)
+    """Raises `Stopped` once a stop signal has arrived (and again at each call); call it where work can stop."""
+    if _received is not None:
+        raise Stopped(_received)
 
 
 @contextmanager
 def interruptible() -> Iterator[None]:
     """A block a stop signal interrupts at once (training): `Stopped` is raised wherever it lands.
 
-    A stop that arrived before the block is raised on entering it.
+    A stop that arrived before the block is raised on entering it; one that
+    the block swallowed, on leaving it; an error that leaves the block after a
+    stop landed leaves it as the stop (a library's cleanup raised it in the
+    stop's place).
     """
     check_stop()
     _modes.append(True)
     try:
         yield
+    except Exception:
+        check_stop()
+        raise
     finally:
         _modes.pop()
+    check_stop()
 
 
 @contextmanager
