@@ -1,7 +1,7 @@
 """Acceptance: a pack killed with SIGKILL mid-training resumes from its checkpoint on rerun, to the same aggregates.
 
-early_stopping's smoke grid is one pack of two members (no stopping, patience
-2), here for 200 epochs, checkpointed after every epoch. The kill waits for a
+early_stopping's smoke grid is one pack of two members (no stopping, the lecture's
+rule), here for 200 epochs, checkpointed after every epoch. The kill waits for a
 checkpoint of epoch 5 or later to be on disk (a point of progress, never a
 time), which leaves the pack about 195 epochs from its end. The rerun of the
 same command continues from that checkpoint, says so, and ends with the

@@ -60,15 +60,29 @@ from models.stacked_cnn import StackedCNN
 class MemberStopping:
     """One member's early stopping: ``keras.callbacks.EarlyStopping(monitor, mode, patience, restore_best_weights=True)``.
 
+    With ``every`` > 1 or ``rise_only``, a rule Keras's callback has no
+    option for, such as the lecture's: look at the validation error every 5
+    epochs, stop at its first rise and keep the weights of the look before
+    (``MemberStopping("val_accuracy", 1, every=5, rise_only=True)``).
+
     Args:
         monitor: A logged metric: ``val_loss``, ``val_accuracy``, ``train_loss``, ...
-        patience: Epochs without improvement before stopping, >= 1.
+        patience: Looks without improvement before stopping, >= 1 (a look per epoch: Keras's patience).
         mode: "min" or "max"; None watches losses for a fall and the rest for a rise.
+        every: Epochs between looks at the monitor: after epochs ``every``, ``2 * every``, ... (from 1).
+        rise_only: Only a worse value counts against the net: a look that ties the best is an improvement
+            (its weights are kept). Keras counts a tie as no improvement.
     """
 
     monitor: str
     patience: int
     mode: str | None = None
+    every: int = 1
+    rise_only: bool = False
+
+    def __post_init__(self):
+        if self.patience < 1 or self.every < 1:
+            raise ValueError(f"MemberStopping needs patience >= 1 and every >= 1; received patience={self.patience}, every={self.every}.")
 
     @property
     def maximize(self) -> bool:
@@ -490,7 +504,8 @@ def along_members(mask: tf.Tensor, variable: tf.Variable) -> tf.Tensor:
 
 
 class _Stoppers:
-    """Each member's `MemberStopping`, decided as ``keras.callbacks.EarlyStopping`` decides (min_delta 0, no baseline)."""
+    """Each member's `MemberStopping`, decided as ``keras.callbacks.EarlyStopping`` decides (min_delta 0, no baseline),
+    at its looks (`MemberStopping.every`), a tie counting as an improvement under `MemberStopping.rise_only`."""
 
     def __init__(self, stopping: Sequence[MemberStopping | None]):
         self.stopping = list(stopping)
@@ -505,13 +520,13 @@ class _Stoppers:
         stopped = np.zeros(len(ids), bool)
         for position, m in enumerate(ids):
             rule = self.stopping[m]
-            if rule is None:
+            if rule is None or (epoch + 1) % rule.every:
                 continue
             current = float(logs[rule.monitor][position])
             self.has_best[m] = True
             self.wait[m] += 1
             best = self.best[m]
-            if best is None or (current > best if rule.maximize else current < best):
+            if best is None or (current > best if rule.maximize else current < best) or (rule.rise_only and current == best):
                 self.best[m], self.best_epoch[m], self.wait[m] = current, epoch, 0
                 improved[position] = True
             elif self.wait[m] >= rule.patience and epoch > 0:
