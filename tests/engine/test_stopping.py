@@ -1,7 +1,9 @@
 """Stop signals: SIGINT, SIGTERM and SIGHUP raise one `Stopped`, exit as a shell reports them, and stop at once the second time."""
 
+import io
 import os
 import signal
+import sys
 
 import pytest
 
@@ -127,3 +129,15 @@ def test_an_error_without_a_stop_leaves_the_block_as_itself(restored_handlers):
     handle_stop_signals()
     with pytest.raises(ValueError), interruptible():
         raise ValueError("a bug in a pack: recorded on its trials, not a stop")
+
+
+def test_a_grid_helper_that_left_its_grid_stops_instead_of_waiting_for_the_next(restored_handlers, monkeypatch):
+    from ablations.engine.grid_workers import _next_grid
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"study": "a"}\n{"study": "b"}\n'))
+    handle_stop_signals(worker=True)
+    assert _next_grid() == '{"study": "a"}\n'
+    _signal_self(signal.SIGINT)  # lands between packs, where it is kept: no pack is left to check it
+    # Not a read that waits for a grid its parent, stopping, will never send (and a second SIGINT it ignores).
+    with pytest.raises(Stopped):
+        _next_grid()
