@@ -130,7 +130,7 @@ def _grid(gain, ratio, *, expectation=1.0, sizes=(300, 3000), seeds=(0, 1, 2), j
     columns = ["keep_prob", "input_keep_prob", "n_train", "seed", "heldout_error", "final_train_error"]
     columns += ["epochs_to_converge", "epochs_to_target", "expectation_rms_ratio"]
     frame = pd.DataFrame(rows, columns=columns)
-    frame["epochs"] = 40
+    frame["epochs"] = frame["epochs_run"] = 40
     # The synthetic nets reach the plain net's converged error when they converge: never, beyond the epochs.
     frame["epochs_to_common_target"] = frame["epochs_to_converge"].where(frame["epochs_to_converge"] <= frame["epochs"])
     frame["final_gap"] = frame["heldout_error"] - frame["final_train_error"]
@@ -258,29 +258,32 @@ def test_smoke_run_logs_trials_verdict_figures_and_one_test_score(tracker):
     assert len(children) == 4
     runs = children.set_index([children["params.n_train"].astype(int), children["params.keep_prob"].astype(float)]).sort_index()
     assert list(runs.index) == [(100, 0.5), (100, 1.0), (200, 0.5), (200, 1.0)]
-    epochs = config.fixed["epochs"]
+    epochs, patience = config.fixed["epochs"], config.fixed["patience"]
+    curves = {}
     for (n_train, keep), run in runs.iterrows():
         curve = history_at(tracker, run["run_id"], "val_error")
-        # Scored at initialization and after every epoch; the counts and the held-out error come from this curve.
-        assert sorted(curve) == list(range(epochs + 1))
-        errors = [curve[step] for step in range(epochs + 1)]
-        assert run["metrics.heldout_error"] == pytest.approx(np.mean(errors[-dropout.HELDOUT_WINDOW :]), abs=1e-7)
+        ran, restored = int(run["metrics.epochs_run"]), int(run["metrics.restored_epoch"])
+        # The stopping split, scored at initialization and after every epoch the arm ran: until `patience` epochs
+        # brought no lower error (Keras's rule: it restores the first epoch with the lowest), or the cap.
+        assert sorted(curve) == list(range(ran + 1))
+        errors = curves[n_train, keep] = [curve[step] for step in range(ran + 1)]
+        assert restored == 1 + int(np.argmin(errors[1:])) and ran in (epochs, restored + patience)
         assert run["metrics.epochs_to_converge"] == pytest.approx(dropout.epochs_to_converge(errors), abs=1e-6)
-        assert errors[-1] == pytest.approx(run["metrics.final_val_error"], abs=1e-6)
-        # Errors on digits' 359 validation examples: multiples of 1/359.
-        assert np.allclose(np.array(errors) * 359, np.round(np.array(errors) * 359), atol=1e-3)
+        assert run["metrics.final_val_error"] == pytest.approx(errors[restored], abs=1e-6)  # the restored net
+        # digits' 359 validation examples, halved: 180 to stop on (every other from the first), 179 held out.
+        assert np.allclose(np.array(errors) * 180, np.round(np.array(errors) * 180), atol=1e-3)
+        assert run["metrics.heldout_error"] * 179 == pytest.approx(round(run["metrics.heldout_error"] * 179), abs=1e-3)
+        assert run["metrics.heldout_error"] == run["metrics.final_heldout_error"]
         # Errors are 1 - accuracy on the 100 or 200 training examples: multiples of 1/n_train.
         assert run["metrics.final_train_error"] * n_train == pytest.approx(round(run["metrics.final_train_error"] * n_train), abs=1e-4)
     # Paired by seed: with and without dropout, training starts from the same net; both count their epochs to
     # where the plain net converged.
     for n_train in (100, 200):
-        curves = {keep: history_at(tracker, runs.loc[(n_train, keep), "run_id"], "val_error") for keep in (0.5, 1.0)}
-        curves = {keep: [curve[step] for step in range(epochs + 1)] for keep, curve in curves.items()}
-        assert curves[0.5][0] == curves[1.0][0]
-        level = dropout.converged_level(curves[1.0])
-        for keep, curve in curves.items():
+        assert curves[n_train, 0.5][0] == curves[n_train, 1.0][0]
+        level = dropout.converged_level(curves[n_train, 1.0])
+        for keep in (0.5, 1.0):
             logged = runs.loc[(n_train, keep), "metrics.epochs_to_common_target"]
-            assert logged == pytest.approx(dropout.epochs_to_level(curve, level), abs=1e-6, nan_ok=True)
+            assert logged == pytest.approx(dropout.epochs_to_level(curves[n_train, keep], level), abs=1e-6, nan_ok=True)
     dropped, plain = runs.xs(0.5, level=1), runs.xs(1.0, level=1)
     # The plain net learns and overfits: it fits its training set, and its held-out error is well above that.
     assert (plain["metrics.final_train_error"] < 0.1).all()
@@ -302,8 +305,9 @@ def test_smoke_run_logs_trials_verdict_figures_and_one_test_score(tracker):
         speed = checks[(f"n_train={n_train}", "epochs")]
         treated = dropped.loc[n_train, "metrics.epochs_to_common_target"]
         control = plain.loc[n_train, "metrics.epochs_to_common_target"]
-        if control > 0:  # a lower bound (all its epochs) when the dropout net never got there
-            assert speed.effect.mean == pytest.approx((epochs if math.isnan(treated) else treated) / control)
+        if control > 0:  # a lower bound (the epochs it ran) when the dropout net never got there
+            ran = dropped.loc[n_train, "metrics.epochs_run"]
+            assert speed.effect.mean == pytest.approx((ran if math.isnan(treated) else treated) / control)
             assert speed.lower_bound == math.isnan(treated)
         else:
             assert speed.effect.n == 0
