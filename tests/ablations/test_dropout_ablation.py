@@ -248,6 +248,8 @@ def test_each_data_set_is_its_own_condition():
     # Any other setting the grid varies is a condition too.
     wide = dropout.verdict(pd.concat([_grid(gain=0.02, ratio=2.0).assign(width=512), _grid(gain=0.01, ratio=2.0).assign(width=1024)]))
     assert {check.condition for check in wide.checks} >= {"n_train=300, width=512", "n_train=3000, width=1024"}
+    recipes = dropout.verdict(pd.concat([_grid(gain=0.02, ratio=2.0).assign(recipe=r) for r in ("adam", "srivastava")]))
+    assert {check.condition for check in recipes.checks} >= {"n_train=3000, recipe=adam", "n_train=3000, recipe=srivastava"}
 
 
 def test_smoke_run_logs_trials_verdict_figures_and_one_test_score(tracker):
@@ -326,3 +328,20 @@ def test_smoke_run_logs_trials_verdict_figures_and_one_test_score(tracker):
 def history_at(tracker, run_id, metric):
     """{step: value} of one metric of one run."""
     return {m.step: m.value for m in tracker.client.get_metric_history(run_id, metric)}
+
+
+def test_the_srivastava_recipe_trains_with_sgd_momentum_under_max_norm():
+    from ablations.engine.train.members import MemberOptimizer
+
+    config = dropout.ABLATION.resolve("smoke", {"recipe": "srivastava"})
+    pack = [c for c in config.trials() if c["n_train"] == 100]
+    assert dropout._optimizer(pack[0]) == MemberOptimizer("sgd", 0.01, momentum=0.95)
+    assert dropout._optimizer({**pack[0], "recipe": "adam"}) == MemberOptimizer("adam", pack[0]["learning_rate"])
+    assert dropout._max_norm({**pack[0], "max_norm": 2.0}) == 2.0 and dropout._max_norm({**pack[0], "recipe": "adam"}) is None
+    # A max-norm below the initial weights' norms (he_normal over digits' 64 inputs: about 1.4), so it must act.
+    _, stack, fits = dropout._train([{**config, "max_norm": 0.5} for config in pack])
+    assert all(fit.epochs_run >= 1 for fit in fits.trials)
+    # Each hidden unit's incoming weights (Keras's MaxNorm: norms over axis 0 of a member's kernel) end on or
+    # within it, and some sit on it.
+    norms = np.concatenate([np.linalg.norm(k.numpy(), axis=1).ravel() for k in stack.kernels[: stack.depth]])
+    assert 0.5 - 1e-3 <= norms.max() <= 0.5 + 1e-4
