@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,7 +31,7 @@ from ablations.engine.execution.lifecycle import TrialRuns  # noqa: E402
 from ablations.engine.execution.liveness import HEARTBEAT_GRACE_S, HEARTBEAT_INTERVAL_S, close_finished_runs, heartbeat  # noqa: E402
 from ablations.engine.execution.optuna_private import storage_of  # noqa: E402
 from ablations.engine.execution.states import failure_reason  # noqa: E402
-from ablations.engine.execution.stopping import check_stop, interruptible, shielded, stop_cause  # noqa: E402
+from ablations.engine.execution.stopping import check_stop, interruptible, passing_stops_to, shielded, stop_cause  # noqa: E402
 from ablations.engine.lineage import DataLineage, members_data, recording  # noqa: E402
 from ablations.engine.progress import Progress  # noqa: E402
 from ablations.engine.protocol import REMEDIES, TestSplitGuard, trial_diagnosis  # noqa: E402
@@ -132,11 +131,12 @@ def run_ablation(
         return work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress)
     helpers.start(config, grid, storage)
     try:
-        result = work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress, label="/w0", on_stop=helpers.pass_stop_on)
-        # Waiting for the helpers writes nothing: a stop lands here at once and reaches them, rather than waiting
-        # (unseen) until they finish the grid.
-        with interruptible():
-            helpers.join()
+        # A stop signal reaches the helpers as it arrives here, wherever it lands: they stop their packs at once.
+        with passing_stops_to(helpers.pass_stop_on):
+            result = work_on_grid(ablation, config, grid, tracker, experiment_id, progress=progress, label="/w0")
+            # Waiting for the helpers writes nothing: a stop lands here at once.
+            with interruptible():
+                helpers.join()
     except BaseException:
         # Stopped here (Ctrl-C, or a pack that raised and would raise again): the
         # helpers stop too, their packs failed for a rerun to train again.
@@ -203,7 +203,6 @@ def work_on_grid(
     *,
     progress: bool = True,
     label: str = "",
-    on_stop: Callable[[], None] | None = None,
 ) -> AblationResult:
     """One worker's share of a grid: claims and trains packs until none is left; concludes if it takes the token.
 
@@ -215,16 +214,12 @@ def work_on_grid(
         experiment_id: The ablation's MLflow experiment.
         progress: Print a line per pack.
         label: Names this worker in progress lines ("/w1").
-        on_stop: Called first when a stop lands here (`helpers.pass_stop_on`): the helpers stop their packs
-            while this worker cleans up, not after.
     """
     job = GridJob(ablation, config, grid, tracker, experiment_id)
     bar = Progress(len(grid.configs), ablation.name + label, enabled=progress, done=len(grid.done_points()))
     try:
         return _work(job, bar)
     except BaseException as error:
-        if on_stop is not None and isinstance(error, KeyboardInterrupt):
-            on_stop()
         # Stopped (Ctrl-C, a scheduler's signal) or broken, wherever it lands: what this worker
         # holds stays for a rerun, its runs end, and the parent run does not stay RUNNING.
         fail_interrupted(grid, f"interrupted by {stop_cause(error)} while its pack ran")

@@ -14,6 +14,7 @@ from ablations.engine.execution.stopping import (
     exit_status,
     handle_stop_signals,
     interruptible,
+    passing_stops_to,
     restore_stop_signals,
     shielded,
     stop_cause,
@@ -141,3 +142,18 @@ def test_a_grid_helper_that_left_its_grid_stops_instead_of_waiting_for_the_next(
     # Not a read that waits for a grid its parent, stopping, will never send (and a second SIGINT it ignores).
     with pytest.raises(Stopped):
         _next_grid()
+
+
+def test_a_stop_is_passed_on_as_it_arrives_even_where_this_process_keeps_it(restored_handlers):
+    handle_stop_signals()
+    told = []
+    with passing_stops_to(lambda: told.append("the workers")):
+        _signal_self(signal.SIGTERM)  # outside an interruptible block: kept here for the next check...
+        assert told == ["the workers"]  # ...but the workers hear of it at once
+    with pytest.raises(Stopped):
+        check_stop()
+    restore_stop_signals({})
+    handle_stop_signals()
+    with pytest.raises(Stopped), interruptible():
+        _signal_self(signal.SIGTERM)
+    assert told == ["the workers"]  # outside the block nothing is passed on

@@ -40,7 +40,7 @@ Imports nothing heavy: workers call it before TensorFlow loads.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,6 +52,8 @@ RESUME_LINE = "interrupted: rerun the same command to resume"
 
 _received: int | None = None
 """The stop signal this process received (None: none since `handle_stop_signals`); every `check_stop` raises it."""
+_passes: list[Callable[[], None]] = []
+"""What `passing_stops_to` blocks pass a stop on with, called by the handler itself."""
 _modes: list[bool] = []
 """The `interruptible` (True) and `shielded` (False) blocks this process is in, innermost last."""
 
@@ -95,6 +97,8 @@ def handle_stop_signals(*, worker: bool = False) -> dict[int, Any]:
         for other in STOP_SIGNALS:  # the next one is not caught: it ends the process as the signal would
             signal.signal(other, signal.SIG_IGN if worker and other == signal.SIGINT else signal.SIG_DFL)
         _received = signum  # raised by every later `check_stop`, also when the raise below is lost
+        for pass_on in list(_passes):
+            pass_on()
         if _modes and _modes[-1] and not _in_finalizer(frame):
             raise Stopped(signum)
 
@@ -140,6 +144,24 @@ def interruptible() -> Iterator[None]:
     finally:
         _modes.pop()
     check_stop()
+
+
+@contextmanager
+def passing_stops_to(pass_on: Callable[[], None]) -> Iterator[None]:
+    """Within the block, a stop signal is passed on by ``pass_on`` as it arrives, from the handler itself.
+
+    Worker processes then stop their packs at once, rather than once this
+    process, which may be deep in a store's write or a garbage collection
+    where the stop waits, reaches a check and its own cleanup.
+
+    Args:
+        pass_on: Sends the stop on (`pool.pass_stop_on` on the workers); signal-safe: it only signals processes.
+    """
+    _passes.append(pass_on)
+    try:
+        yield
+    finally:
+        _passes.remove(pass_on)
 
 
 @contextmanager

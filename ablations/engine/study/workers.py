@@ -20,8 +20,8 @@ import os
 import sys
 
 from ablations.engine.device import configure_threads, threads_per_worker
-from ablations.engine.execution.pool import die_with_parent, interrupt, start_workers
-from ablations.engine.execution.stopping import exit_status, handle_stop_signals
+from ablations.engine.execution.pool import die_with_parent, interrupt, pass_stop_on, start_workers
+from ablations.engine.execution.stopping import exit_status, handle_stop_signals, interruptible, passing_stops_to
 
 OPTIONS_ENV = "ABLATE_STUDY_OPTIONS"
 THREADS_ENV = "ABLATE_STUDY_THREADS"
@@ -43,7 +43,9 @@ def run_workers(session) -> bool:
     # One at a time; if one cannot start, those started are stopped and the launch ends in one line.
     workers = start_workers("ablations.engine.study.workers", range(options.workers), total=options.workers, env=env)
     try:
-        codes = [worker.wait() for worker in workers]
+        # A stop signal reaches the workers as it arrives, and waiting writes nothing: it lands here at once too.
+        with passing_stops_to(lambda: pass_stop_on(workers)), interruptible():
+            codes = [worker.wait() for worker in workers]
     except KeyboardInterrupt:
         interrupt(workers)
         raise
