@@ -167,7 +167,8 @@ _ABLATION_PARTS: dict[str, dict[str, tuple[PartShape, ...]]] = {
     "capacity_overfitting": {"quick": (PartShape(3), PartShape(3), PartShape(2)), "full": (PartShape(3), PartShape(3), PartShape(2))},
     "collinearity": {"quick": (PartShape(4),) * 4, "full": (PartShape(6),) * 4},  # ridge ≤ OLS: a sanity check
     "l1_l2_penalty": {"quick": (PartShape(2),) * 4 + (PartShape(1),), "full": (PartShape(2),) * 4 + (PartShape(1),)},
-    "dropout": {"quick": (PartShape(1), PartShape(2)), "full": (PartShape(3), PartShape(5))},
+    # held-out error at sizes from 1,000 on, epochs at every size; full: per recipe (Adam, Srivastava et al.'s SGD)
+    "dropout": {"quick": (PartShape(1), PartShape(2)), "full": (PartShape(6), PartShape(10))},
     "augmentation": {"quick": (PartShape(4),), "full": (PartShape(6),)},
     "early_stopping": {"quick": (PartShape(1),), "full": (PartShape(4),)},  # clean labels are boundary conditions
     "input_normalization": {"quick": (PartShape(1), PartShape(1, "median")), "full": (PartShape(6), PartShape(6, "median"))},
