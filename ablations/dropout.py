@@ -113,6 +113,8 @@ if TYPE_CHECKING:
 LECTURE_HIDDEN_KEEP = 0.5
 LECTURE_INPUT_KEEP = 0.8
 ARMS = ("keep_prob", "input_keep_prob")
+PLAIN, DROPPED = (1.0, 1.0), (LECTURE_HIDDEN_KEEP, 1.0)
+"""(keep, input keep) of the arm without dropout and of the lecture's hidden keep 0.5."""
 """The settings a verdict compares; every other setting the grid varies makes separate conditions."""
 ABOUT_DOUBLE = (1.5, 3.0)
 """Ratios of epochs to converge read as "about doubles" (decided before any run)."""
@@ -419,14 +421,14 @@ def paired(trials: pd.DataFrame, treated: tuple[float, float], control: tuple[fl
     return a.merge(b, on=["n_train", "seed"])
 
 
-def convergence_ratios(trials: pd.DataFrame, treated: tuple[float, float] = (LECTURE_HIDDEN_KEEP, 1.0)) -> pd.DataFrame:
+def convergence_ratios(trials: pd.DataFrame, treated: tuple[float, float] = DROPPED) -> pd.DataFrame:
     """Per (n_train, seed): epochs to the plain net's converged error (`common_targets`), ``treated`` over none.
 
     A ``treated`` net that never got there in the epochs it ran (stopped, or
     at the cap) counts them, and its ratio is flagged ``censored``: a lower
     bound. Pairs whose plain net never improved are left out.
     """
-    pairs = paired(trials, treated, (1.0, 1.0), "epochs_to_common_target")
+    pairs = paired(trials, treated, PLAIN, "epochs_to_common_target")
     pairs = pairs.merge(_arm(trials, *treated)[["n_train", "seed", "epochs_run"]], on=["n_train", "seed"])
     pairs = pairs[pairs["control"] > 0].copy()
     pairs["censored"] = pairs["treated"].isna()
@@ -441,7 +443,7 @@ def target_ratios(trials: pd.DataFrame) -> pd.DataFrame:
     A dropout net that never reaches it counts as ``epochs + 1`` and its ratio
     is flagged ``censored`` (a lower bound); the plain net must reach it.
     """
-    pairs = paired(trials, (LECTURE_HIDDEN_KEEP, 1.0), (1.0, 1.0), "epochs_to_target")
+    pairs = paired(trials, DROPPED, PLAIN, "epochs_to_target")
     pairs = pairs[pairs["control"] > 0].copy()
     pairs["censored"] = pairs["treated"].isna()
     pairs["ratio"] = pairs["treated"].fillna(trials["epochs"].max() + 1) / pairs["control"]
@@ -450,56 +452,18 @@ def target_ratios(trials: pd.DataFrame) -> pd.DataFrame:
 
 def verdict(trials: pd.DataFrame) -> Verdict:
     """Per size: held-out error lowered by keep 0.5, epochs to converge about doubled; and E[z] kept."""
-    dropout, none = (LECTURE_HIDDEN_KEEP, 1.0), (1.0, 1.0)
     target = float(trials["target_loss"].iloc[0])
     error_checks, speed_checks, speed_notes, sizes = [], [], [], []
     for condition, n_train, at in _conditions(trials):
-        error = paired(at, dropout, none, "heldout_error")
-        if error.empty:
+        if paired(at, DROPPED, PLAIN, "heldout_error").empty:
             continue
-        plain, dropped = _arm(at, *none), _arm(at, *dropout)
+        plain = _arm(at, *PLAIN)
         reading = regime(plain["final_train_error"].mean(), plain["heldout_error"].mean())
-        sizes.append(n_train)
-        error_checks.append(
-            Check.above(
-                condition,
-                "held-out error lower with keep 0.5",
-                summarize(error["control"] - error["treated"]),
-                smallest=HALF_POINT_OF_ERROR,
-                role="claim" if n_train >= REGIME_N_TRAIN else "boundary",
-                details={
-                    REGIME: reading,
-                    "held-out error, none / keep 0.5": f"{error['control'].mean():.3f} / {error['treated'].mean():.3f}",
-                    "gap, none / keep 0.5": f"{plain['final_gap'].mean():.3f} / {dropped['final_gap'].mean():.3f}",
-                    **_lecture_input_keep(at),
-                    "best (keep, input keep) on validation": _best_on_validation(at),
-                },
-            )
-        )
-        ratios, on_target = convergence_ratios(at), target_ratios(at)
+        on_target = target_ratios(at)
         target_text = _ratio_text(on_target["ratio"], on_target["censored"])
-        speed_checks.append(
-            Check.within(
-                condition,
-                "epochs to converge about double",
-                summarize(ratios["ratio"]),
-                *ABOUT_DOUBLE,
-                smallest=SLOWER,
-                null=1.0,
-                spec=".2f",
-                lower_bound=bool(ratios["censored"].any()),
-                details={
-                    REGIME: reading,
-                    "epochs to the plain net's converged error, none / keep 0.5": (
-                        f"{ratios['control'].mean():.1f} / {'≥ ' if ratios['censored'].any() else ''}{ratios['treated'].mean():.1f}"
-                    ),
-                    "epochs to its own convergence, none / keep 0.5 (not judged)": (
-                        f"{plain['epochs_to_converge'].mean():.1f} / {dropped['epochs_to_converge'].mean():.1f}"
-                    ),
-                    f"masks-on loss to {target:g}: epochs ratio (not judged)": target_text,
-                },
-            )
-        )
+        sizes.append(n_train)
+        error_checks.append(_error_check(condition, n_train, at, reading))
+        speed_checks.append(_speed_check(condition, at, reading, {f"masks-on loss to {target:g}: epochs ratio (not judged)": target_text}))
         speed_notes.append(f"{condition}: {target_text}")
     if not error_checks:
         return Verdict([], notes=f"The grid needs keep_prob {LECTURE_HIDDEN_KEEP:g} and 1.0 with input_keep_prob 1.0, for the same sizes and seeds.")
@@ -515,15 +479,65 @@ def verdict(trials: pd.DataFrame) -> Verdict:
     return Verdict(checks, headline=error_checks[int(np.argmax(sizes))], notes=notes)
 
 
+def _error_check(condition: str, n_train: int, at: pd.DataFrame, reading: str) -> Check:
+    """Held-out error without dropout minus with keep 0.5, paired by seed; a boundary below `REGIME_N_TRAIN`."""
+    error = paired(at, DROPPED, PLAIN, "heldout_error")
+    plain, dropped = _arm(at, *PLAIN), _arm(at, *DROPPED)
+    return Check.above(
+        condition,
+        "held-out error lower with keep 0.5",
+        summarize(error["control"] - error["treated"]),
+        smallest=HALF_POINT_OF_ERROR,
+        role="claim" if n_train >= REGIME_N_TRAIN else "boundary",
+        details={
+            REGIME: reading,
+            "held-out error, none / keep 0.5": f"{error['control'].mean():.3f} / {error['treated'].mean():.3f}",
+            "gap, none / keep 0.5": f"{plain['final_gap'].mean():.3f} / {dropped['final_gap'].mean():.3f}",
+            **_lecture_input_keep(at),
+            "best (keep, input keep) on validation": _best_on_validation(at),
+        },
+    )
+
+
+def _speed_check(condition: str, at: pd.DataFrame, reading: str, reported: dict[str, str]) -> Check:
+    """Epochs to the plain net's converged error, keep 0.5 over none, within `ABOUT_DOUBLE`; a lower bound when censored."""
+    ratios = convergence_ratios(at)
+    plain, dropped = _arm(at, *PLAIN), _arm(at, *DROPPED)
+    at_least = "≥ " if ratios["censored"].any() else ""
+    return Check.within(
+        condition,
+        "epochs to converge about double",
+        summarize(ratios["ratio"]),
+        *ABOUT_DOUBLE,
+        smallest=SLOWER,
+        null=1.0,
+        spec=".2f",
+        lower_bound=bool(ratios["censored"].any()),
+        details={
+            REGIME: reading,
+            "epochs to the plain net's converged error, none / keep 0.5": f"{ratios['control'].mean():.1f} / {at_least}{ratios['treated'].mean():.1f}",
+            "epochs to its own convergence, none / keep 0.5 (not judged)": (
+                f"{plain['epochs_to_converge'].mean():.1f} / {dropped['epochs_to_converge'].mean():.1f}"
+            ),
+            **reported,
+        },
+    )
+
+
 def _conditions(trials: pd.DataFrame):
     """(condition, training-set size, its trials) per size, and per value of any other setting the grid varies."""
     varied = [name for name in PARAMS if name not in ARMS and name in trials and trials[name].nunique() > 1]
     keys = varied if "n_train" in varied else [*varied, "n_train"]
     for key, at in trials.groupby(keys, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        condition = ", ".join(str(value) if name == "data" else f"{name}={value:g}" if isinstance(value, (int, float)) else f"{name}={value}"
-                              for name, value in zip(keys, key))
+        condition = ", ".join(_condition_label(name, value) for name, value in zip(keys, key))
         yield condition, int(key[keys.index("n_train")]), at
+
+
+def _condition_label(name: str, value) -> str:
+    if name == "data":
+        return str(value)
+    return f"{name}={value:g}" if isinstance(value, (int, float)) else f"{name}={value}"
 
 
 def _expectation_check(trials: pd.DataFrame) -> Check | None:
@@ -547,7 +561,7 @@ def _expectation_check(trials: pd.DataFrame) -> Check | None:
 
 def _lecture_input_keep(trials: pd.DataFrame) -> dict[str, str]:
     """The lecture's input keep 0.8 against 1.0 under hidden keep 0.5, when the grid has it (reported, not judged)."""
-    pairs = paired(trials, (LECTURE_HIDDEN_KEEP, LECTURE_INPUT_KEEP), (LECTURE_HIDDEN_KEEP, 1.0), "heldout_error")
+    pairs = paired(trials, (LECTURE_HIDDEN_KEEP, LECTURE_INPUT_KEEP), DROPPED, "heldout_error")
     if pairs.empty:
         return {}
     change = summarize(pairs["treated"] - pairs["control"])

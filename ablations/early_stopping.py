@@ -283,8 +283,7 @@ def _check(label: str, rule: str, group: pd.DataFrame, overlong: pd.DataFrame, e
     else:
         part = f"held-out error, overlong − restored (Keras, {rule.replace('_', ' ')})"
         role = "extension"
-    gains = group.set_index("seed")["error_gain"].sort_index()
-    return Check.above(label, part, summarize(gains), smallest=HALF_POINT_OF_ERROR, role=role, details=details)
+    return Check.above(label, part, summarize(group["error_gain"]), smallest=HALF_POINT_OF_ERROR, role=role, details=details)
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
