@@ -45,6 +45,9 @@ def open_storage(
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
+    if url is None:
+        # The default folder is the suite's to make (as MLflow's store beside it is); a folder named by hand must exist.
+        results_dir().mkdir(parents=True, exist_ok=True)
     if url is None or url.startswith("journal:"):
         path = Path(url.removeprefix("journal:")) if url else results_dir() / "optuna.journal"
         if not path.parent.is_dir():

@@ -21,7 +21,8 @@ from ablations.engine.cli import main
 from ablations.engine.data import RawData, dataset_names, register_dataset, registry
 from ablations.engine.registry import ablation_names, all_ablations, get_ablation
 
-from ablations.engine.storage import STORAGE_FORMS
+from ablations.engine.spec import ConfigError
+from ablations.engine.storage import STORAGE_FORMS, open_storage
 from ablations.engine.tensorflow_quiet import _stderr_into, _write_back, is_noise
 
 
@@ -425,3 +426,14 @@ def test_a_checkpoint_interval_set_by_hand_that_is_not_seconds_is_one_line_exit_
     assert result.returncode == 2
     assert result.stderr == "ablate: error: ABLATE_CHECKPOINT_EVERY must be a number of seconds >= 0, or off; received 'soon'.\n"
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_the_default_results_folder_is_made_and_a_named_storage_folder_must_exist(tmp_path, monkeypatch):
+    # ABLATE_RESULTS_DIR may name a folder not made yet: the default storage (and MLflow's store) go there.
+    monkeypatch.setenv("ABLATE_RESULTS_DIR", str(tmp_path / "new" / "results"))
+    storage = open_storage(None)
+    assert (tmp_path / "new" / "results").is_dir() and storage.get_all_studies() == []
+    # A folder named by hand is not made: a typo there fails instead of scattering results.
+    with pytest.raises(ConfigError, match="does not exist"):
+        open_storage(f"journal:{tmp_path}/typo/o.log")
+    assert not (tmp_path / "typo").exists()
