@@ -77,6 +77,7 @@ from ablations.engine.device import (
     reset_gpu_peak,
 )
 from ablations.engine.grid import pack_points
+from ablations.engine.progress import duration
 from ablations.engine.spec import Ablation, ResolvedConfig, TrialContext
 
 EPOCH_KEYS = ("epochs", "train_steps")
@@ -91,12 +92,15 @@ models trains a step in milliseconds)."""
 COST_AXES = ("data", "task", "n_train", "depth", "width")
 """Settings that change what a pack costs (an epoch's examples, a step's work):
 packs that differ in them are timed apart."""
-WHOLE_PACK_S = 60.0
+WHOLE_PACK_S = 120.0
 """A timed pack whose whole run the cut timings put under this many seconds is
 then trained whole, all its epochs: its members that stop early (early
 stopping) then cost what they will cost, where a line through a few epochs
 would count every member for every epoch. It bounds what this costs a dry run:
-about a minute per timed group, on grids whose packs take about that long."""
+at most two minutes per timed group, on grids whose packs take about that long.
+At one minute, dropout's quick pack of 3,000 examples (a line to 150 epochs:
+75 s) was charged every epoch, where its early-stopped arms train a fraction of
+them: the estimate read four times the run."""
 CONCLUSION_S = 1.2
 """The conclusion, once the last pack is told: the trials read back, aggregates,
 verdict and figures logged, about ``CONCLUSION_S`` plus the read-back per trial
@@ -612,14 +616,6 @@ def _under_an_hour(result: Estimate) -> str:
         f"{needed} workers would bring it under an hour at linear speed-up, more than this device's {unit}: "
         f"{machines} machines like this one, {slots} worker{'s' if slots != 1 else ''} each, sharing one --storage"
     )
-
-
-def duration(seconds: float) -> str:
-    """Seconds as "45s", "12m", "3h05m"."""
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes = round(seconds / 60)
-    return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 @dataclass(frozen=True)

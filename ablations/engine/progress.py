@@ -7,9 +7,13 @@ import time
 from typing import TextIO
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds as people say them: "42s", "2m05s", "3h05m" (to the second under an hour, to the minute beyond)."""
     seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 class Progress:
@@ -42,7 +46,7 @@ class Progress:
         width = len(str(self.total))
         self._print(
             f"[{self.done:>{width}}/{self.total}] {self.name} {label} ({count} trial{'s' if count > 1 else ''}, "
-            f"{seconds:.1f}s) elapsed {_duration(elapsed)}, ETA {_duration(left)}"
+            f"{seconds:.1f}s) elapsed {duration(elapsed)}, ETA {duration(left)}"
         )
 
     def note(self, line: str) -> None:
@@ -50,7 +54,7 @@ class Progress:
         self._print(f"{self.name}: {line}")
 
     def close(self, outcome: str) -> None:
-        self._print(f"{self.name}: {outcome} in {_duration(time.perf_counter() - self.started)}")
+        self._print(f"{self.name}: {outcome} in {duration(time.perf_counter() - self.started)}")
 
     def _print(self, line: str) -> None:
         if self.enabled:

@@ -137,8 +137,9 @@ def test_calibration_splits_a_first_pack_extra_a_fixed_cost_and_a_cost_per_membe
 def test_a_cheap_epoch_is_timed_over_enough_epochs_to_stand_out_of_the_noise():
     clock = FakeClock()
     ablation = toy(clock, per_member_epoch_s=0.01)  # 3 members: 0.09 s more at 4 epochs than at 1
-    calibration = calibrate(ablation, ablation.resolve("smoke", {"epochs": "2000"}), clock=clock)
-    # The third run grows fourfold until it takes MIN_SLOPE_S longer than the second (2.55 s more at 256 epochs).
+    calibration = calibrate(ablation, ablation.resolve("smoke", {"epochs": "5000"}), clock=clock)
+    # The third run grows fourfold until it takes MIN_SLOPE_S longer than the second (2.55 s more at 256 epochs);
+    # the line then puts all 5,000 epochs at 154 s, too dear (WHOLE_PACK_S) to train whole.
     assert [pack[0]["epochs"] for pack in clock.packs] == [1, 1, 4, 16, 64, 256]
     assert calibration.epochs == (1, 256) and calibration.seconds[1] - calibration.seconds[0] >= MIN_SLOPE_S
     assert calibration.fixed_s == pytest.approx(FIXED_S) and calibration.per_member_epoch_s == pytest.approx(0.01)
@@ -231,7 +232,7 @@ def test_packs_that_differ_in_cost_are_timed_apart_and_their_costs_summed():
     median_only = FIRST_EXTRA_S + 4 * FIXED_S + 4 * PER_MEMBER_EPOCH_S * 120 + bookkeeping(4, 12, 120) + conclusion(12)
     assert median_only / seconds > 1.35
     assert replace(result, machine=None).line().endswith(
-        "(calibrated: depth=1: 1 pack of 3 trials: 4.5s at 1 and 18.0s at 10 epochs; depth=4: 1 pack of 3 trials: 9.0s at 1 and 27.0s at 4 epochs)."
+        "(calibrated: depth=1: 1 pack of 3 trials: 4.5s at 1 and 18.0s at 10 epochs; depth=4: 1 pack of 3 trials: 9.0s at 1 and 63.0s at 10 epochs)."
     )
 
 
@@ -355,7 +356,7 @@ def test_the_line_says_how_many_workers_fit_on_this_machine():
     assert replace(result, machine=None).workers_that_fit is None
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(42, "42s"), (125, "2m"), (3 * 3600 + 300, "3h05m")])
+@pytest.mark.parametrize(("seconds", "text"), [(42, "42s"), (125, "2m05s"), (3599.4, "59m59s"), (3 * 3600 + 300, "3h05m"), (3 * 3600 + 329, "3h05m")])
 def test_durations_read_as_people_say_them(seconds, text):
     assert duration(seconds) == text
 
