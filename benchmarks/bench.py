@@ -44,6 +44,7 @@ Rows, each timed in this process after the same warm-up:
    benchmarks.bench checkpoints`` runs these rows alone, about twice the
    profile's training time).
 
+``python -m benchmarks.bench headline`` runs row 1 alone (a few minutes).
 ``python -m benchmarks.bench bookkeeping`` (not in a plain run) measures what
 the runner costs beyond training, per pack, trial and metric value: the
 constants a dry run adds (`benchmarks.bench_bookkeeping`).
@@ -279,26 +280,12 @@ def workers_row() -> None:
     print(f"  throughput 2 workers / 1 worker: {one / two:.2f}x  (target >= 1.6x)")
 
 
-def main() -> None:
-    if sys.argv[1:] == ["workers"]:
-        workers_row()
-        return
-    if sys.argv[1:] == ["bookkeeping"]:
-        print("runner bookkeeping (a toy grid that trains nothing, temporary SQLite store and journal):")
-        bookkeeping_rows()
-        return
-    if sys.argv[1:2] == ["packing"]:
-        packing_rows(tuple(sys.argv[2:]) or None)
-        return
-    if sys.argv[1:2] == ["checkpoints"]:
-        checkpoint_rows(tuple(sys.argv[2:]) or None)
-        return
-    data = grid_data()
+def headline_row(data) -> None:
+    """Row 1: the suite against the plain model.fit loop on the grid, after a warm-up neither side carries."""
     # Warm-up: TensorFlow's first graph pays one-off costs neither side should carry.
     warm = keras.Sequential([keras.Input(data.input_shape), keras.layers.Dense(4), keras.layers.Dense(10, activation="softmax")])
     warm.compile("adam", "sparse_categorical_crossentropy")
     warm.fit(data.x_train[:200], data.y_train[:200], epochs=1, verbose=0)
-
     with tempfile.TemporaryDirectory() as folder:
         suite_seconds, result = suite(folder)
     plain_seconds = plain_loop(data)
@@ -313,6 +300,26 @@ def main() -> None:
         f"(growth {growth:+.1%}, target < 20%)"
     )
 
+
+def main() -> None:
+    if sys.argv[1:] == ["workers"]:
+        workers_row()
+        return
+    if sys.argv[1:] == ["bookkeeping"]:
+        print("runner bookkeeping (a toy grid that trains nothing, temporary SQLite store and journal):")
+        bookkeeping_rows()
+        return
+    if sys.argv[1:2] == ["packing"]:
+        packing_rows(tuple(sys.argv[2:]) or None)
+        return
+    if sys.argv[1:2] == ["checkpoints"]:
+        checkpoint_rows(tuple(sys.argv[2:]) or None)
+        return
+    if sys.argv[1:] == ["headline"]:
+        headline_row(grid_data())
+        return
+    data = grid_data()
+    headline_row(data)
     print_row(
         "stacked loop, mini-batch (8 activations, depth 10, width 100, 5 epochs, probe on):",
         "fit_stack(optimizer='fused_adam')",
