@@ -12,11 +12,12 @@ Run it:
 
 Each trial trains a small CNN (`models.build_cnn`) with or without a random
 augmentation layer first (`models.augmentation.scaled_augmentation`); it is
-active only in training, so validation and test data are seen unchanged. How much they change an example
-is the grid axis ``strength``, defined relative to the example's size
-(`STRENGTHS`, fixed before any run), so that one strength is the same relative
-change on 28x28 MNIST digits (mnist5k: 5,000 real MNIST images), on
-scikit-learn's 8x8 digits and on MNIST-1D's 40-sample signals:
+active only in training, so validation and test data are seen unchanged. How
+much they change an example is the grid axis ``strength``, defined relative
+to the example's size (`STRENGTHS`, fixed before any run), so that one
+strength is the same relative change on 28x28 MNIST digits (mnist5k: 5,000
+real MNIST images), on scikit-learn's 8x8 digits and on MNIST-1D's 40-sample
+signals:
 
 - none: the examples as they are;
 - mild: shifts of up to 5% of the side (1.4 pixels of a 28x28 digit, 0.4 of an
@@ -26,17 +27,12 @@ scikit-learn's 8x8 digits and on MNIST-1D's 40-sample signals:
   pixels of 28, 0.8 of 8, 4 samples), rotations of up to 15°, zooms of up to
   10%, and signal noise of 0.05 std.
 
-A data set and size's strengths and seeds train as members of one stacked
-CNN (`models.StackedCNN` through `ablations.engine.train.fit_members`): each
-member draws the augmented batches, initial weights and updates its net would
-draw alone.
-
 Images are shifted, rotated and zoomed in one bilinear resampling
 (`RandomAffine`), so on 8x8 digits every change is sub-pixel and partly a
 blur (see the figure of augmented examples; a digit that fills its 8x8 frame
-also loses its edges to a shift). Every trial takes
-the same number of optimizer steps (``train_steps``), so small training sets
-are seen for more epochs and no size is under-trained.
+also loses its edges to a shift). Every trial takes the same number of
+optimizer steps (``train_steps``), so small training sets are seen for more
+epochs and no size is under-trained.
 
 Logged per trial: training and held-out (validation) error in inference mode,
 their difference (the generalization gap), and the losses. The verdict pairs
@@ -53,16 +49,16 @@ lecture does not say it).
 What to expect: on mnist5k, where the CNN without augmentation overfits a few
 hundred examples (no training error, well over twice as much held-out),
 augmentation lowers the held-out error by several points, roughly a third to
-a half of it, strong at least as much as mild and most at 100 examples. On
-the 8x8 digits, already centred, size-normalized and filling their frame, it
-changes the held-out error by about a point either way: mild a little lower,
-strong no lower (slightly higher at 300). Transformations sized for large
-images (a whole-pixel shift, chained resamplings) and too few steps for the
-augmented nets make it clearly worse there. On MNIST-1D (full profile), whose
-examples differ by exactly such shifts, scalings and noise, it lowers the
-held-out error by several points. The quick profile's 500 steps leave the
-augmented nets short of their plateau (strong augmentation of the 8x8 digits
-most), which counts against augmentation: its gains there are a lower bound.
+a half of it, strong at least as much as mild and most at the smallest size.
+On the 8x8 digits, already centred, size-normalized and filling their frame,
+it changes the held-out error by about a point either way: mild a little
+lower, strong no lower. Transformations sized for large images (a
+whole-pixel shift, chained resamplings) and too few steps for the augmented
+nets make it clearly worse there. On MNIST-1D (full profile), whose examples
+differ by exactly such shifts, scalings and noise, it lowers the held-out
+error by several points. The quick profile's 500 steps leave the augmented
+nets short of their plateau (strong augmentation of the 8x8 digits most),
+which counts against augmentation: its gains there are a lower bound.
 """
 
 from __future__ import annotations
@@ -75,7 +71,8 @@ import pandas as pd
 
 from ablations.engine import params
 from ablations.engine.data import load_dataset, load_per_seed
-from ablations.engine.plots import mean_std_panels
+from ablations.engine.effects import beside_control, select
+from ablations.engine.plots import PanelLayout, mean_std_panels
 from ablations.engine.protocol import score_test_split, with_gaps
 from ablations.engine.spec import Ablation, Param, Reference, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
@@ -111,6 +108,8 @@ SCORE_STEPS = 50
 """Optimizer steps between held-out scorings (and MLflow logging points): 10 in the quick profile's 500 steps. Fixed
 in steps, not as a share of a trial, so that a dry run's shortened calibration packs score as often per step as the
 real ones (runs of small sets have hundreds of short epochs)."""
+DRAWS = 5
+"""Augmented draws of one example per row of the examples figure."""
 
 PARAMS = {
     "data": params.data("mnist5k", choices=DATA_SETS, help="data set: images (mnist5k 28x28, digits 8x8) or 1-D signals (mnist1d)"),
@@ -131,13 +130,9 @@ PROFILES = {
     # full profile's 5,000 steps leave behind.
     "quick": {"data": ["mnist5k", "digits"], "strength": list(STRENGTHS), "n_train": [100, 300], "train_steps": 500, "seeds": 3},
     # Full MNIST's 28x28 digits where TFDS has them (``--download`` fetches them), else the bundled 5,000.
-    "full": {
-        "data": [params.PreferTfds("tfds:mnist", "mnist5k"), "digits", "mnist1d"],
-        "strength": list(STRENGTHS),
-        "n_train": [50, 100, 300, 1000, 3000],
-        "train_steps": 5000,
-        "seeds": 80,  # the pilot's 79 for strong augmentation of digits (README: How many seeds)
-    },
+    # 80 seeds: the pilot's 79 for strong augmentation of digits (README: How many seeds).
+    "full": {"data": [params.PreferTfds("tfds:mnist", "mnist5k"), "digits", "mnist1d"], "strength": list(STRENGTHS),
+             "n_train": [50, 100, 300, 1000, 3000], "train_steps": 5000, "seeds": 80},
 }
 
 
@@ -177,33 +172,16 @@ def _train(configs: list[dict], loggers=None, convolution: str = "grouped"):
     seeded as the lone net's, on each of its batches. ``convolution`` is
     `models.StackedCNN`'s (grouped, the faster on a CPU: ``make bench``).
     """
-    from ablations.engine.train.members import MemberOptimizer, fit_members, member_splits
+    from ablations.engine.train.members import MemberOptimizer, PackTraining, fit_members, member_splits
     from models.stacked_cnn import StackedCNN
 
-    data = load_per_seed(configs, _dataset)
-    first = configs[0]
-    stack = StackedCNN(
-        data[0].input_shape,
-        data[0].num_classes,
-        seeds=[config["seed"] for config in configs],
-        conv_blocks=first["conv_blocks"],
-        filters=first["filters"],
-        dense_width=first["dense_width"],
-        convolution=convolution,
-    )
-    epochs = epochs_for(first)
-    fits = fit_members(
-        stack,
-        member_splits(data),
-        epochs=epochs,
-        batch_size=first["batch_size"],
-        seeds=[config["seed"] for config in configs],
-        optimizers=[MemberOptimizer("adam", config["learning_rate"]) for config in configs],
-        loggers=loggers,
-        score_every=score_every(first),
-        every_epoch=(),
-        augmentations=[augmentation_layer(config, d.input_shape) for config, d in zip(configs, data)],
-    )
+    data, first, seeds = load_per_seed(configs, _dataset), configs[0], [config["seed"] for config in configs]
+    architecture = {key: first[key] for key in ("conv_blocks", "filters", "dense_width")}
+    stack = StackedCNN(data[0].input_shape, data[0].num_classes, seeds=seeds, **architecture, convolution=convolution)
+    optimizers = [MemberOptimizer("adam", config["learning_rate"]) for config in configs]
+    augmentations = [augmentation_layer(config, d.input_shape) for config, d in zip(configs, data)]
+    training = PackTraining(epochs_for(first), first["batch_size"], score_every=score_every(first), every_epoch=())
+    fits = fit_members(stack, member_splits(data), training=training, seeds=seeds, optimizers=optimizers, loggers=loggers, augmentations=augmentations)
     return data, stack, fits
 
 
@@ -222,12 +200,11 @@ def paired_gains(trials: pd.DataFrame) -> pd.DataFrame:
     """
     keys = ["data", "n_train", "seed"]
     columns = [*keys, "final_val_error", "final_train_error", "final_gap"]
-    plain = trials[trials["strength"] == "none"][columns]
-    pairs = []
-    for strength in AUGMENTED:
-        augmented = trials[trials["strength"] == strength][columns]
-        pairs.append(plain.merge(augmented, on=keys, suffixes=("_none", "_augmented")).assign(strength=strength))
-    pairs = pd.concat(pairs, ignore_index=True)
+    plain = select(trials, {"strength": "none"})[columns]
+    pairs = pd.concat(
+        [beside_control(plain, select(trials, {"strength": s})[columns], keys, suffixes=("_none", "_augmented")).assign(strength=s) for s in AUGMENTED],
+        ignore_index=True,
+    )
     pairs["error_gain"] = pairs["final_val_error_none"] - pairs["final_val_error_augmented"]
     pairs["gap_gain"] = pairs["final_gap_none"] - pairs["final_gap_augmented"]
     return pairs
@@ -273,7 +250,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
     checks, trends = [], []
     for data_name in _order(pairs["data"]):
         for strength in AUGMENTED:
-            group = pairs[(pairs["data"] == data_name) & (pairs["strength"] == strength)]
+            group = select(pairs, {"data": data_name, "strength": strength})
             if group.empty:
                 continue
             checks.append(_check(data_name, strength, group))
@@ -291,24 +268,13 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
 
 
 def _size_plot(trials: pd.DataFrame) -> plt.Figure:
+    metrics = [("final_val_error", "held-out (validation) error"), ("final_gap", "gap (validation − training error)")]
+    layout = PanelLayout("data", "strength", "n_train", "training examples", panel_values=_order(trials["data"]), log_x=True)
     fig, _ = mean_std_panels(
-        trials,
-        panels="data",
-        lines="strength",
-        x="n_train",
-        metrics=[("final_val_error", "held-out (validation) error"), ("final_gap", "gap (validation − training error)")],
-        xlabel="training examples",
-        title=str,
-        label=lambda strength: f"augmentation: {strength}",
+        trials, layout, metrics, title=str, label=lambda strength: f"augmentation: {strength}",
         suptitle="Augmentation against training-set size (mean ± std over seeds)",
-        panel_values=_order(trials["data"]),
-        log_x=True,
     )
     return fig
-
-
-DRAWS = 5
-"""Augmented draws of one example per row of the examples figure."""
 
 
 def _examples(trials: pd.DataFrame) -> plt.Figure:

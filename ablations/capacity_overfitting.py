@@ -9,82 +9,52 @@ Run it:
 
     ablate run capacity_overfitting --profile quick
 
-Three tasks, one capacity axis:
+Three tasks, one capacity axis p: ``rbf_1d`` / ``rbf_2d``, least squares on p
+Gaussian RBF features plus an intercept (`models.rbf`, minimum norm beyond
+p = n) on 50 noisy samples of a smooth 1-D or 2-D function, the error the MSE
+over the training targets' variance; ``mlp_digits``, a one-hidden-layer ReLU
+MLP of width p on 300 of scikit-learn's 8x8 digits (full-batch Adam), the
+error the misclassification rate. A seed draws the RBF sample, or the MLP's
+initial weights. "Held-out" is each task's validation split; the test split is
+scored once, for the configuration selected on it (`TestSplitGuard`).
 
-- ``rbf_1d`` / ``rbf_2d``: least squares on p Gaussian RBF features plus an
-  intercept, fitted to 50 noisy samples of a smooth 1-D or 2-D function
-  (`ablations.engine.data.synthetic`); p from 1 to 256. The centers μ_i are the
-  first p points of the Halton sequence on [-1, 1]^d (well spread, and the
-  centers of p features are among those of 2p); the width λ shrinks with p,
-  λ = (bandwidth · 2 / p^(1/d))², so neighbouring bumps overlap alike at every
-  p. Beyond p = n the system is underdetermined and lstsq returns the
-  minimum-norm interpolant. Error: mean squared error divided by the variance
-  of the training targets (0 = perfect, 1 = no better than the mean). A
-  seed draws a new sample (new x and new noise).
-- ``mlp_digits``: a one-hidden-layer ReLU MLP (`models.build_mlp`) of width p
-  on 300 of scikit-learn's 8x8 digits, full-batch Adam; error: the
-  misclassification rate. A seed draws new initial weights.
+The verdict (fixed before any run), per task and over seeds (n = seeds: a
+seed's capacities share its draw): training error falls from the smallest
+capacity to the largest and never rises on average between neighbours
+(`ROUND_OFF`); held-out error rises beyond its minimum, the slide's U
+(`rise_beyond_minimum`), not expected of the MLP on digits (`U_BOUNDARY`:
+judged, never deciding); and a sanity check, true in expectation by
+construction: training error is below held-out error at more than
+`BELOW_FRACTION` ("typically") of a seed's capacities. Each row also reads the
+regime of the largest capacity (training against held-out error).
 
-"Held-out" is the validation split of each task, scored for every trial; the
-test split is scored once, for the configuration with the lowest validation
-error (the runner's `TestSplitGuard`).
-
-The verdict (fixed before any run) makes four checks per task, each over
-seeds (n = seeds: the capacities of a seed share its draw, the RBF sample or
-the MLP's initialization seed, so they are not counted apart):
-
-1. training error falls: the largest capacity's minus the smallest's, with a
-   95% interval below 0;
-2. it never rises on average: the change between neighbouring capacities
-   with the largest mean, with an interval below `ROUND_OFF`;
-3. held-out error rises beyond its minimum (the U of the slide): per seed,
-   log10 of its held-out error at the largest capacity over its error at the
-   minimum, the minimum read off the other seeds' median curve
-   (`rise_beyond_minimum`): read off the seed's own curve, its argmin would
-   make a rise hold by construction. Above 0, with `RISE` (a tenth of a
-   decade) the smallest effect. The largest capacity, not the peak: the
-   peak's height near p = n varies over decades between seeds. Not expected
-   of the MLP on digits, declared a boundary condition (`U_BOUNDARY`):
-   judged, never deciding;
-4. a sanity check: training error is below the held-out error at more than
-   `BELOW_FRACTION` (a half: "typically") of a seed's capacities. The training
-   error's optimism makes this hold in expectation, by construction, so it is
-   shown and never evidence.
-
-Each row also reads the regime of the largest capacity (the model a smaller
-one, or model selection, would remedy): training against held-out error,
-means over seeds.
-
-What to expect (quick profile): training error falls with p on all three tasks,
-from near 1 (RBF: no better than the mean; MLP: most digits misclassified) at
-p = 1 to round-off once the RBF fit has as many features as points, and to 0
-for the MLP from a handful of units on. It is below the held-out error at
-nearly every capacity, the exceptions being the smallest, underfitting ones.
-The RBF held-out error is lowest at a few to a few dozen features and then
-climbs by orders of magnitude as the fit starts to interpolate the noise,
-peaking just past the interpolation threshold p = n and easing again for
-p >> n, where the minimum-norm solution is smoother ("double descent"): a U
-of many decades. The MLP's held-out error keeps falling with width: on
-digits, overfitting shows in the gap (training error 0, held-out error a few
-percent), not in a U.
+What to expect: training error falls with p on every task, from near 1 at the
+smallest p to round-off (RBF, once p reaches n) or 0 (MLP, from a handful of
+units on), below the held-out error at all but the smallest capacities. The
+RBF held-out error is lowest at a few to a few dozen features, climbs by
+orders of magnitude as the fit interpolates the noise, peaks just past p = n
+and eases for p >> n, where the minimum-norm fit is smoother ("double
+descent"). The MLP's keeps falling with width: on digits, overfitting shows in
+the gap, not in a U.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy.stats import qmc
 
-from ablations.engine.data import synthetic
-from ablations.engine.data import load_dataset
 from ablations.engine import params
-from ablations.engine.effects import per_seed
+from ablations.engine.data import load_dataset, synthetic
+from ablations.engine.effects import per_seed, select
+from ablations.engine.plots import fit_panels, panel_grid, seed_lines
 from ablations.engine.spec import Ablation, Param, Reference, TrialContext, one_by_one, pack_all_but
 from ablations.engine.stats import summarize
 from ablations.engine.verdict import REGIME, Check, SmallestEffect, Verdict, regime
+from models.rbf import fit_rbf, rbf_design, rbf_predict
 
 # Keras and the models are imported in the functions that train: they load only when a
 # trial runs, so `ablate` validates a typo in about a second.
@@ -107,6 +77,10 @@ U_BOUNDARY = ("mlp_digits",)
 improving with width (Belkin et al. 2019, the "modern" regime beyond interpolation); judged, never deciding."""
 ERROR_FLOOR = 1e-12
 """Held-out errors below this count as this in log10 (an interpolating RBF fit's MSE never gets there)."""
+U_PART = "held-out error rises beyond its minimum: log10 of the largest capacity's error over the minimum's"
+BELOW_PART = "fraction of capacities with training error below held-out error"
+_FLOOR = 1e-4
+"""Errors below this are drawn at this value on the figure's log axes (interpolating fits reach ~1e-28)."""
 
 PARAMS = {
     "task": Param("rbf_1d", "rbf_1d | rbf_2d (RBF least squares) | mlp_digits (MLP width)", choices=TASKS),
@@ -123,48 +97,12 @@ PROFILES = {
     "smoke": {"task": list(TASKS), "capacity": [2, 16, 128], "epochs": 40, "n_train_digits": 100, "seeds": 1},
     # 8 seeds: the sanity share (a median) is bounded only from 7 seeds on at 98.33%, and the U needs two or more.
     "quick": {"task": list(TASKS), "capacity": list(CAPACITIES), "seeds": 8},
-    "full": {
-        "task": list(TASKS),
-        "capacity": [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 48, 56, 64, 96, 128, 192, 256, 384, 512],
-        "epochs": 1000,
-        "seeds": 460,  # the pilot's 452 for rbf_1d's U at 80% power at a tenth of a decade (README: How many seeds)
-    },
+    "full": {"task": list(TASKS), "capacity": [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 48, 56, 64, 96, 128, 192, 256, 384, 512], "epochs": 1000,
+             "seeds": 460},  # the pilot's 452 for rbf_1d's U at 80% power at a tenth of a decade (README: How many seeds)
 }
 
 
-# ------------------------------------------------------------------ RBF features
-
-
-def rbf_centers(p: int, dim: int) -> np.ndarray:
-    """The first ``p`` points of the (unscrambled) Halton sequence, mapped to [-1, 1]^dim.
-
-    The sequence's first point, the corner, is skipped; in 1-D the centers
-    are 0, -0.5, 0.5, -0.75, 0.25, ...
-    """
-    return 2.0 * qmc.Halton(d=dim, scramble=False).random(p + 1)[1:] - 1.0
-
-
-def rbf_width(p: int, dim: int, bandwidth: float) -> float:
-    """λ of the lecture's φ = exp(-||x - μ||² / λ): (bandwidth · center spacing)², spacing 2 / p^(1/dim)."""
-    return (bandwidth * 2.0 / p ** (1.0 / dim)) ** 2
-
-
-def rbf_design(x: np.ndarray, centers: np.ndarray, width: float) -> np.ndarray:
-    """[1, φ_1(x), ..., φ_p(x)]: an intercept column then one Gaussian RBF feature per center."""
-    squared = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(axis=-1)
-    return np.hstack([np.ones((len(x), 1)), np.exp(-squared / width)])
-
-
-def fit_rbf(x: np.ndarray, y: np.ndarray, p: int, bandwidth: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Least squares on p RBF features (minimum norm when p + 1 > n): (coefficients, centers, λ)."""
-    dim = x.shape[1]
-    centers, width = rbf_centers(p, dim), rbf_width(p, dim, bandwidth)
-    coefficients = np.linalg.lstsq(rbf_design(x.astype(np.float64), centers, width), y.astype(np.float64), rcond=None)[0]
-    return coefficients, centers, width
-
-
-def rbf_predict(x: np.ndarray, coefficients: np.ndarray, centers: np.ndarray, width: float) -> np.ndarray:
-    return rbf_design(x.astype(np.float64), centers, width) @ coefficients
+# ------------------------------------------------------------------ trial: RBF least squares, MLP widths
 
 
 def normalized_mse(prediction: np.ndarray, target: np.ndarray, scale: float) -> float:
@@ -175,80 +113,59 @@ def normalized_mse(prediction: np.ndarray, target: np.ndarray, scale: float) -> 
 def _rbf_dataset(config: dict):
     name, _ = RBF_DATA[config["task"]]
     n_train = config["n_train_rbf"]
-    # Enough examples that the validation and test splits (20% each) are
-    # large next to n_train, so held-out errors are not dominated by few points.
+    # Validation and test splits (20% each) large next to n_train: held-out errors not dominated by few points.
     n_samples = max(500, math.ceil(n_train / 0.6) + 2)
     return load_dataset(
-        name,
-        n_train=n_train,
-        standardize=False,
-        split_seed=config["seed"],
-        n_samples=n_samples,
-        noise=config["noise"],
-        data_seed=config["seed"],
+        name, n_train=n_train, standardize=False, split_seed=config["seed"], n_samples=n_samples, noise=config["noise"], data_seed=config["seed"]
     )
 
 
-def _rbf_trial(config: dict, log) -> dict[str, float]:
+def _fit_rbf_task(config: dict):
+    """The task's data, the variance of its training targets (the errors' scale), the fit at its capacity."""
     data = _rbf_dataset(config)
-    scale = float(np.var(data.y_train))
-    p = config["capacity"]
-    coefficients, centers, width = fit_rbf(data.x_train, data.y_train, p, config["bandwidth"])
+    return data, float(np.var(data.y_train)), fit_rbf(data.x_train, data.y_train, config["capacity"], config["bandwidth"])
+
+
+def _rbf_trial(config: dict, log) -> dict[str, float]:
+    data, scale, (coefficients, centers, width) = _fit_rbf_task(config)
     design = rbf_design(data.x_train.astype(np.float64), centers, width)
     train = normalized_mse(design @ coefficients, data.y_train, scale)
     val = normalized_mse(rbf_predict(data.x_val, coefficients, centers, width), data.y_val, scale)
-    log({"train_error": train, "val_error": val}, p)
-    return {
-        "final_train_error": train,
-        "final_val_error": val,
-        "final_train_mse": train * scale,
-        "final_val_mse": val * scale,
-        "coefficient_norm": float(np.linalg.norm(coefficients[1:])),
-        "design_rank": float(np.linalg.matrix_rank(design)),
-        "rbf_width": width,
-    }
+    log({"train_error": train, "val_error": val}, config["capacity"])
+    fit = {"coefficient_norm": float(np.linalg.norm(coefficients[1:])), "design_rank": float(np.linalg.matrix_rank(design)), "rbf_width": width}
+    return {"final_train_error": train, "final_val_error": val, "final_train_mse": train * scale, "final_val_mse": val * scale, **fit}
 
 
-# ------------------------------------------------------------------ MLP widths
+def _fit_mlps(configs: list[dict], data, weights: np.ndarray) -> Callable[..., dict[str, np.ndarray]]:
+    """All widths in one stack (narrower members zero-padded and masked) on one full batch: one graph, not one per width.
 
-
-def _digits(config: dict):
-    return load_dataset("digits", n_train=config["n_train_digits"], split_seed=0)
-
-
-def _mlp(config: dict, input_dim: int, num_classes: int):
+    Returns ``scores(x, y, mask)``: per member, its loss and error rate on ``(x, y)`` (``train_loss``,
+    ``train_error``) and its weight norm (``weight_l2_norm``).
+    """
+    from ablations.engine.train import StackTraining, fit_stack, member_statistics
     from models.mlp import build_mlp
+    from models.stacked import stack_models
 
-    return build_mlp((input_dim,), num_classes, depth=1, width=config["capacity"], activation="relu", seed=config["seed"])
+    shape = (data.x_train.shape[1],)
+    members = [build_mlp(shape, data.num_classes, depth=1, width=c["capacity"], activation="relu", seed=c["seed"]) for c in configs]
+    stack = stack_models(members, "relu")
+    first = configs[0]
+    fit_stack(stack, data.x_train, data.y_train, weights, training=StackTraining(epochs=first["epochs"], learning_rate=first["learning_rate"]))
+    return lambda x, y, mask: member_statistics(stack, x, y, mask, None, 0.0)
 
 
 def _run_mlp(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
-    from ablations.engine.train import StackTraining, fit_stack, member_statistics
-    from models.stacked import stack_models
-
     # Seeds change the initial weights only: every member shares the split.
-    data = _digits(configs[0])
-    models = [_mlp(c, data.x_train.shape[1], data.num_classes) for c in configs]
-    # All widths in one stack (narrower members are zero-padded and masked),
-    # trained on the same full batch: one graph instead of one per width.
-    stack = stack_models(models, "relu")
-    n = len(data.y_train)
-    ones = np.ones((len(configs), n), np.float32)
-    first = configs[0]
-    fit_stack(stack, data.x_train, data.y_train, ones, training=StackTraining(epochs=first["epochs"], learning_rate=first["learning_rate"]))
-    train = member_statistics(stack, data.x_train, data.y_train, ones, None, 0.0)
-    held_out = member_statistics(stack, data.x_val, data.y_val, np.ones((len(configs), len(data.y_val))), None, 0.0)
+    data = load_dataset("digits", n_train=configs[0]["n_train_digits"], split_seed=0)
+    ones = np.ones((len(configs), len(data.y_train)), np.float32)
+    scores = _fit_mlps(configs, data, ones)
+    train, held_out = scores(data.x_train, data.y_train, ones), scores(data.x_val, data.y_val, np.ones((len(configs), len(data.y_val))))
     results = []
     for m, (config, log) in enumerate(zip(configs, context.loggers)):
-        metrics = {
-            "final_train_error": float(train["train_error"][m]),
-            "final_val_error": float(held_out["train_error"][m]),
-            "final_train_loss": float(train["train_loss"][m]),
-            "final_val_loss": float(held_out["train_loss"][m]),
-            "coefficient_norm": float(train["weight_l2_norm"][m]),
-        }
-        log({"train_error": metrics["final_train_error"], "val_error": metrics["final_val_error"]}, config["capacity"])
-        results.append(metrics)
+        errors = {"final_train_error": float(train["train_error"][m]), "final_val_error": float(held_out["train_error"][m])}
+        log({"train_error": errors["final_train_error"], "val_error": errors["final_val_error"]}, config["capacity"])
+        losses = {"final_train_loss": float(train["train_loss"][m]), "final_val_loss": float(held_out["train_loss"][m])}
+        results.append({**errors, **losses, "coefficient_norm": float(train["weight_l2_norm"][m])})
     return results
 
 
@@ -259,37 +176,21 @@ def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     return _run_mlp(configs, context)
 
 
-def test(config: dict, guard) -> dict[str, float]:
-    """Refits the configuration selected on validation error and scores the test split once."""
-    from ablations.engine.train import StackTraining, fit_stack, member_statistics
-    from models.stacked import stack_models
-
-    if config["task"] in RBF_DATA:
-        data = _rbf_dataset(config)
-        scale = float(np.var(data.y_train))
-        coefficients, centers, width = fit_rbf(data.x_train, data.y_train, config["capacity"], config["bandwidth"])
-        return guard.evaluate(
-            lambda: {"test_error": normalized_mse(rbf_predict(data.x_test, coefficients, centers, width), data.y_test, scale)}
-        )
-    data = _digits(config)
-    stack = stack_models([_mlp(config, data.x_train.shape[1], data.num_classes)], "relu")
-    ones = np.ones((1, len(data.y_train)))
-    fit_stack(stack, data.x_train, data.y_train, ones, training=StackTraining(epochs=config["epochs"], learning_rate=config["learning_rate"]))
-    return guard.evaluate(
-        lambda: {
-            "test_error": float(
-                member_statistics(stack, data.x_test, data.y_test, np.ones((1, len(data.y_test))), None, 0.0)["train_error"][0]
-            )
-        }
-    )
-
-
 # ------------------------------------------------------------------ verdict
+
+
+def _tasks(trials: pd.DataFrame) -> list[str]:
+    return [t for t in TASKS if t in set(trials["task"])]
+
+
+def _curves(group: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and held-out error of one task: one row per seed, one column per capacity."""
+    return per_seed(group, "capacity", "final_train_error"), per_seed(group, "capacity", "final_val_error")
 
 
 def _checks(task: str, group: pd.DataFrame) -> list[Check]:
     """The four checks of one task, each over seeds (n = seeds; a seed's capacities share its data)."""
-    train, held_out = per_seed(group, "capacity", "final_train_error"), per_seed(group, "capacity", "final_val_error")
+    train, held_out = _curves(group)
     capacities = sorted(train.columns)
     smallest, largest = capacities[0], capacities[-1]
     # The capacity without the remedy (a smaller model): the largest, means over seeds.
@@ -302,29 +203,14 @@ def _checks(task: str, group: pd.DataFrame) -> list[Check]:
     # Per seed, the share of its capacities whose training error is below the held-out error.
     below = summarize((train < held_out).where(train.notna() & held_out.notna()).mean(axis=1).dropna(), kind="median", bounds=(0.0, 1.0))
     rise, compared = rise_beyond_minimum(held_out)
-    u_details = {**details, "capacities compared": compared}
+    role = "boundary" if task in U_BOUNDARY else "claim"
     return [
-        Check.above(
-            task,
-            "held-out error rises beyond its minimum: log10 of the largest capacity's error over the minimum's",
-            summarize(rise),
-            smallest=RISE,
-            spec="+.3g",
-            role="boundary" if task in U_BOUNDARY else "claim",
-            details=u_details,
-        ),
+        Check.above(task, U_PART, summarize(rise), smallest=RISE, spec="+.3g", role=role, details={**details, "capacities compared": compared}),
         Check.below(task, "training error falls (largest − smallest capacity)", falls, smallest=FALL, spec="+.3g", details=details),
         Check.below(task, "largest mean rise between neighbouring capacities", worst, ROUND_OFF, smallest=ERROR_CHANGE, spec="+.3g", details=details),
+        # Sanity: the training error's optimism puts it below the held-out error in expectation, by construction.
         Check.above(
-            task,
-            "fraction of capacities with training error below held-out error",
-            below,
-            BELOW_FRACTION,
-            smallest=ONE_IN_TEN,
-            null=BELOW_FRACTION,
-            spec=".2f",
-            role="sanity",  # the training error's optimism: below the held-out error in expectation, by construction
-            details=details,
+            task, BELOW_PART, below, BELOW_FRACTION, smallest=ONE_IN_TEN, null=BELOW_FRACTION, spec=".2f", role="sanity", details=details
         ),
     ]
 
@@ -332,12 +218,10 @@ def _checks(task: str, group: pd.DataFrame) -> list[Check]:
 def rise_beyond_minimum(held_out: pd.DataFrame) -> tuple[np.ndarray, str]:
     """Per seed, log10 of its held-out error at the largest capacity over its error at the minimum; and which capacities.
 
-    The minimum is read off the other seeds' median curve, so that a seed's own noise never picks it: the
-    argmin of one noisy curve would make a rise hold by construction. The largest capacity is fixed by the
-    grid, not picked: the height of the peak near the interpolation threshold varies over decades from seed
-    to seed (an ill-conditioned fit), while the largest model's error is the right arm of the U a reader
-    compares with the best model. A seed whose other seeds have their minimum at the largest capacity has
-    no rise: 0.
+    The minimum is read off the other seeds' median curve: the argmin of a seed's own noisy curve would make
+    a rise hold by construction. The largest capacity is fixed by the grid, not the peak, whose height near
+    the interpolation threshold varies over decades between seeds: the largest model's error is the right
+    arm of the U. A seed whose other seeds have their minimum at the largest capacity has no rise: 0.
 
     Args:
         held_out: Held-out error, one row per seed, one column per capacity.
@@ -358,7 +242,7 @@ def rise_beyond_minimum(held_out: pd.DataFrame) -> tuple[np.ndarray, str]:
 
 def _note(task: str, group: pd.DataFrame) -> str:
     """Where the held-out error is lowest and highest (medians over seeds): reported, not judged."""
-    train, held_out = per_seed(group, "capacity", "final_train_error"), per_seed(group, "capacity", "final_val_error")
+    train, held_out = _curves(group)
     median = held_out.median()
     capacities = sorted(train.columns)
     unit = "error rate" if task == "mlp_digits" else "MSE/var(y)"
@@ -372,62 +256,46 @@ def _note(task: str, group: pd.DataFrame) -> str:
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
-    """Per task: training error falls with capacity and never rises on average; held-out error rises beyond its minimum.
-
-    Training error below held-out error is a sanity check (the training error's optimism); the U is not
-    expected of the MLP on digits (`U_BOUNDARY`).
-
-    Every effect is over seeds (n = seeds): a seed draws the RBF tasks' data
-    and the MLP's initial weights, and its capacities share them.
-    """
+    """Per task, the four checks of the module's docstring, each over seeds; the headline: the U of the first task."""
     if trials.empty or trials["capacity"].nunique() < 2:
         return Verdict([], notes="The grid needs at least two capacities.")
-    tasks = [t for t in TASKS if t in set(trials["task"])]
-    checks = [check for task in tasks for check in _checks(task, trials[trials["task"] == task])]
-    headline = next(c for c in checks if c.part.startswith("held-out error rises"))
-    return Verdict(checks, headline, "; ".join(_note(task, trials[trials["task"] == task]) for task in tasks) + ".")
+    tasks = _tasks(trials)
+    checks = [check for task in tasks for check in _checks(task, select(trials, {"task": task}))]
+    headline = next(c for c in checks if c.part == U_PART)
+    return Verdict(checks, headline, "; ".join(_note(task, select(trials, {"task": task})) for task in tasks) + ".")
 
 
 # ------------------------------------------------------------------ figures
 
-_FLOOR = 1e-4
-"""Errors below this are drawn at this value on the log axes (interpolating fits reach ~1e-28)."""
-
 
 def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     """Training and held-out error against capacity, one panel per task; the RBF fits themselves."""
-    tasks = [t for t in TASKS if t in set(trials["task"])]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False, constrained_layout=True)
+    tasks = _tasks(trials)
+    fig, axes = panel_grid(len(tasks), (4.6, 3.8))
     for ax, task in zip(axes[0], tasks):
-        group = trials[trials["task"] == task]
-        rbf = task in RBF_DATA
-        for metric, label, color in (
-            ("final_train_error", "training error", "tab:blue"),
-            ("final_val_error", "held-out (validation) error", "tab:red"),
-        ):
-            table = per_seed(group, "capacity", metric)
-            values = table.clip(lower=_FLOOR) if rbf else table
-            for seed in values.index:
-                ax.plot(values.columns, values.loc[seed], color=color, alpha=0.25, lw=0.8, marker=".", ms=3)
-            ax.plot(values.columns, values.median(), color=color, lw=2, marker="o", ms=4, label=f"{label} (median)")
-        ax.set_xscale("log", base=2)
-        if rbf:
-            ax.set_yscale("log")
-            n_train = int(group["n_train_rbf"].iloc[0])
-            ax.axvline(n_train, color="gray", ls=":", lw=1)
-            ax.text(n_train, ax.get_ylim()[1], " p = n", va="top", fontsize=7, color="gray")
-            ax.set_ylabel(f"MSE / var(y)  (floored at {_FLOOR:g})")
-            ax.set_xlabel("number of Gaussian RBF features p")
-        else:
-            ax.set_ylabel("misclassification rate")
-            ax.set_xlabel("hidden units")
-        ax.set_title(task)
-        ax.legend(fontsize=7)
+        _capacity_panel(ax, task, select(trials, {"task": task}))
     fig.suptitle("Training error vs held-out error as capacity grows (thin lines: seeds)")
     result = {"capacity_curves": fig}
     if "rbf_1d" in tasks:
-        result["rbf_1d_fits"] = _rbf_fits(trials[trials["task"] == "rbf_1d"])
+        result["rbf_1d_fits"] = _rbf_fits(select(trials, {"task": "rbf_1d"}))
     return result
+
+
+def _capacity_panel(ax: plt.Axes, task: str, group: pd.DataFrame) -> None:
+    """One task's training and held-out error against capacity: a thin line per seed, a thick one for the median."""
+    rbf = task in RBF_DATA
+    labels = ("number of Gaussian RBF features p", f"MSE / var(y)  (floored at {_FLOOR:g})") if rbf else ("hidden units", "misclassification rate")
+    for metric, label, color in (("final_train_error", "training error", "tab:blue"), ("final_val_error", "held-out (validation) error", "tab:red")):
+        table = per_seed(group, "capacity", metric)
+        seed_lines(ax, table.clip(lower=_FLOOR) if rbf else table, color=color, label=label)
+    ax.set_xscale("log", base=2)
+    if rbf:
+        ax.set_yscale("log")
+        n_train = int(group["n_train_rbf"].iloc[0])
+        ax.axvline(n_train, color="gray", ls=":", lw=1)
+        ax.text(n_train, ax.get_ylim()[1], " p = n", va="top", fontsize=7, color="gray")
+    ax.set(xlabel=labels[0], ylabel=labels[1], title=task)
+    ax.legend(fontsize=7)
 
 
 def _rbf_fits(group: pd.DataFrame) -> plt.Figure:
@@ -437,20 +305,20 @@ def _rbf_fits(group: pd.DataFrame) -> plt.Figure:
     data = _rbf_dataset(config)
     held_out = group[group["seed"] == config["seed"]].set_index("capacity")["final_val_error"]
     shown = sorted({int(held_out.index.min()), int(held_out.idxmin()), int(held_out.idxmax()), int(held_out.index.max())})
-    grid = np.linspace(-1, 1, 600)[:, None]
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.8 * len(shown), 3.4), squeeze=False, constrained_layout=True)
-    low, high = float(data.y_train.min()) - 0.5, float(data.y_train.max()) + 0.5
-    for ax, p in zip(axes[0], shown):
-        coefficients, centers, width = fit_rbf(data.x_train, data.y_train, p, float(config["bandwidth"]))
-        ax.plot(grid[:, 0], synthetic.noisy_1d_function(grid), color="gray", ls="--", lw=1, label="true function")
-        ax.plot(grid[:, 0], rbf_predict(grid, coefficients, centers, width), color="tab:red", lw=1.2, label="fit")
-        ax.scatter(data.x_train[:, 0], data.y_train, s=10, color="tab:blue", label="training points", zorder=3)
-        ax.set_ylim(low, high)
-        ax.set_title(f"p = {p}: held-out error {held_out[p]:.3g}", fontsize=9)
-        ax.set_xlabel("x")
-        ax.legend(fontsize=7)
-    fig.suptitle("Least squares on p Gaussian RBF features (noisy_1d, first seed)")
-    return fig
+    grid, bandwidth = np.linspace(-1, 1, 600)[:, None], float(config["bandwidth"])
+    fits = {f"p = {p}: held-out error {held_out[p]:.3g}": rbf_predict(grid, *fit_rbf(data.x_train, data.y_train, p, bandwidth)) for p in shown}
+    title = "Least squares on p Gaussian RBF features (noisy_1d, first seed)"
+    return fit_panels(data.x_train[:, 0], data.y_train, grid[:, 0], synthetic.noisy_1d_function(grid), fits, suptitle=title)
+
+
+def test(config: dict, guard) -> dict[str, float]:
+    """Refits the configuration selected on validation error and scores the test split once."""
+    if config["task"] in RBF_DATA:
+        data, scale, (coefficients, centers, width) = _fit_rbf_task(config)
+        return guard.evaluate(lambda: {"test_error": normalized_mse(rbf_predict(data.x_test, coefficients, centers, width), data.y_test, scale)})
+    data = load_dataset("digits", n_train=config["n_train_digits"], split_seed=0)
+    scores = _fit_mlps([config], data, np.ones((1, len(data.y_train))))
+    return guard.evaluate(lambda: {"test_error": float(scores(data.x_test, data.y_test, np.ones((1, len(data.y_test))))["train_error"][0])})
 
 
 REFERENCE = Reference(

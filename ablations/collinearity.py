@@ -6,90 +6,65 @@ gives completely different regression coefficients (high variance) but almost
 the same predictions; the model could drop some features without harm. L2
 (ridge) shrinks that variance; L1 (LASSO) drops redundant features.
 
-Run it:
+Run it: ``ablate run collinearity --profile quick``.
 
-    ablate run collinearity --profile quick
+Data (set "collinear"): 2 or 6 standard normal features, every pair correlated
+ρ = 0, 0.9, 0.99, 0.999, and y = x_1 + ... + x_n + N(0, 1) (every true
+coefficient 1). A trial draws 200 examples (60/20/20% training, validation,
+test), keeps ``n_train`` training ones (120, or 18: few per coefficient, where
+OLS overfits), fits OLS on 200 bootstrap resamples of them, and measures the
+spread (sd across resamples) of each coefficient and of the predictions at the
+validation inputs. Ridge and LASSO (`models.linear`: the lecture's J, a sum of
+squares, plus λ‖β‖₂² or λ‖β‖₁) are compared with it at λ = 1; their paths over
+λ = 0.01 ... 10⁴ are logged.
 
-Data (`ablations.engine.data.synthetic`, set "collinear"): 2 or 6 standard normal
-features whose every pair has correlation ρ = 0, 0.9, 0.99, 0.999, and
-y = x_1 + ... + x_n + N(0, 1): every true coefficient is 1. Each trial draws
-200 examples (60% training, 20% validation, 20% test), keeps ``n_train`` of
-the training ones (all 120, or 18: few examples per coefficient, where OLS
-overfits), fits ordinary least squares on B = 200 bootstrap resamples of them,
-and measures the spread (standard deviation across resamples) of each
-coefficient and of the predictions at the validation inputs. OLS is
-scikit-learn's `LinearRegression` (the bootstrap uses the same minimum-norm
-least squares through the SVD); ridge and LASSO use the lecture's convention,
-J = Σᵢ (yᵢ - ŷᵢ)² (a sum) plus λ‖β‖₂² or λ‖β‖₁ with the intercept
-unpenalized: ridge in closed form through the SVD (scikit-learn's
-``Ridge(alpha=λ)``), LASSO exactly through the LARS path (scikit-learn's
-``Lasso(alpha=λ / (2n))``). Their spread is compared with OLS's at λ = 1 (a
-value of the lecture's grid), and their whole paths over λ = 0.01 ... 10⁴ are
-logged. OLS's training and held-out (validation) errors are logged as MSE
-over the variance of the training targets.
+The verdict (fixed before any run) checks, per number of features and training
+size, the largest ρ against the smallest, over seeds (a seed draws a data set;
+its bootstrap gives it one spread per estimator):
 
-The verdict (fixed before any run) makes five checks per number of features
-and training size, comparing the largest ρ with the smallest. Each effect is
-over seeds (n = seeds: a seed draws a new data set, and its bootstrap gives
-that seed one spread per estimator):
+1. coefficients unstable: OLS's coefficient spread grows (log10 growth above 0);
+2. ... so much that resamples flip signs: at the largest ρ it exceeds the true
+   coefficient (log10 of the ratio above 0: the spread is positive and skewed);
+3. predictions stable: OLS's prediction spread changes by less than 25% either
+   way (the lecture's "quase não muda");
+4. L2 shrinks the variance: ridge's coefficient spread lies below OLS's at the
+   largest ρ. For a fixed design this holds for every λ > 0 (ridge's covariance
+   (X'X + λI)⁻¹X'X(X'X + λI)⁻¹ σ² lies below OLS's (X'X)⁻¹ σ²): a sanity check;
+5. L1 drops redundant features: LASSO's share of exact zeros grows.
 
-1. coefficients unstable: the log10 growth of the OLS coefficient spread, with
-   a 95% interval above 0;
-2. ... so much that resamples flip their signs: log10 of the OLS coefficient
-   spread at the largest ρ over the true coefficient (1), with an interval
-   above 0 (a log, as the growth: the spread is positive and skewed);
-3. predictions stable: the ratio of the OLS prediction spreads, with an
-   interval inside ×0.8 to ×1.25 (the lecture's "quase não muda": less than
-   25% either way);
-4. L2 shrinks the variance: log10 of ridge's coefficient spread over OLS's at
-   the largest ρ, with an interval below 0. A sanity check: for a fixed design
-   ridge's coefficient covariance, (X'X + λI)⁻¹X'X(X'X + λI)⁻¹ σ², lies below
-   OLS's, (X'X)⁻¹ σ², for every λ > 0, so it holds by construction: shown,
-   never evidence, and a failure is a bug;
-5. L1 drops redundant features: the fraction of LASSO's coefficients that are
-   exactly 0, largest minus smallest ρ, with an interval above 0.
-
-The predictions are stable on inputs like the training data, where the
-lecture speaks of them; the summary reports beside it, not judged, how OLS's
-prediction spread grows off that manifold (the validation inputs with each
-feature shuffled apart: same marginals, no correlation), where the
-coefficients' spread shows. Each row also reads OLS's regime at the largest ρ
-(the fit without the remedy): training against held-out error, means over
-seeds. If OLS differs
-from `numpy.linalg.lstsq`, nothing is judged.
-
-There is no test-split score: the claim is about the spread of the estimates,
-and ρ is a property of the data, not a configuration to select.
+Beside them, not judged: OLS's prediction spread off the training data's
+manifold (validation features shuffled apart) and its regime at the largest ρ.
+Nothing is judged if OLS differs from `numpy.linalg.lstsq`. No test score: ρ is
+a property of the data, not a configuration to select.
 
 What to expect (quick profile): from ρ = 0 to 0.999 the OLS coefficient spread
 grows about twentyfold or more (theory for two features: √(1/(1 - ρ²)) ≈ 22),
-to a few times the true coefficient, so that over a third of the bootstrap
-coefficients have the wrong sign, while the prediction spread moves by a few
-percent. Ridge at λ = 1 cuts the coefficient spread at ρ = 0.999 about
-tenfold; LASSO at λ = 1 zeroes almost none of the coefficients at ρ = 0 and a
-third to a half of them at ρ = 0.999. With 18 training examples every spread
-is larger, ridge's cut deeper, and the prediction-spread ratio less precise;
-OLS with 6 features then overfits (training error well below held-out error),
-while with 120 examples it does not.
+to a few times the true coefficient (over a third of the bootstrap coefficients
+flip sign), while the prediction spread moves by a few percent. At λ = 1 ridge
+cuts the coefficient spread at ρ = 0.999 about tenfold, and LASSO zeroes a
+third to a half of the coefficients there (almost none at ρ = 0). With 18
+training examples every spread is larger, ridge's cut deeper, the
+prediction-spread ratio less precise, and OLS with 6 features overfits.
 """
 
 from __future__ import annotations
 
 import tempfile
+from itertools import product
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LinearRegression, lars_path
 
 from ablations.engine.data import load_dataset
-from ablations.engine.effects import per_seed
+from ablations.engine.effects import per_seed, seed_differences, select
 from ablations.engine.lineage import serving
-from ablations.engine.plots import metric_history
+from ablations.engine.plots import metric_history, panel_grid
 from ablations.engine.spec import Ablation, Param, Reference, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
 from ablations.engine.verdict import REGIME, Check, SmallestEffect, Verdict, regime
+from models.linear import bootstrap_paths, bootstrap_spread, ols, reference_ols, relative_difference
 
 CORRELATIONS = (0.0, 0.9, 0.99, 0.999)
 PATH_LAMBDAS = tuple(float(v) for v in np.logspace(-2, 4, 25))
@@ -102,6 +77,8 @@ SOLVER_TOLERANCE = 1e-6
 A_TENTH_DECADE = SmallestEffect(0.1, "a tenth of a decade (a spread 26% larger or smaller): less is within the bootstrap's own noise")
 PREDICTIONS_CHANGE = SmallestEffect(0.05, "a 5% change of the prediction spread")
 ZEROS_GAINED = SmallestEffect(0.05, "one resample in twenty")
+ESTIMATORS = (("ols", "OLS", "tab:blue"), ("ridge", "ridge", "tab:orange"), ("lasso", "LASSO", "tab:green"))
+"""Each estimator's metric prefix, name in figures, and color."""
 
 PARAMS = {
     "n_features": Param(2, "number of equicorrelated features", low=2, high=50),
@@ -118,137 +95,29 @@ PROFILES = {
     # 18 training examples for 7 coefficients: OLS overfits there (the regime ridge and LASSO remedy).
     "quick": {"n_features": [2, 6], "n_train": [18, 120], "correlation": list(CORRELATIONS), "seeds": 5},
     "full": {
-        "n_features": [2, 6, 20],
-        "n_train": [24, 120],
-        "correlation": [0.0, 0.5, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999],
-        "bootstraps": 1000,
+        "n_features": [2, 6, 20], "n_train": [24, 120], "correlation": [0.0, 0.5, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999], "bootstraps": 1000,
         "seeds": 30,  # the pilot's 27 for the coefficient sd's growth at n_train=18 (README: How many seeds)
     },
 }
 
 
-# ------------------------------------------------------------------ estimators
-
-
-def ols(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Ordinary least squares with an intercept (scikit-learn): (intercept, coefficients)."""
-    model = LinearRegression().fit(x, y)
-    return float(model.intercept_), np.asarray(model.coef_, dtype=np.float64)
-
-
-def ridge_path(x: np.ndarray, y: np.ndarray, lambdas) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge for every λ: minimizes Σ(y - b - xβ)² + λ‖β‖₂² (intercept b unpenalized).
-
-    Through the SVD of the centered features, X = U S Vᵀ:
-    β(λ) = V diag(s / (s² + λ)) Uᵀ (y - ȳ), b = ȳ - x̄ β. At λ = 0 this is
-    the minimum-norm least-squares solution (singular values at round-off
-    count as 0, as in `numpy.linalg.lstsq`).
-
-    Returns:
-        Intercepts ``(L,)`` and coefficients ``(L, features)``.
-    """
-    x_mean, y_mean = x.mean(axis=0), y.mean()
-    u, s, vt = np.linalg.svd(x - x_mean, full_matrices=False)
-    projected = u.T @ (y - y_mean)
-    lambdas = np.asarray(lambdas, dtype=np.float64)[:, None]
-    # Singular values at round-off are zeros, as lstsq's default rcond reads them: a bootstrap resample
-    # with fewer distinct rows than coefficients then gets the minimum-norm fit, not round-off over round-off.
-    kept = s > s.max(initial=0.0) * max(x.shape) * np.finfo(np.float64).eps
-    shrink = np.divide(s, s**2 + lambdas, out=np.zeros((len(lambdas), len(s))), where=kept & ((s**2 + lambdas) > 0))
-    coefficients = (shrink * projected) @ vt
-    return y_mean - coefficients @ x_mean, coefficients
-
-
-def lasso_path(x: np.ndarray, y: np.ndarray, lambdas) -> tuple[np.ndarray, np.ndarray]:
-    """LASSO for every λ: minimizes Σ(y - b - xβ)² + λ‖β‖₁ (intercept b unpenalized).
-
-    Exact: the LARS-LASSO path (piecewise linear in λ) evaluated at each λ.
-    scikit-learn's ``Lasso`` minimizes (1/2n)Σ(...)² + α‖β‖₁, the same
-    problem with α = λ / (2n).
-
-    Returns:
-        Intercepts ``(L,)`` and coefficients ``(L, features)``.
-    """
-    n = len(y)
-    x_mean, y_mean = x.mean(axis=0), y.mean()
-    alphas, _, path = lars_path(x - x_mean, y - y_mean, method="lasso")
-    targets = np.asarray(lambdas, dtype=np.float64) / (2 * n)
-    # np.interp needs increasing abscissae; beyond the path's largest α every coefficient is 0.
-    coefficients = np.stack([np.interp(targets, alphas[::-1], path[j, ::-1], right=0.0) for j in range(x.shape[1])], axis=1)
-    return y_mean - coefficients @ x_mean, coefficients
-
-
-def reference_ols(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """[intercept, coefficients] from NumPy's least-squares solver on [1, x]."""
-    return np.linalg.lstsq(np.hstack([np.ones((len(x), 1)), x]), y, rcond=None)[0]
-
-
-def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max |b|."""
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
-
-
 # ------------------------------------------------------------------ the trial
 
 
-def _dataset(config: dict):
-    # Features are N(0, 1) by construction; not standardizing keeps every true coefficient exactly 1.
-    return load_dataset(
-        "collinear",
-        n_samples=config["n_samples"],
-        n_features=config["n_features"],
-        correlation=config["correlation"],
-        noise=config["noise"],
-        data_seed=config["seed"],
-        split_seed=config["seed"],
-        standardize=False,
-        n_train=config["n_train"],
-    )
-
-
 def bootstrap_fits(config: dict) -> dict[str, np.ndarray]:
-    """OLS, ridge and LASSO on every bootstrap resample of the trial's training data.
-
-    Ridge and LASSO are fitted along `PATH_LAMBDAS` and, last, at the
-    trial's ``penalty_lambda``.
-
-    Returns:
-        ``ols_coef`` (B, F) and ``ols_pred`` (B, V) at the V validation
-        inputs; ``ols_pred_off`` (B, V) at the same inputs with each feature
-        shuffled apart (off the correlated training data's manifold: the
-        same marginals, no correlation); ``ridge_coef`` / ``lasso_coef`` (B, L + 1, F) and
-        ``ridge_pred`` / ``lasso_pred`` (B, L + 1, V); and the data: ``x``,
-        ``y`` (training), ``x_val``, ``y_val``.
-    """
-    data = _dataset(config)
-    x, y = data.x_train.astype(np.float64), data.y_train.astype(np.float64)
-    x_val = data.x_val.astype(np.float64)
+    """`models.linear.bootstrap_paths` at the validation inputs (λ: `PATH_LAMBDAS`, then ``penalty_lambda``), ``ols_pred_off`` and the data."""
+    # Features are N(0, 1) by construction; not standardizing keeps every true coefficient exactly 1.
+    settings = {name: config[name] for name in ("n_samples", "n_features", "correlation", "noise", "n_train")}
+    data = load_dataset("collinear", **settings, data_seed=config["seed"], split_seed=config["seed"], standardize=False)
+    x, y, x_val = data.x_train.astype(np.float64), data.y_train.astype(np.float64), data.x_val.astype(np.float64)
     # Each column permuted on its own: inputs unlike the training data wherever its features were correlated.
     shuffle = np.random.default_rng([config["seed"], 11])
     x_off = np.column_stack([shuffle.permutation(column) for column in x_val.T])
     lambdas = np.array([*PATH_LAMBDAS, config["penalty_lambda"]])
-    rng = np.random.default_rng([config["seed"], 7])
-    fits = {name: [] for name in ("ols_coef", "ols_pred", "ols_pred_off", "ridge_coef", "ridge_pred", "lasso_coef", "lasso_pred")}
-    for _ in range(config["bootstraps"]):
-        rows = rng.integers(0, len(y), len(y))
-        # Ridge at λ = 0 is least squares (tests check it against lstsq and
-        # scikit-learn); the SVD formula skips scikit-learn's per-fit overhead.
-        intercept, coefficients = ridge_path(x[rows], y[rows], [0.0])
-        fits["ols_coef"].append(coefficients[0])
-        fits["ols_pred"].append(intercept[0] + x_val @ coefficients[0])
-        fits["ols_pred_off"].append(intercept[0] + x_off @ coefficients[0])
-        for name, path in (("ridge", ridge_path), ("lasso", lasso_path)):
-            intercepts, coefficients = path(x[rows], y[rows], lambdas)
-            fits[f"{name}_coef"].append(coefficients)
-            fits[f"{name}_pred"].append(intercepts[:, None] + coefficients @ x_val.T)
-    result = {name: np.asarray(values) for name, values in fits.items()}
-    result.update(x=x, y=y, x_val=x_val, y_val=data.y_val.astype(np.float64))
-    return result
-
-
-def _spread(samples: np.ndarray) -> float:
-    """Mean over entries (coefficients, or prediction points) of the standard deviation across resamples."""
-    return float(np.mean(np.std(samples, axis=0, ddof=1)))
+    fits = bootstrap_paths(x, y, x_val, lambdas, resamples=config["bootstraps"], rng=np.random.default_rng([config["seed"], 7]))
+    fits["ols_pred_off"] = np.asarray([b + x_off @ beta for b, beta in zip(fits["ols_intercept"], fits["ols_coef"])])
+    fits.update(x=x, y=y, x_val=x_val, y_val=data.y_val.astype(np.float64))
+    return fits
 
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
@@ -257,62 +126,57 @@ def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     for index, config in enumerate(configs):
         artifact = context.artifact_loggers[index] if context.artifact_loggers else None
         with serving([index]):  # the data it loads is this trial's alone
-            results.append(_run_one(config, context.loggers[index], artifact))
+            fits = bootstrap_fits(config)
+            results.append(_metrics(fits))
+            _log_paths(fits, context.loggers[index])
+            if artifact is not None and config["seed"] == 0:
+                _save_cloud(fits, artifact)
     return results
 
 
-def _run_one(config: dict, log, log_artifact) -> dict[str, float]:
-    fits = bootstrap_fits(config)
+def _metrics(fits: dict[str, np.ndarray]) -> dict[str, float]:
+    """The trial's spreads (ridge and LASSO at ``penalty_lambda``), OLS's errors and its agreement with lstsq."""
     x, y, x_val, y_val = fits["x"], fits["y"], fits["x_val"], fits["y_val"]
     intercept, coefficients = ols(x, y)
-    scale = float(np.var(y))
+    scale = float(np.var(y))  # errors as MSE over the training targets' variance
     ridge, lasso = fits["ridge_coef"][:, -1], fits["lasso_coef"][:, -1]
     metrics = {
         "final_train_error": float(np.mean((intercept + x @ coefficients - y) ** 2) / scale),
         "final_val_error": float(np.mean((intercept + x_val @ coefficients - y_val) ** 2) / scale),
         "ols_lstsq_relative_difference": relative_difference(np.concatenate([[intercept], coefficients]), reference_ols(x, y)),
-        "ols_coef_std": _spread(fits["ols_coef"]),
-        "ols_pred_std": _spread(fits["ols_pred"]),
-        "ols_pred_off_std": _spread(fits["ols_pred_off"]),
+        "ols_coef_std": bootstrap_spread(fits["ols_coef"]),
+        "ols_pred_std": bootstrap_spread(fits["ols_pred"]),
+        "ols_pred_off_std": bootstrap_spread(fits["ols_pred_off"]),
         "ols_sign_flip_fraction": float(np.mean(fits["ols_coef"] * TRUE_COEFFICIENT < 0)),
-        "ridge_coef_std": _spread(ridge),
-        "ridge_pred_std": _spread(fits["ridge_pred"][:, -1]),
-        "ridge_coef_mean": float(np.mean(ridge)),
-        "lasso_coef_std": _spread(lasso),
-        "lasso_pred_std": _spread(fits["lasso_pred"][:, -1]),
-        "lasso_coef_mean": float(np.mean(lasso)),
         "lasso_zero_fraction": float(np.mean(lasso == 0.0)),
         "lasso_drops_any_fraction": float(np.mean(np.any(lasso == 0.0, axis=1))),
         "condition_number": float(np.linalg.cond(x - x.mean(axis=0))),
         "sample_correlation": float(np.mean(np.corrcoef(x.T)[np.triu_indices(x.shape[1], 1)])),
     }
+    for name, samples in (("ridge", ridge), ("lasso", lasso)):
+        metrics.update({f"{name}_coef_std": bootstrap_spread(samples), f"{name}_coef_mean": float(np.mean(samples))})
+        metrics[f"{name}_pred_std"] = bootstrap_spread(fits[f"{name}_pred"][:, -1])
     for name, samples in (("ols", fits["ols_coef"]), ("ridge", ridge), ("lasso", lasso)):
         for j, spread in enumerate(np.std(samples, axis=0, ddof=1)):
             metrics[f"{name}_coef_std/x{j + 1}"] = float(spread)
-    for step, value in enumerate(PATH_LAMBDAS):
-        row = {
-            "path_lambda": value,
-            "ridge_coef_std_path": _spread(fits["ridge_coef"][:, step]),
-            "lasso_coef_std_path": _spread(fits["lasso_coef"][:, step]),
-            "ridge_pred_std_path": _spread(fits["ridge_pred"][:, step]),
-            "lasso_pred_std_path": _spread(fits["lasso_pred"][:, step]),
-            "lasso_zero_fraction_path": float(np.mean(fits["lasso_coef"][:, step] == 0.0)),
-        }
-        for j in range(x.shape[1]):
-            row[f"ridge_coef_mean/x{j + 1}"] = float(np.mean(fits["ridge_coef"][:, step, j]))
-            row[f"lasso_coef_mean/x{j + 1}"] = float(np.mean(fits["lasso_coef"][:, step, j]))
-        log(row, step)
-    if log_artifact is not None and config["seed"] == 0:
-        _save_cloud(fits["ols_coef"], ridge, lasso, log_artifact)
     return metrics
 
 
-def _save_cloud(ols_coef: np.ndarray, ridge: np.ndarray, lasso: np.ndarray, log_artifact) -> None:
-    """The first seed's bootstrap coefficients, for the coefficient-cloud figure."""
-    columns = {}
-    for name, values in (("ols", ols_coef), ("ridge", ridge), ("lasso", lasso)):
-        for j in range(values.shape[1]):
-            columns[f"{name}_x{j + 1}"] = values[:, j]
+def _log_paths(fits: dict[str, np.ndarray], log) -> None:
+    """The ridge and LASSO paths, one step per λ of `PATH_LAMBDAS`: spreads, LASSO's zeros, mean coefficients."""
+    for step, value in enumerate(PATH_LAMBDAS):
+        row = {"path_lambda": value, "lasso_zero_fraction_path": float(np.mean(fits["lasso_coef"][:, step] == 0.0))}
+        for name, part in product(("ridge", "lasso"), ("coef", "pred")):
+            row[f"{name}_{part}_std_path"] = bootstrap_spread(fits[f"{name}_{part}"][:, step])
+        for name, j in product(("ridge", "lasso"), range(fits["x"].shape[1])):
+            row[f"{name}_coef_mean/x{j + 1}"] = float(np.mean(fits[f"{name}_coef"][:, step, j]))
+        log(row, step)
+
+
+def _save_cloud(fits: dict[str, np.ndarray], log_artifact) -> None:
+    """The bootstrap coefficients (ridge and LASSO at ``penalty_lambda``), for the coefficient-cloud figure."""
+    samples = {"ols": fits["ols_coef"], "ridge": fits["ridge_coef"][:, -1], "lasso": fits["lasso_coef"][:, -1]}
+    columns = {f"{name}_x{j + 1}": values[:, j] for name, values in samples.items() for j in range(values.shape[1])}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bootstrap_coefficients.csv"
         pd.DataFrame(columns).to_csv(path, index=False)
@@ -322,57 +186,36 @@ def _save_cloud(ols_coef: np.ndarray, ridge: np.ndarray, lasso: np.ndarray, log_
 # ------------------------------------------------------------------ verdict
 
 
-def _condition(n_features: int, n_train: int) -> str:
-    return f"{n_features} features, n_train={n_train}"
-
-
 def _checks(label: str, group: pd.DataFrame) -> list[Check]:
     """The five checks of one condition, each over seeds (n = seeds: a seed draws the data, whose bootstrap gives one spread)."""
     low, high = group["correlation"].min(), group["correlation"].max()
-    coef, pred = per_seed(group, "correlation", "ols_coef_std"), per_seed(group, "correlation", "ols_pred_std")
-    ridge, zeros = per_seed(group, "correlation", "ridge_coef_std"), per_seed(group, "correlation", "lasso_zero_fraction")
-    at_high = group[group["correlation"] == high]
+    coef, pred, ridge = (per_seed(group, "correlation", metric) for metric in ("ols_coef_std", "ols_pred_std", "ridge_coef_std"))
+    at_high = select(group, {"correlation": high})
     # OLS is the fit without the remedy (ridge, LASSO); read where it is judged, at the largest ρ.
     details = {REGIME: regime(float(at_high["final_train_error"].mean()), float(at_high["final_val_error"].mean()))}
-    span = f"ρ {low:g} → {high:g}"
+    span, decades = f"ρ {low:g} → {high:g}", {"smallest": A_TENTH_DECADE, "spec": "+.2f", "details": details}
     growth = summarize(np.log10(coef[high] / coef[low]).dropna())
     # On a log scale, as the growth: the spread is positive and skewed, and its seed-to-seed sd grows with it.
     spread = summarize(np.log10(coef[high] / TRUE_COEFFICIENT).dropna())
     predictions = summarize((pred[high] / pred[low]).dropna())
     ridge_cut = summarize(np.log10(ridge[high] / coef[high]).dropna())
-    more_zeros = summarize((zeros[high] - zeros[low]).dropna())
+    more_zeros = summarize(seed_differences(group, "correlation", high, low, "lasso_zero_fraction"))
     return [
-        Check.above(label, f"log10 growth of OLS coefficient sd ({span})", growth, smallest=A_TENTH_DECADE, spec="+.2f", details=details),
-        Check.above(
-            label,
-            f"log10 OLS coefficient sd ÷ true coefficient {TRUE_COEFFICIENT:g} at ρ = {high:g}",
-            spread,
-            smallest=A_TENTH_DECADE,
-            spec="+.2f",
-            details=details,
-        ),
+        Check.above(label, f"log10 growth of OLS coefficient sd ({span})", growth, **decades),
+        Check.above(label, f"log10 OLS coefficient sd ÷ true coefficient {TRUE_COEFFICIENT:g} at ρ = {high:g}", spread, **decades),
         Check.within(
-            label,
-            f"ratio of OLS prediction sd ({span})",
-            predictions,
-            1 / PREDICTIONS_STABLE,
-            PREDICTIONS_STABLE,
-            smallest=PREDICTIONS_CHANGE,
-            null=1.0,
-            spec=".3f",
-            details=details,
+            label, f"ratio of OLS prediction sd ({span})", predictions, 1 / PREDICTIONS_STABLE, PREDICTIONS_STABLE,
+            smallest=PREDICTIONS_CHANGE, null=1.0, spec=".3f", details=details,
         ),
         # A theorem for a fixed design: ridge's coefficient covariance lies below OLS's. Shown, never evidence.
-        Check.below(
-            label, f"log10 ridge ÷ OLS coefficient sd at ρ = {high:g}", ridge_cut, smallest=A_TENTH_DECADE, spec="+.2f", role="sanity", details=details
-        ),
+        Check.below(label, f"log10 ridge ÷ OLS coefficient sd at ρ = {high:g}", ridge_cut, role="sanity", **decades),
         Check.above(label, f"LASSO zero fraction gained ({span})", more_zeros, smallest=ZEROS_GAINED, spec="+.2f", details=details),
     ]
 
 
 def _note(label: str, group: pd.DataFrame) -> str:
     """What the checks do not show: sign flips, ridge's size, how often LASSO drops a feature, predictions off the data."""
-    at_high = group[group["correlation"] == group["correlation"].max()]
+    at_high = select(group, {"correlation": group["correlation"].max()})
     note = (
         f"{label}: at ρ = {at_high['correlation'].iloc[0]:g}, {at_high['ols_sign_flip_fraction'].mean():.0%} of the bootstrap OLS "
         f"coefficients have the wrong sign; ridge's coefficient sd is {at_high['ridge_coef_std'].mean():.3g} against OLS's "
@@ -388,11 +231,7 @@ def _note(label: str, group: pd.DataFrame) -> str:
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
-    """Per number of features and training size: coefficient spread explodes with ρ, prediction spread does not; ridge shrinks it; LASSO zeroes.
-
-    Every effect is over seeds (n = seeds): a seed draws a new data set, and
-    its B bootstrap resamples give that seed one spread per estimator.
-    """
+    """Per number of features and training size: coefficient spread explodes with ρ, prediction spread does not; ridge shrinks it; LASSO zeroes."""
     if trials.empty or trials["correlation"].nunique() < 2:
         return Verdict([], notes="The grid needs at least two correlations.")
     solver = float(trials["ols_lstsq_relative_difference"].max())
@@ -402,7 +241,7 @@ def verdict(trials: pd.DataFrame) -> Verdict:
     # The largest training size first: the headline is the lecture's setting, many examples per coefficient.
     groups = sorted(trials.groupby(["n_features", "n_train"]), key=lambda item: (item[0][0], -item[0][1]))
     for (n_features, n_train), group in groups:
-        label = _condition(int(n_features), int(n_train))
+        label = f"{int(n_features)} features, n_train={int(n_train)}"
         checks.extend(_checks(label, group))
         notes.append(_note(label, group))
     return Verdict(checks, notes="; ".join(notes) + f". OLS matches numpy.linalg.lstsq to {solver:.0e}.")
@@ -412,45 +251,28 @@ def verdict(trials: pd.DataFrame) -> Verdict:
 
 
 def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
-    return {
-        "coefficient_clouds": _clouds(trials, client),
-        "spread_vs_correlation": _spreads(trials),
-        "ridge_lasso_paths": _paths(trials, client),
-    }
+    return {"coefficient_clouds": _clouds(trials, client), "spread_vs_correlation": _spreads(trials), "ridge_lasso_paths": _paths(trials, client)}
 
 
 def _clouds(trials: pd.DataFrame, client) -> plt.Figure:
     """β1 against β2 across bootstrap resamples, per correlation (first seed), OLS vs ridge vs LASSO."""
-    counts = sorted(trials["n_features"].unique())
-    correlations = sorted(trials["correlation"].unique())
-    fig, axes = plt.subplots(
-        len(counts),
-        len(correlations),
-        figsize=(3.3 * len(correlations), 3.3 * len(counts)),
-        squeeze=False,
-        sharex="row",
-        sharey="row",
-        constrained_layout=True,
-    )
+    counts, correlations = sorted(trials["n_features"].unique()), sorted(trials["correlation"].unique())
+    fig, axes = panel_grid(len(counts) * len(correlations), (3.3, 3.3), columns=len(correlations), sharex="row", sharey="row")
     for row, n_features in enumerate(counts):
         for col, correlation in enumerate(correlations):
             ax = axes[row][col]
-            run = trials[(trials["n_features"] == n_features) & (trials["correlation"] == correlation) & (trials["seed"] == 0)]
+            run = select(trials, {"n_features": n_features, "correlation": correlation, "seed": 0})
             ax.set_title(f"{n_features} features, ρ = {correlation:g}", fontsize=9)
-            ax.set_xlabel("β₁")
-            ax.set_ylabel("β₂")
+            ax.set(xlabel="β₁", ylabel="β₂")
             if run.empty:
                 continue
             with tempfile.TemporaryDirectory() as folder:
                 cloud = pd.read_csv(client.download_artifacts(run["run_id"].iloc[0], "bootstrap/bootstrap_coefficients.csv", folder))
-            for name, color in (("ols", "tab:blue"), ("ridge", "tab:orange"), ("lasso", "tab:green")):
-                label = "ridge" if name == "ridge" else name.upper()
+            for name, label, color in ESTIMATORS:
                 ax.scatter(cloud[f"{name}_x1"], cloud[f"{name}_x2"], s=5, alpha=0.5, color=color, label=label)
             ax.scatter([TRUE_COEFFICIENT], [TRUE_COEFFICIENT], marker="*", s=90, color="black", label="truth", zorder=3)
-            ax.text(
-                0.02, 0.02, f"OLS coef sd {run['ols_coef_std'].iloc[0]:.2g}\nOLS pred sd {run['ols_pred_std'].iloc[0]:.2g}",
-                transform=ax.transAxes, fontsize=7, va="bottom",
-            )
+            spreads = f"OLS coef sd {run['ols_coef_std'].iloc[0]:.2g}\nOLS pred sd {run['ols_pred_std'].iloc[0]:.2g}"
+            ax.text(0.02, 0.02, spreads, transform=ax.transAxes, fontsize=7, va="bottom")
         axes[row][0].legend(fontsize=7, loc="upper right")
     lam = float(trials["penalty_lambda"].iloc[0])
     fig.suptitle(f"Coefficients across {int(trials['bootstraps'].iloc[0])} bootstrap resamples (first seed; ridge and LASSO at λ = {lam:g})")
@@ -460,26 +282,17 @@ def _clouds(trials: pd.DataFrame, client) -> plt.Figure:
 def _spreads(trials: pd.DataFrame) -> plt.Figure:
     """Spread of coefficients and of predictions against correlation (mean ± sd over seeds)."""
     counts = sorted(trials["n_features"].unique())
-    fig, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 3.8), squeeze=False, constrained_layout=True)
+    fig, axes = panel_grid(len(counts), (5, 3.8))
     for ax, n_features in zip(axes[0], counts):
         group = trials[trials["n_features"] == n_features]
         correlations = sorted(group["correlation"].unique())
         xs = range(len(correlations))
-        for metric, label, color, style in (
-            ("ols_coef_std", "OLS coefficients", "tab:blue", "-"),
-            ("ols_pred_std", "OLS predictions", "tab:blue", "--"),
-            ("ridge_coef_std", "ridge coefficients", "tab:orange", "-"),
-            ("ridge_pred_std", "ridge predictions", "tab:orange", "--"),
-            ("lasso_coef_std", "LASSO coefficients", "tab:green", "-"),
-            ("lasso_pred_std", "LASSO predictions", "tab:green", "--"),
-        ):
-            curve = group.groupby("correlation")[metric].agg(["mean", "std"]).reindex(correlations)
-            ax.errorbar(xs, curve["mean"], yerr=curve["std"].fillna(0), ls=style, marker="o", ms=3, color=color, label=label, capsize=2)
-        ax.set_yscale("log")
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels([f"{c:g}" for c in correlations])
-        ax.set_xlabel("correlation ρ of the features")
-        ax.set_ylabel("sd across bootstrap resamples")
+        for (name, label, color), (part, style) in product(ESTIMATORS, (("coef", "-"), ("pred", "--"))):
+            curve = group.groupby("correlation")[f"{name}_{part}_std"].agg(["mean", "std"]).reindex(correlations)
+            what = "coefficients" if part == "coef" else "predictions"
+            ax.errorbar(xs, curve["mean"], yerr=curve["std"].fillna(0), ls=style, marker="o", ms=3, color=color, label=f"{label} {what}", capsize=2)
+        ax.set(yscale="log", xticks=list(xs), xticklabels=[f"{c:g}" for c in correlations])
+        ax.set(xlabel="correlation ρ of the features", ylabel="sd across bootstrap resamples")
         ax.set_title(f"{n_features} features (λ = {float(group['penalty_lambda'].iloc[0]):g} for ridge/LASSO)", fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle("Coefficients become unstable as ρ → 1; predictions do not")
@@ -489,33 +302,26 @@ def _spreads(trials: pd.DataFrame) -> plt.Figure:
 def _paths(trials: pd.DataFrame, client) -> plt.Figure:
     """Ridge and LASSO paths (mean coefficient over resamples ± sd) at the largest correlation, first seed."""
     counts = sorted(trials["n_features"].unique())
-    fig, axes = plt.subplots(len(counts), 2, figsize=(10, 3.6 * len(counts)), squeeze=False, constrained_layout=True)
+    fig, axes = panel_grid(2 * len(counts), (5, 3.6), columns=2)
     for row, n_features in enumerate(counts):
-        group = trials[(trials["n_features"] == n_features) & (trials["seed"] == trials["seed"].min())]
+        group = select(trials, {"n_features": n_features, "seed": trials["seed"].min()})
         correlation = group["correlation"].max()
-        run_id = group[group["correlation"] == correlation]["run_id"].iloc[0]
-        lambdas = _history(client, run_id, "path_lambda")
-        for col, name in enumerate(("ridge", "lasso")):
-            ax = axes[row][col]
-            spread = _history(client, run_id, f"{name}_coef_std_path")
+        run_id = select(group, {"correlation": correlation})["run_id"].iloc[0]
+        lambdas = metric_history(client, run_id, "path_lambda")[1]
+        for ax, (name, label, _) in zip(axes[row], ESTIMATORS[1:]):
+            sd = np.array(metric_history(client, run_id, f"{name}_coef_std_path")[1])
             for j in range(int(n_features)):
-                mean = np.array(_history(client, run_id, f"{name}_coef_mean/x{j + 1}"))
+                mean = np.array(metric_history(client, run_id, f"{name}_coef_mean/x{j + 1}")[1])
                 line = ax.plot(lambdas, mean, lw=1.2, label=f"β{j + 1}")[0]
-                ax.fill_between(lambdas, mean - np.array(spread), mean + np.array(spread), color=line.get_color(), alpha=0.08)
+                ax.fill_between(lambdas, mean - sd, mean + sd, color=line.get_color(), alpha=0.08)
             ax.axvspan(0.01, 10, color="gray", alpha=0.1, label="lecture's λ grid")
             ax.axvline(float(group["penalty_lambda"].iloc[0]), color="black", ls=":", lw=1)
             ax.axhline(TRUE_COEFFICIENT, color="gray", ls="--", lw=0.8)
-            ax.set_xscale("log")
-            ax.set_xlabel("λ  (J = Σ squared errors)")
-            ax.set_ylabel("coefficient: mean ± sd over resamples")
-            ax.set_title(f"{'Ridge' if name == 'ridge' else 'LASSO'} path, {n_features} features, ρ = {correlation:g}", fontsize=9)
+            ax.set(xscale="log", xlabel="λ  (J = Σ squared errors)", ylabel="coefficient: mean ± sd over resamples")
+            ax.set_title(f"{'Ridge' if name == 'ridge' else label} path, {n_features} features, ρ = {correlation:g}", fontsize=9)
             ax.legend(fontsize=7, ncol=2)
     fig.suptitle("Ridge shrinks every coefficient smoothly; LASSO sets some exactly to 0")
     return fig
-
-
-def _history(client, run_id: str, metric: str) -> list[float]:
-    return metric_history(client, run_id, metric)[1]
 
 
 REFERENCE = Reference(
@@ -535,13 +341,8 @@ ABLATION = Ablation(
         "Nearly collinear features make regression coefficients unstable while predictions stay stable; "
         "L2 shrinks that variance, L1 drops redundant features."
     ),
-    params=PARAMS,
-    profiles=PROFILES,
-    run=run,
-    verdict=verdict,
-    figures=figures,
+    params=PARAMS, profiles=PROFILES, run=run, verdict=verdict, figures=figures,
     # NumPy work is cheap next to the runner's per-pack overhead: one pack per number of features.
     pack_key=pack_all_but("correlation", "seed"),
-    objective="final_val_error",
-    reference=REFERENCE,
+    objective="final_val_error", reference=REFERENCE,
 )

@@ -18,19 +18,12 @@ its own score. ``label_noise`` replaces that fraction of the training labels
 (stopping split included; held-out and test labels stay clean) by random
 classes, redrawn per seed with the split: the classic setting where a net
 first learns the signal and later memorizes noise. The grid axis ``stopping``:
-
-- ``none``: every epoch, the overlong arm;
-- ``lecture``: the lecture's rule. Look at the stopping split's error every 5
-  epochs, stop at its first rise (a tie goes on), keep the weights of the
-  look before;
-- ``patience_K``: Keras's ``EarlyStopping(patience=K,
-  restore_best_weights=True)``, a further condition.
-
-Rules watch the error (``monitor=val_accuracy``), as the lecture does; under
-``val_loss`` the cross-entropy of noisy labels can bottom out at epoch 1 or
-2 while the error still falls. A condition's rules and seeds train as the
-members of one stack (`fit_members`), each the net `fit_trial` would train
-alone; a member that stopped leaves the pack.
+``none`` trains every epoch (the overlong arm); ``lecture`` is the lecture's
+rule (`LECTURE_RULE`); ``patience_K`` is Keras's ``EarlyStopping(patience=K,
+restore_best_weights=True)``, a further condition. Rules watch the error
+(``monitor=val_accuracy``), as the lecture does; under ``val_loss`` the
+cross-entropy of noisy labels can bottom out at epoch 1 or 2 while the error
+still falls.
 
 The verdict (fixed before any run) judges the lecture's rule per condition
 (data, label noise, monitor): held-out error after overlong training minus
@@ -48,9 +41,6 @@ noise; the rules stop early and restore a clearly better net, saving most
 epochs. With clean labels the held-out error hardly rises: stopping saves
 epochs, not accuracy, so the claim is not expected to hold there. A rule
 that stops at a noisy bump before the minimum pays for it in regret.
-
-The full profile adds MNIST-1D, 10% label noise, patience 2, 10 and 50, 500
-epochs and 280 seeds (its pilot's need for 80% power at half a point).
 """
 
 from __future__ import annotations
@@ -61,7 +51,8 @@ import pandas as pd
 
 from ablations.engine import params
 from ablations.engine.data import load_dataset, load_per_seed
-from ablations.engine.plots import metric_history, plot_history
+from ablations.engine.effects import beside_control, grid_conditions, select
+from ablations.engine.plots import metric_history, panel_grid, plot_history
 from ablations.engine.protocol import score_test_split
 from ablations.engine.spec import Ablation, Param, Reference, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
@@ -72,8 +63,8 @@ from ablations.engine.verdict import HALF_POINT_OF_ERROR, REGIME, Check, Verdict
 
 NO_STOPPING = "none"
 LECTURE_RULE = "lecture"
-"""The lecture's rule: the stopping split's error looked at every `LECTURE_EVERY` epochs, stop at its first rise,
-keep the weights of the look before ("use os pesos que a rede tinha na etapa anterior")."""
+"""The lecture's rule: the stopping split's error looked at every `LECTURE_EVERY` epochs, stop at its first rise (a tie
+goes on), keep the weights of the look before ("use os pesos que a rede tinha na etapa anterior")."""
 LECTURE_EVERY = 5
 PATIENCES = (1, 2, 5, 10, 20, 50)
 STOPPING_RULES = (NO_STOPPING, LECTURE_RULE, *(f"patience_{k}" for k in PATIENCES))
@@ -88,12 +79,8 @@ signal), so the literature expects no gain from stopping there (Prechelt, 1998: 
 
 PARAMS = {
     "data": params.data("digits"),
-    "stopping": Param(
-        LECTURE_RULE,
-        "none (train every epoch), lecture (first rise of the stopping split's error, looked at every 5 epochs), "
-        "or patience_K (Keras: K epochs without improvement)",
-        choices=STOPPING_RULES,
-    ),
+    "stopping": Param(LECTURE_RULE, "none (train every epoch), lecture (first rise of the stopping split's error, looked at every 5 epochs), "
+                      "or patience_K (Keras: K epochs without improvement)", choices=STOPPING_RULES),
     "monitor": Param("val_accuracy", "what EarlyStopping watches on the stopping split", choices=("val_accuracy", "val_loss")),
     "label_noise": Param(0.0, "fraction of training labels replaced by a random class", low=0.0, high=0.9),
     "n_train": params.n_train(500, low=20, help="training examples, stopping split included"),
@@ -111,15 +98,9 @@ PROFILES = {
     # runs (which packing changed) moved the verdict between inconclusive and reproduced; at 10 the one-model-per-trial
     # and packed runs agree (+0.092 and +0.091, both reproduced).
     "quick": {"stopping": [NO_STOPPING, LECTURE_RULE, "patience_1", "patience_5", "patience_20"], "label_noise": [0.0, 0.3], "seeds": 10},
-    "full": {
-        "data": ["digits", "mnist1d"],
-        "stopping": list(STOPPING_RULES),
-        "label_noise": [0.0, 0.1, 0.3],
-        "epochs": 500,
-        # 80% power at half a point of error: the pilot's seed-to-seed spread at 30% noise (sd 0.03) needs 277
-        # (README: How many seeds).
-        "seeds": 280,
-    },
+    # 280 seeds: 80% power at half a point of error, as the pilot's seed-to-seed spread at 30% noise (sd 0.03) needs 277
+    # (README: How many seeds).
+    "full": {"data": ["digits", "mnist1d"], "stopping": list(STOPPING_RULES), "label_noise": [0.0, 0.1, 0.3], "epochs": 500, "seeds": 280},
 }
 
 
@@ -140,8 +121,7 @@ def _data(config: dict):
     # A seed redraws the split and the noisy labels too: the claim is about generalization, not about one sample.
     data = load_dataset(config["data"], n_train=config["n_train"], split_seed=config["seed"])
     y = noisy_labels(data.y_train, config["label_noise"], data.num_classes, seed=(LABEL_NOISE_SEED, config["seed"]))
-    # The training subset is class-balanced in every prefix, so the last
-    # stop_fraction of it is a balanced stopping split.
+    # The training subset is class-balanced in every prefix, so its last stop_fraction is a balanced stopping split.
     n_fit = len(y) - max(1, round(config["stop_fraction"] * len(y)))
     return data, (data.x_train[:n_fit], y[:n_fit]), (data.x_train[n_fit:], y[n_fit:])
 
@@ -163,7 +143,7 @@ def _train(configs: list[dict], loggers=None):
 
     Each member is the net `fit_trial` would train alone (`fit_members`): its
     seed's split, noisy labels, initial weights and batch order, Adam, and its
-    stopping rule (`stopping_rule`).
+    stopping rule (`stopping_rule`); a member that stopped leaves the pack.
     """
     from ablations.engine.train.members import MemberOptimizer, fit_members, pack_options, seeded_stack
 
@@ -181,23 +161,15 @@ def _train(configs: list[dict], loggers=None):
         "val": stacked(lambda member: member[2]),
         "heldout": stacked(lambda member: (member[0].x_val, member[0].y_val)),
     }
-    fits = fit_members(
-        stack,
-        splits,
-        **pack_options(configs),
-        optimizers=[MemberOptimizer("adam", config["learning_rate"]) for config in configs],
-        stopping=stopping,
-        loggers=loggers,
-    )
+    optimizers = [MemberOptimizer("adam", config["learning_rate"]) for config in configs]
+    fits = fit_members(stack, splits, **pack_options(configs), optimizers=optimizers, stopping=stopping, loggers=loggers)
     return data, stack, fits
 
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
     """Trains a pack with and without early stopping; scores the held-out split at the stop and at the restored epoch."""
     _, _, fits = _train(configs, context.loggers)
-    return [
-        stop_metrics(fit, restored, config["epochs"]) for fit, restored, config in zip(fits.trials, fits.restored_epochs, configs)
-    ]
+    return [stop_metrics(fit, restored, config["epochs"]) for fit, restored, config in zip(fits.trials, fits.restored_epochs, configs)]
 
 
 def stop_metrics(fit, restored_epoch: int | None, epochs: int) -> dict[str, float]:
@@ -208,56 +180,53 @@ def stop_metrics(fit, restored_epoch: int | None, epochs: int) -> dict[str, floa
     the last one. ``final_val_*`` are the held-out split's (the returned
     weights'); the stopping split's are ``final_stop_*``.
     """
-    history = fit.history
-    stop_epoch = fit.epochs_run
+    final, stop_epoch = fit.final, fit.epochs_run
     restored_epoch = stop_epoch if restored_epoch is None else restored_epoch
-    heldout_error = 1.0 - np.asarray(history["heldout_accuracy"])
-    final = fit.final
-    metrics = {
-        "final_loss": final["final_loss"],
-        "final_train_loss": final["final_train_loss"],
-        "final_accuracy": final["final_accuracy"],
-        "final_train_error": final["final_train_error"],
-        "final_val_loss": final["final_heldout_loss"],
-        "final_val_accuracy": final["final_heldout_accuracy"],
-        "final_val_error": final["final_heldout_error"],
+    heldout_error = 1.0 - np.asarray(fit.history["heldout_accuracy"])
+    trained = heldout_error[1 : stop_epoch + 1]
+    return {
+        **{name: final[name] for name in ("final_loss", "final_train_loss", "final_accuracy", "final_train_error")},
+        **{f"final_val_{name}": final[f"final_heldout_{name}"] for name in ("loss", "accuracy", "error")},
         "final_stop_loss": final["final_val_loss"],
         "final_stop_accuracy": final["final_val_accuracy"],
         "stop_epoch": float(stop_epoch),
         "restored_epoch": float(restored_epoch),
         "epochs_saved": float(epochs - stop_epoch),
         "heldout_error_at_stop": float(heldout_error[stop_epoch]),
-        "heldout_loss_at_stop": float(history["heldout_loss"][stop_epoch]),
+        "heldout_loss_at_stop": float(fit.history["heldout_loss"][stop_epoch]),
         "heldout_error_restored": final["final_heldout_error"],
         "heldout_loss_restored": final["final_heldout_loss"],
-        "min_heldout_error": float(np.nanmin(heldout_error[1 : stop_epoch + 1])),
-        "min_heldout_error_epoch": float(np.nanargmin(heldout_error[1 : stop_epoch + 1]) + 1),
+        "min_heldout_error": float(np.nanmin(trained)),
+        "min_heldout_error_epoch": float(np.nanargmin(trained) + 1),
     }
-    return metrics
 
 
 def paired_with_no_stopping(trials: pd.DataFrame) -> pd.DataFrame:
-    """Every stopped trial next to the no-stopping trial of the same condition and seed.
+    """Every stopped trial beside the overlong trial of its condition and seed (its columns suffixed ``_overlong``).
 
     Adds ``error_gain`` (held-out error overlong − restored), ``loss_gain``
     (the same for held-out loss), ``restore_gain`` (error at the stop −
     restored) and ``regret`` (restored − the overlong run's lowest held-out
     error: the epoch one would pick in hindsight).
     """
-    conditions = [c for c in CONDITIONS if c in trials]
-    base = trials[trials["stopping"] == NO_STOPPING][[*conditions, "seed", "final_val_error", "final_val_loss", "min_heldout_error"]]
-    base = base.rename(columns={"final_val_error": "overlong_error", "final_val_loss": "overlong_loss", "min_heldout_error": "overlong_min_error"})
-    stopped = trials[trials["stopping"] != NO_STOPPING].merge(base, on=[*conditions, "seed"])
-    stopped["error_gain"] = stopped["overlong_error"] - stopped["heldout_error_restored"]
-    stopped["loss_gain"] = stopped["overlong_loss"] - stopped["heldout_loss_restored"]
+    on = [*(c for c in CONDITIONS if c in trials), "seed"]
+    overlong = select(trials, {"stopping": NO_STOPPING})[[*on, "final_val_error", "final_val_loss", "min_heldout_error"]]
+    stopped = beside_control(trials[trials["stopping"] != NO_STOPPING], overlong, on, suffixes=("", "_overlong"))
+    stopped["error_gain"] = stopped["final_val_error_overlong"] - stopped["heldout_error_restored"]
+    stopped["loss_gain"] = stopped["final_val_loss_overlong"] - stopped["heldout_loss_restored"]
     stopped["restore_gain"] = stopped["heldout_error_at_stop"] - stopped["heldout_error_restored"]
-    stopped["regret"] = stopped["heldout_error_restored"] - stopped["overlong_min_error"]
+    stopped["regret"] = stopped["heldout_error_restored"] - stopped["min_heldout_error_overlong"]
     return stopped
 
 
 def _conditions(trials: pd.DataFrame) -> list[str]:
-    """The settings that vary in the grid (label noise when none does): each value is its own regime."""
-    return [c for c in CONDITIONS if c in trials and trials[c].nunique() > 1] or ["label_noise"]
+    """The settings of `CONDITIONS` that vary in the grid (label noise when none does): each value is its own regime."""
+    return grid_conditions(trials, CONDITIONS) or ["label_noise"]
+
+
+def _label(conditions: list[str], key: tuple) -> str:
+    """A condition as the rows and panels name it: "name=value, ..."."""
+    return ", ".join(f"{c}={v}" for c, v in zip(conditions, key))
 
 
 def _rule_order(rule: str) -> tuple[int, int]:
@@ -287,11 +256,7 @@ def _check(label: str, rule: str, group: pd.DataFrame, overlong: pd.DataFrame, e
 
 
 def verdict(trials: pd.DataFrame) -> Verdict:
-    """Per condition (data, label noise, monitor): held-out error after the lecture's rule vs after overlong training.
-
-    The lecture's rule decides; each ``patience_K`` rule is an extension, judged and shown. Effects are over
-    seeds (n = seeds), each rule paired with the overlong run of its seed.
-    """
+    """Per condition: held-out error after overlong training minus after each rule's restored weights, paired by seed."""
     pairs = paired_with_no_stopping(trials)
     if pairs.empty:
         return Verdict([], notes=f"The grid needs stopping={NO_STOPPING} and at least one stopping rule ({LECTURE_RULE}, patience_K).")
@@ -299,9 +264,8 @@ def verdict(trials: pd.DataFrame) -> Verdict:
     epochs = int(trials["epochs"].max())
     checks, headline = [], None
     for key, group in pairs.groupby(conditions):
-        key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{c}={v}" for c, v in zip(conditions, key))
-        overlong = trials[(trials["stopping"] == NO_STOPPING) & np.logical_and.reduce([trials[c] == v for c, v in zip(conditions, key)])]
+        label = _label(conditions, key)
+        overlong = select(trials, {"stopping": NO_STOPPING, **dict(zip(conditions, key))})
         for rule, arm in sorted(group.groupby("stopping"), key=lambda item: _rule_order(item[0])):
             checks.append(_check(label, rule, arm, overlong, epochs))
             # The headline: the lecture's rule where a net first learns the signal and then memorizes the noise.
@@ -317,19 +281,18 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     """Learning curves of the overlong arm with each rule's stop (x) and restored (o) epoch marked."""
     conditions = _conditions(trials)
     groups = list(trials.groupby(conditions))
-    fig, axes = plt.subplots(2, len(groups), figsize=(5.5 * len(groups), 7), squeeze=False, sharex=True, constrained_layout=True)
+    fig, axes = panel_grid(2 * len(groups), (5.5, 3.5), columns=len(groups), sharex=True)
     seed = trials["seed"].min()
     for column, (key, group) in enumerate(groups):
-        key = key if isinstance(key, tuple) else (key,)
         first = group[group["seed"] == seed]
         overlong = first[first["stopping"] == NO_STOPPING]
         top, bottom = axes[0][column], axes[1][column]
         if not overlong.empty:
             run_id = overlong["run_id"].iloc[0]
-            epochs, accuracy = metric_history(client, run_id, "heldout_accuracy", start=1, finite_only=True)
-            top.plot(epochs, [1 - value for value in accuracy], color="black", label="held-out error, no stopping")
-            epochs, accuracy = metric_history(client, run_id, "val_accuracy", start=1, finite_only=True)
-            top.plot(epochs, [1 - value for value in accuracy], color="gray", ls="--", label="stopping-split error (val_accuracy)")
+            for metric, style in (("heldout_accuracy", {"color": "black", "label": "held-out error, no stopping"}),
+                                  ("val_accuracy", {"color": "gray", "ls": "--", "label": "stopping-split error (val_accuracy)"})):
+                epochs, accuracy = metric_history(client, run_id, metric, start=1, finite_only=True)
+                top.plot(epochs, [1 - value for value in accuracy], **style)
             plot_history(bottom, client, run_id, "val_loss", start=1, finite_only=True, color="black", label="stopping-split loss (val_loss)")
             plot_history(bottom, client, run_id, "train_loss", start=1, finite_only=True, color="gray", ls="--", label="training loss")
         rules = first[first["stopping"] != NO_STOPPING]
@@ -339,11 +302,8 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
             top.plot(stopped["restored_epoch"], stopped["heldout_error_restored"], "o", color=color, mfc="none", ms=9, mew=2, label=f"{rule}: restored")
             for ax in (top, bottom):
                 ax.axvline(stopped["stop_epoch"], color=color, ls=":", lw=1)
-        top.set_title(", ".join(f"{c}={v}" for c, v in zip(conditions, key)))
-        top.set_ylabel("held-out (validation) error")
-        bottom.set_ylabel("cross-entropy")
-        bottom.set_yscale("log")
-        bottom.set_xlabel("epoch")
+        top.set(title=_label(conditions, key), ylabel="held-out (validation) error")
+        bottom.set(ylabel="cross-entropy", yscale="log", xlabel="epoch")
         top.legend(fontsize=7)
         bottom.legend(fontsize=7)
     fig.suptitle(f"Early stopping: overlong learning curves, stop (x) and restored (o) epochs (seed {seed})")
@@ -371,10 +331,8 @@ REFERENCE = Reference(
 
 ABLATION = Ablation(
     name="early_stopping",
-    claim=(
-        "Stop training when the validation error rises and keep the best weights: the restored net does better "
-        "on unseen data than overlong training, in fewer epochs."
-    ),
+    claim="Stop training when the validation error rises and keep the best weights: the restored net does better on unseen data "
+    "than overlong training, in fewer epochs.",
     params=PARAMS,
     profiles=PROFILES,
     run=run,
@@ -384,8 +342,7 @@ ABLATION = Ablation(
     pack_key=pack_all_but("stopping", "seed"),
     objective="final_val_loss",
     test=test,
-    # Noisy and clean labels are different problems: the stopping rule is selected
-    # on validation, and tested once, for each.
+    # Noisy and clean labels are different problems: the stopping rule is selected on validation, and tested once, for each.
     select_within=("data", "label_noise"),
     reference=REFERENCE,
 )

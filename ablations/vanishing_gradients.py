@@ -14,18 +14,18 @@ Run it:
 What is measured is that signal: on a fixed probe batch, the norm of ∂L/∂z at
 every layer's pre-activation z (`fit_stack`'s ``signal_norm/act_i``), at
 initialization and after every epoch. The weight gradients' norms are logged
-beside it, but they do not decide: each is the product of the backward signal
-and the forward activations, and for ReLU-family activations (positively
-homogeneous) a too-small initialization shrinks both together, so the ratio
-of first- to last-layer weight gradients stays nearly flat while the
-backpropagated signal dies geometrically and the net does not train (He et
-al. 2015; Glorot & Bengio's "standard" initialization does this here).
+beside it but do not decide: each is the backward signal times the forward
+activations, and for ReLU-family activations (positively homogeneous) a
+too-small initialization shrinks both together, so the first/last ratio of
+weight gradients stays nearly flat while the backpropagated signal dies and
+the net does not train (He et al. 2015; Glorot & Bengio's "standard" here).
+A seed redraws the initial weights and the minibatch order; the data split
+stays fixed: the claim is about gradients, not generalization. The
+activations and seeds of one depth and initializer train as one stack.
 
-The verdict (`ablations.engine.verdict`). Conditions: the initializers. The
-effect is read at initialization, per seed: the slope, over the depths of the
-grid, of log10 of the ratio of the first hidden layer's signal to the
-output's (decades per added layer), a fit within one seed, then summarized
-over seeds. Per initializer, fixed before any run:
+The verdict, per initializer (the conditions), fixed before any run, reads per
+seed the slope over the grid's depths of log10 of the first hidden layer's
+signal over the output's at initialization (decades per added layer):
 
 - sigmoid's and tanh's slopes are below `KEEPS_SLOPE` (a decade lost over
   twenty layers): the signal vanishes (the headline: sigmoid under Keras's
@@ -35,28 +35,19 @@ over seeds. Per initializer, fixed before any run:
 - at the deepest net, sigmoid's final training loss exceeds ReLU's by more
   than `TRAINS_WORSE`, paired by seed: what the vanishing costs in training.
 
-Dead and saturated units, and the weight gradients' slope, are reported
-beside each check, not judged. A signal that underflows float32 to 0 reads as
-a ratio of 1e-300.
+Dead and saturated units and the weight gradients' slope are reported beside
+each check, not judged; the report names the initializers under which each
+part holds. A signal that underflows float32 to 0 reads as a ratio of 1e-300.
 
 What to expect: sigmoid's signal falls by half a decade or more per layer
 under every initializer and a depth-20 sigmoid net stays at chance. ReLU and
 its variants keep it under he_normal, the initialization made for them; under
-glorot_uniform (made for tanh, half He's variance) they lose about 0.15
-decades per layer, a factor √2, and under the too-small "standard" about 0.4,
-where neither ReLU nor sigmoid trains at depth 20, so sigmoid is no worse. tanh
-vanishes under "standard" only: under the normalized initializations it
-keeps its signal (Glorot & Bengio's "Tanh N"). The report names the
-initializers under which each part holds. With two seeds an interval is wide
-(a t-interval on one degree of freedom). ReLU pays in dead units instead: a
-sizeable minority of its units are dead at depth 20, often more after
-training, against none for Leaky ReLU and PReLU.
-
-A seed redraws the initial weights and the minibatch order; the data split stays
-fixed, because the claim is about the gradients that backpropagation carries at
-initialization and in training, not about generalization. The activations and
-seeds of one depth and initializer train as the members of one stack, each
-from its own seed's weights and in its own seed's batch order.
+glorot_uniform (made for tanh, half He's variance) they lose a little, about
+a factor √2 per layer, and under the too-small "standard" several times more:
+there neither ReLU nor sigmoid trains at depth 20, so sigmoid is no worse.
+tanh vanishes under "standard" only (Glorot & Bengio's "Tanh N" keeps it).
+ReLU pays in dead units instead: a sizeable minority at depth 20, often more
+after training, against none for Leaky ReLU and PReLU.
 """
 
 from __future__ import annotations
@@ -69,7 +60,8 @@ import pandas as pd
 
 from ablations.engine import params
 from ablations.engine.data import load_dataset
-from ablations.engine.plots import plot_history
+from ablations.engine.effects import per_seed, seed_differences, select
+from ablations.engine.plots import panel_grid, plot_history
 from ablations.engine.spec import Ablation, Param, Reference, TrialContext, pack_all_but
 from ablations.engine.stats import summarize
 from ablations.engine.verdict import Check, SmallestEffect, Verdict
@@ -83,12 +75,8 @@ SIGMOID = "sigmoid"
 SATURATING = ("sigmoid", "tanh")
 """The lecture's "sigmóides e tangente hiperbólica": the activations whose signal it says vanishes."""
 KEEPS_SLOPE = -0.05
-"""The border between vanishing and keeping: log10 of the first/last signal ratio falling by this per added layer.
-
-One decade over twenty layers, the deepest net of the quick profile, where sigmoid's derivative
-alone (σ' ≤ 1/4) allows a fall of 0.6 decades per layer. "Vanishes" is below it, "keeps" above: the
-two regions are disjoint.
-"""
+"""The border between vanishing (below) and keeping (above): log10 of the first/last signal ratio falling by this per
+added layer, a decade over the quick profile's deepest net of twenty layers (sigmoid's σ' ≤ 1/4 alone allows 0.6)."""
 VANISHES = SmallestEffect(-KEEPS_SLOPE, "a decade over twenty layers, the quick profile's deepest net: less is no vanishing a net would feel")
 TRAINS_WORSE = SmallestEffect(0.1, "a tenth of a nat of training loss (chance on 10 classes is 2.30): less is no difference in training")
 
@@ -106,14 +94,7 @@ PARAMS = {
 }
 
 PROFILES = {
-    "smoke": {
-        "activation": ["relu", "sigmoid"],
-        "depth": [2, 5],
-        "width": 32,
-        "epochs": 1,
-        "n_train": 500,
-        "seeds": 1,
-    },
+    "smoke": {"activation": ["relu", "sigmoid"], "depth": [2, 5], "width": 32, "epochs": 1, "n_train": 500, "seeds": 1},
     # The claim's activations (sigmoid against the ReLU family) with tanh and the identity beside them; relu6
     # (ReLU itself below 6, the same numbers here) and the smooth ReLU variants (elu, selu, gelu, swish) wait for
     # the full profile, which keeps three seeds of the quick profile in its minutes.
@@ -134,8 +115,7 @@ PROFILES = {
 
 
 def _dataset(config: dict):
-    # MNIST-1D makes 4,000 training examples of its default 5,000 only with
-    # test and validation carved out of more; generate enough for n_train.
+    # MNIST-1D's default 5,000 examples leave too few for 4,000 to train on beside validation and test: generate enough.
     options = {"num_samples": max(5000, math.ceil(config["n_train"] / 0.6) + 10)} if config["data"] == "mnist1d" else {}
     return load_dataset(config["data"], n_train=config["n_train"], **options)
 
@@ -150,11 +130,8 @@ def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:
 
 
 def _final_metrics(history: dict[str, list[float]], depth: int) -> dict[str, float]:
-    metrics = {
-        "final_loss": history["loss"][-1],
-        "final_accuracy": history["accuracy"][-1],
-        "final_val_loss": history["val_loss"][-1],
-        "final_val_accuracy": history["val_accuracy"][-1],
+    metrics = {f"final_{name}": history[name][-1] for name in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    metrics |= {
         # The signal backpropagation carries (‖∂L/∂z‖ at the first hidden pre-activation over the output's),
         # and beside it the weight gradients' first/last ratio, which a too-small ReLU initialization hides.
         "init_signal_ratio": _ratio(history["signal_norm/act_0"][0], history["signal_norm/output"][0]),
@@ -179,8 +156,7 @@ def _ratio(first: float, last: float) -> float:
 def _slopes(trials: pd.DataFrame) -> pd.DataFrame:
     """Per initializer, activation and seed: the slopes of log10(first/last ratio) per added layer, fitted within the seed.
 
-    ``slope`` is the backpropagated signal's (‖∂L/∂z‖ at the first hidden
-    pre-activation over the output's), ``weight_slope`` the weight gradients'.
+    ``slope``: the backpropagated signal's (‖∂L/∂z‖, first hidden pre-activation over output); ``weight_slope``: the weight gradients'.
     """
     rows = []
     for (initializer, activation, seed), group in trials.groupby(["initializer", "activation", "seed"]):
@@ -214,48 +190,53 @@ def verdict(trials: pd.DataFrame) -> Verdict:
     slopes = _slopes(trials)
     if slopes.empty or SIGMOID not in set(slopes["activation"]) or "relu" not in set(slopes["activation"]):
         return Verdict([], notes="The grid needs sigmoid and relu at two or more depths.")
-    checks, headlines = [], {}
+    checks = []
     for initializer, group in slopes.groupby("initializer"):
-        runs = trials[trials["initializer"] == initializer]
-        for activation in (*SATURATING, *RELU_FAMILY):
-            own = group[group["activation"] == activation]
-            slope = summarize(own["slope"])
-            if slope.n == 0:
-                continue
-            options = {"smallest": VANISHES, "spec": "+.3f", "details": _deepest_details(runs[runs["activation"] == activation], own)}
-            if activation in SATURATING:
-                check = Check.below(initializer, f"{activation} vanishes: log10 signal ratio per layer", slope, KEEPS_SLOPE, **options)
-                headlines.setdefault(initializer, check)
-            else:
-                check = Check.above(initializer, f"{activation} keeps it: log10 signal ratio per layer", slope, KEEPS_SLOPE, **options)
-            checks.append(check)
+        runs = select(trials, {"initializer": initializer})
+        checks += _signal_checks(initializer, group, runs)
         trainability = _trainability(runs, initializer)
         if trainability is not None:
             checks.append(trainability)
-    headline = headlines.get("glorot_uniform", next(iter(headlines.values())))
+    # The headline: sigmoid's (else tanh's) vanishing under Keras's default initializer, else under the first one.
+    vanishing = [check for check in checks if " vanishes: " in check.part]
+    headline = next((check for check in vanishing if check.condition == "glorot_uniform"), vanishing[0])
     return Verdict(checks, headline=headline, notes=" ".join(filter(None, (_where_it_holds(checks), _unjudged(slopes, headline.condition)))))
+
+
+def _signal_checks(initializer: str, slopes: pd.DataFrame, runs: pd.DataFrame) -> list[Check]:
+    """Under one initializer: sigmoid's and tanh's slopes below `KEEPS_SLOPE`, the ReLU family's above it."""
+    checks = []
+    for activation in (*SATURATING, *RELU_FAMILY):
+        own = slopes[slopes["activation"] == activation]
+        slope = summarize(own["slope"])
+        if slope.n == 0:
+            continue
+        options = {"smallest": VANISHES, "spec": "+.3f", "details": _deepest_details(runs[runs["activation"] == activation], own)}
+        if activation in SATURATING:
+            checks.append(Check.below(initializer, f"{activation} vanishes: log10 signal ratio per layer", slope, KEEPS_SLOPE, **options))
+        else:
+            checks.append(Check.above(initializer, f"{activation} keeps it: log10 signal ratio per layer", slope, KEEPS_SLOPE, **options))
+    return checks
 
 
 def _where_it_holds(checks: list[Check]) -> str:
     """The initializers under which every check held, and those under which some did not."""
-    by_initializer: dict[str, list[str]] = {}
+    outcomes: dict[str, set[str]] = {}
     for check in checks:
-        by_initializer.setdefault(check.condition, []).append(check.outcome)
-    whole = [name for name, outcomes in by_initializer.items() if set(outcomes) == {"reproduced"}]
-    partial = [name for name in by_initializer if name not in whole]
-    sentences = [f"The whole claim holds under {', '.join(whole)}." if whole else "Under no initializer does every part hold."]
-    if partial:
-        sentences.append(f"Some part does not under {', '.join(partial)}.")
-    return " ".join(sentences)
+        outcomes.setdefault(check.condition, set()).add(check.outcome)
+    whole = [name for name, found in outcomes.items() if found == {"reproduced"}]
+    partial = [name for name in outcomes if name not in whole]
+    held = f"The whole claim holds under {', '.join(whole)}." if whole else "Under no initializer does every part hold."
+    return held + (f" Some part does not under {', '.join(partial)}." if partial else "")
 
 
 def _trainability(runs: pd.DataFrame, initializer: str) -> Check | None:
     """At the deepest net: sigmoid's final training loss minus ReLU's, paired by seed (what the vanishing costs)."""
     deep = runs[runs["depth"] == runs["depth"].max()]
-    losses = deep.pivot_table(index="seed", columns="activation", values="final_loss")
+    losses = per_seed(deep, "activation", "final_loss")
     if SIGMOID not in losses or "relu" not in losses:
         return None
-    gap = (losses[SIGMOID] - losses["relu"]).dropna()
+    gap = seed_differences(deep, "activation", SIGMOID, "relu", "final_loss")
     details = {"final training loss sigmoid / relu": f"{losses[SIGMOID].mean():.3f} / {losses['relu'].mean():.3f}"}
     part = f"sigmoid trains worse at depth {int(deep['depth'].iloc[0])}: final training loss, sigmoid − relu"
     return Check.above(initializer, part, summarize(gap), smallest=TRAINS_WORSE, spec="+.3f", details=details)
@@ -273,12 +254,10 @@ def _unjudged(slopes: pd.DataFrame, initializer: str) -> str:
 
 def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
     """Heatmaps of the init signal norms (layer × depth) per activation, the signal and weight-gradient ratios vs depth, learning curves."""
-    out = {}
     activations = [a for a in ACTIVATIONS if a in set(trials["activation"])]
     depths = sorted(trials["depth"].unique())
-    for initializer in sorted(trials["initializer"].unique()):
-        sub = trials[trials["initializer"] == initializer]
-        out[f"signal_norm_heatmaps_{initializer}"] = _heatmaps(sub, activations, depths, initializer)
+    initializers = sorted(trials["initializer"].unique())
+    out = {f"signal_norm_heatmaps_{name}": _heatmaps(select(trials, {"initializer": name}), activations, depths, name) for name in initializers}
     out["signal_ratio_vs_depth"] = _ratio_plot(
         trials, activations, depths, "init_signal_ratio", "‖∂L/∂z first‖ / ‖∂L/∂z output‖ at init", "Backpropagated signal: first/output ratio against depth"
     )
@@ -290,26 +269,20 @@ def figures(trials: pd.DataFrame, client) -> dict[str, plt.Figure]:
 
 
 def _heatmaps(trials: pd.DataFrame, activations: list[str], depths: list[int], initializer: str) -> plt.Figure:
-    columns = min(4, len(activations))
-    rows = math.ceil(len(activations) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False, constrained_layout=True)
+    fig, axes = panel_grid(len(activations), (3.2, 2.8), columns=4)
     deepest = max(depths)
     image = None
     for ax, activation in zip(axes.flat, activations):
         grid = np.full((deepest, len(depths)), np.nan)
         for j, depth in enumerate(depths):
-            rows_ = trials[(trials["activation"] == activation) & (trials["depth"] == depth)]
+            rows = trials[(trials["activation"] == activation) & (trials["depth"] == depth)]
             for layer in range(depth):
-                values = rows_[f"init_signal_norm/act_{layer}"].to_numpy()
+                values = rows[f"init_signal_norm/act_{layer}"].to_numpy()
                 # A signal that underflowed float32 is 0: drawn at the colour scale's floor.
                 grid[layer, j] = np.log10(max(np.mean(values), 1e-30)) if len(values) else np.nan
         image = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis", vmin=-12, vmax=1)
-        ax.set_title(activation)
+        ax.set(title=activation, xlabel="depth", ylabel="layer")
         ax.set_xticks(range(len(depths)), [str(d) for d in depths])
-        ax.set_xlabel("depth")
-        ax.set_ylabel("layer")
-    for ax in list(axes.flat)[len(activations):]:
-        ax.axis("off")
     if image is not None:
         fig.colorbar(image, ax=axes, label="log10 ‖∂L/∂z‖ at init")
     fig.suptitle(f"Backpropagated signal per layer at initialization ({initializer})")
@@ -318,7 +291,7 @@ def _heatmaps(trials: pd.DataFrame, activations: list[str], depths: list[int], i
 
 def _ratio_plot(trials: pd.DataFrame, activations: list[str], depths: list[int], column: str, ylabel: str, title: str) -> plt.Figure:
     initializers = sorted(trials["initializer"].unique())
-    fig, axes = plt.subplots(1, len(initializers), figsize=(5 * len(initializers), 4), squeeze=False, sharey=True, constrained_layout=True)
+    fig, axes = panel_grid(len(initializers), (5, 4), sharey=True)
     span = np.array(depths, dtype=float)
     for ax, initializer in zip(axes[0], initializers):
         sub = trials[trials["initializer"] == initializer]
@@ -327,9 +300,7 @@ def _ratio_plot(trials: pd.DataFrame, activations: list[str], depths: list[int],
             style = "-" if activation in (*RELU_FAMILY, *SATURATING) else ":"
             ax.plot(means.index, means.to_numpy(), style, marker="o", label=activation)
         ax.plot(span, 0.25**span, "k--", label="0.25^depth (σ' ≤ 1/4)")
-        ax.set_yscale("log")
-        ax.set_xlabel("depth (hidden layers)")
-        ax.set_title(initializer)
+        ax.set(yscale="log", xlabel="depth (hidden layers)", title=initializer)
     axes[0][0].set_ylabel(ylabel)
     axes[0][-1].legend(fontsize=7, loc="lower left")
     fig.suptitle(title)
@@ -343,12 +314,9 @@ def _learning_curves(trials: pd.DataFrame, activations: list[str], client) -> pl
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     for activation in activations:
         run = sub[sub["activation"] == activation]
-        if run.empty:
-            continue
-        plot_history(ax, client, run["run_id"].iloc[0], "val_loss", marker=".", label=activation)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation loss")
-    ax.set_title(f"Learning curves at depth {deepest} ({initializer}, first seed)")
+        if not run.empty:
+            plot_history(ax, client, run["run_id"].iloc[0], "val_loss", marker=".", label=activation)
+    ax.set(xlabel="epoch", ylabel="validation loss", title=f"Learning curves at depth {deepest} ({initializer}, first seed)")
     ax.legend(fontsize=7)
     return fig
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -79,3 +80,49 @@ class InvertedDropout(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "keep_prob": self.keep_prob, "seed": self.seed}
+
+
+def expectation_check(model: keras.Model, x: np.ndarray, samples: int) -> dict[str, float]:
+    """The next layer's z averaged over dropout masks, against z without dropout: what inverted dropout keeps.
+
+    z = a W + b of the Dense layer that follows the model's first
+    `InvertedDropout` with ``keep_prob < 1`` (a: that layer's input, at
+    inference). Each example's z is averaged over ``samples`` independent masks.
+
+    Args:
+        model: A functional Keras model, such as `models.build_mlp`'s.
+        x: A batch of the model's inputs.
+        samples: Masks averaged per example.
+
+    Returns:
+        ``expectation_rms_ratio``: the RMS of (mean z - z) over its Monte Carlo
+        standard error, about 1 when the expectation is kept;
+        ``expectation_relative_deviation``: ‖mean z - z‖ / ‖z‖;
+        ``unscaled_relative_deviation``: the same without the 1/keep rescale,
+        which shrinks E[a W] by the factor keep. All three NaN for a model
+        without dropout.
+    """
+    layers = model.layers
+    dropout_index = next((i for i, layer in enumerate(layers) if isinstance(layer, InvertedDropout) and layer.keep_prob < 1), None)
+    if dropout_index is None:
+        return {"expectation_rms_ratio": math.nan, "expectation_relative_deviation": math.nan, "unscaled_relative_deviation": math.nan}
+    dropout = layers[dropout_index]
+    dense = next(layer for layer in layers[dropout_index + 1 :] if isinstance(layer, keras.layers.Dense))
+    inputs = model.inputs[0]
+    a = x if dropout.input is inputs else keras.ops.convert_to_numpy(keras.Model(inputs, dropout.input)(x, training=False))
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in (dense.kernel, dense.bias))
+    z = a @ kernel + bias
+    # One call masks every row independently: samples copies of the batch.
+    masked = keras.ops.convert_to_numpy(dropout(np.tile(a, (samples, 1)), training=True))
+    z_masked = (masked @ kernel + bias).reshape(samples, *z.shape)
+    mean = z_masked.mean(axis=0)
+    standard_error = z_masked.std(axis=0, ddof=1) / math.sqrt(samples)
+    deviation = mean - z
+    keep = dropout.keep_prob
+    unscaled = keep * (mean - bias) + bias
+    norm = max(float(np.linalg.norm(z)), 1e-30)
+    return {
+        "expectation_rms_ratio": float(np.sqrt(np.mean(deviation**2)) / max(np.sqrt(np.mean(standard_error**2)), 1e-30)),
+        "expectation_relative_deviation": float(np.linalg.norm(deviation)) / norm,
+        "unscaled_relative_deviation": float(np.linalg.norm(unscaled - z)) / norm,
+    }

@@ -2,7 +2,9 @@
 
 An effect is a difference paired by seed (same condition, same seed, one arm
 against the other), summarized over seeds by `stats.summarize`; how it is read
-is the one policy of `ablations.engine.verdict`.
+is the one policy of `ablations.engine.verdict`. The arms of a pair are
+`select`-ed from the grid, paired `beside_control`, within the conditions
+`grid_conditions` finds.
 
 Example:
 
@@ -13,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,59 @@ def seed_differences(trials: pd.DataFrame, column: str, a: Any, b: Any, metric: 
     return (table[a] - table[b]).dropna().to_numpy()
 
 
+def select(trials: pd.DataFrame, settings: Mapping[str, Any]) -> pd.DataFrame:
+    """The trials at these settings, an arm: floats compared with `np.isclose`, other values with ``==``."""
+    mask = np.ones(len(trials), dtype=bool)
+    for name, value in settings.items():
+        column = trials[name]
+        mask &= np.isclose(column, value) if isinstance(value, float) else (column == value).to_numpy()
+    return trials[mask]
+
+
+def beside_control(treated: pd.DataFrame, control: pd.DataFrame, on: Sequence[str], *, suffixes: tuple[str, str] = ("", "_control")) -> pd.DataFrame:
+    """Each treated trial beside the control trial of its condition and seed: the rows of effects paired by seed.
+
+    Args:
+        treated: The trials of the arm (or arms) under test.
+        control: The trials they are compared with, one per value of ``on``.
+        on: The settings a pair shares: the condition's and ``seed``.
+        suffixes: Added to the names of the columns both frames have, besides ``on``.
+
+    Returns:
+        One row per treated trial that has a control, in the treated trials' order.
+    """
+    return treated.merge(control, on=list(on), suffixes=suffixes)
+
+
+def grid_conditions(trials: pd.DataFrame, names: Iterable[str], *, exclude: Iterable[str] = ()) -> list[str]:
+    """The settings among ``names`` (less ``exclude``, the arms) that the grid varies: each value is a condition of its own."""
+    excluded = set(exclude)
+    return [name for name in names if name not in excluded and name in trials and trials[name].nunique() > 1]
+
+
+def condition_groups(trials: pd.DataFrame, names: Iterable[str], *, exclude: Iterable[str] = (), always: Sequence[str] = ()) -> Iterator[tuple[str, dict[str, Any], pd.DataFrame]]:
+    """Per condition: its label, its settings and its trials, grouped by the `grid_conditions` and by ``always``.
+
+    Args:
+        trials: One row per trial.
+        names: The settings that may make conditions, in the order the label gives them.
+        exclude: The arms: settings a condition compares, never splits by.
+        always: Settings that make conditions even when the grid holds them fixed (the training-set size, say).
+    """
+    varied = grid_conditions(trials, names, exclude=exclude)
+    keys = [*varied, *(name for name in always if name not in varied)]
+    for values, group in trials.groupby(keys, sort=True):
+        settings = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+        yield ", ".join(condition_label(name, value) for name, value in settings.items()), settings, group
+
+
+def condition_label(name: str, value: Any) -> str:
+    """A condition's value as the report writes it: ``name=value`` (a data set by its name alone)."""
+    if name == "data":
+        return str(value)
+    return f"{name}={value:g}" if isinstance(value, (int, float)) else f"{name}={value}"
+
+
 # ------------------------------------------------------------------ wording
 
 
@@ -55,6 +110,13 @@ def mean_ci(summary: Summary, spec: str, *, label: str = "CI", one_seed: str | N
 def mean_sd(summary: Summary, spec: str = ".3g", sd_spec: str = ".2g") -> str:
     """"mean ± standard deviation" over seeds."""
     return f"{summary.mean:{spec}} ± {summary.std:{sd_spec}}"
+
+
+def ratio_text(ratios: pd.Series, censored: pd.Series) -> str:
+    """Ratios over seeds as "x mean ± sd", after "≥ " when any is a lower bound (``censored``); "n/a" without one."""
+    if ratios.empty:
+        return "n/a"
+    return f"{'≥ ' if censored.any() else ''}x{mean_sd(summarize(ratios), '.2f', '.2f')}"
 
 
 def mean_sd_cells(rows: pd.DataFrame, columns: Mapping[str, str], spec: str = ".3g", sd_spec: str = ".2g") -> dict[str, str]:

@@ -1,7 +1,9 @@
 """The lecture's train / validation / test protocol.
 
 1. Design, train and tune on the training data only: select on a validation
-   split or on k-fold cross-validation of the training data.
+   split or on k-fold cross-validation of the training data (`kfold_indices`;
+   `select_per_seed` picks
+   each seed's setting as one run would, `at_selection` reads a metric there).
 2. Commit to one configuration.
 3. Evaluate it on the test data once. `TestSplitGuard` enforces the "once".
 
@@ -15,6 +17,9 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
+
+from ablations.engine.effects import per_seed
 
 Diagnosis = Literal["high bias", "high variance", "balanced"]
 
@@ -75,6 +80,22 @@ def score_test_split(guard: TestSplitGuard, model, x_test: np.ndarray, y_test: n
     return {f"test_{name}": value for name, value in scores.items()}
 
 
+def score_test_probabilities(guard: TestSplitGuard, model, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+    """A test hook's last step for a classifier: its predicted probabilities scored on the test split once, through ``guard``.
+
+    Returns ``test_loss``, the mean cross-entropy (each true class's probability clipped at 1e-7, computed in
+    NumPy from the probabilities, not by the compiled loss), and ``test_error``.
+    """
+    import keras
+
+    def score() -> dict[str, float]:
+        probabilities = keras.ops.convert_to_numpy(model(x_test, training=False))
+        loss = float(np.mean(-np.log(np.clip(probabilities[np.arange(len(y_test)), y_test], 1e-7, 1.0))))
+        return {"test_loss": loss, "test_error": float(np.mean(np.argmax(probabilities, axis=1) != y_test))}
+
+    return guard.evaluate(score)
+
+
 def with_gaps(final: dict[str, float]) -> dict[str, float]:
     """Final metrics plus the generalization gaps: ``final_gap`` (validation − training error) and ``final_loss_gap``."""
     metrics = dict(final)
@@ -99,6 +120,34 @@ def kfold_indices(n: int, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.nd
     order = np.random.default_rng(seed).permutation(n)
     folds = np.array_split(order, k)
     return [(np.sort(np.concatenate(folds[:i] + folds[i + 1 :])), np.sort(fold)) for i, fold in enumerate(folds)]
+
+
+def select_per_seed(trials: pd.DataFrame, setting: str, metric: str) -> pd.Series:
+    """Per seed, the value of ``setting`` of lowest ``metric``: what one run of the selection picks on its own data.
+
+    Args:
+        trials: One row per trial, with ``seed``, ``setting`` and ``metric`` (a validation or CV cost).
+        setting: The setting selected (a penalty strength, say).
+        metric: What the selection minimizes; repeats of a seed and setting are averaged.
+
+    Returns:
+        The selected value, indexed by seed (seeds without any value left out).
+    """
+    return per_seed(trials, setting, metric).idxmin(axis=1).dropna()
+
+
+def at_selection(trials: pd.DataFrame, setting: str, selected: pd.Series, metric: str) -> pd.Series:
+    """Per seed, ``metric`` where ``setting`` is the seed's selected value (`select_per_seed`), indexed by seed."""
+    table = per_seed(trials, setting, metric)
+    return pd.Series({seed: table.at[seed, value] for seed, value in selected.items() if seed in table.index}, dtype=float)
+
+
+def selection_text(selected: pd.Series) -> str:
+    """The selected values with the seeds that chose each: "0.16 (seed 0), 0.32 (seeds 1, 2)"."""
+    seeds: dict[float, list[int]] = {}
+    for seed, value in selected.items():
+        seeds.setdefault(float(value), []).append(int(seed))
+    return ", ".join(f"{value:g} (seed{'s' if len(of) > 1 else ''} {', '.join(map(str, of))})" for value, of in sorted(seeds.items()))
 
 
 def diagnose(

@@ -3,24 +3,12 @@ import pandas as pd
 import pytest
 
 from ablations import capacity_overfitting
-from ablations.capacity_overfitting import (
-    ABLATION,
-    PARAMS,
-    ROUND_OFF,
-    TASKS,
-    fit_rbf,
-    normalized_mse,
-    rise_beyond_minimum,
-    rbf_centers,
-    rbf_design,
-    rbf_predict,
-    rbf_width,
-    verdict,
-)
+from ablations.capacity_overfitting import ABLATION, PARAMS, ROUND_OFF, TASKS, normalized_mse, rise_beyond_minimum, verdict
 from ablations.engine.effects import per_seed
 from ablations.engine.protocol import TestSetAlreadyUsed, TestSplitGuard
 from ablations.engine.runner import run_ablation
 from ablations.engine.verdict import REGIME
+from models.rbf import fit_rbf, rbf_predict
 from tests.ablations.smoke_checks import (
     assert_diagnoses_follow_the_logged_errors,
     assert_selected_on_validation,
@@ -35,43 +23,8 @@ def config(**overrides):
     return values
 
 
-@pytest.mark.parametrize("dim", [1, 2])
-def test_centers_are_nested_and_inside_the_box(dim):
-    few, many = rbf_centers(4, dim), rbf_centers(32, dim)
-    assert few.shape == (4, dim) and many.shape == (32, dim)
-    np.testing.assert_array_equal(many[:4], few)
-    assert np.all((many > -1) & (many < 1))
-    assert len(np.unique(many, axis=0)) == 32
-
-
-def test_first_1d_centers_are_the_van_der_corput_points():
-    np.testing.assert_allclose(rbf_centers(4, 1)[:, 0], [0.0, -0.5, 0.5, -0.75])
-
-
-def test_width_is_the_squared_center_spacing():
-    assert rbf_width(4, 1, 1.0) == pytest.approx(0.25)  # spacing 2/4
-    assert rbf_width(16, 2, 2.0) == pytest.approx(1.0)  # spacing 2/4, doubled
-    assert rbf_width(8, 1, 1.0) < rbf_width(4, 1, 1.0)
-
-
-def test_design_is_an_intercept_then_gaussian_bumps():
-    x = np.array([[0.0], [0.5]])
-    centers = np.array([[0.0], [1.0]])
-    design = rbf_design(x, centers, 0.5)
-    np.testing.assert_allclose(design[:, 0], 1.0)
-    np.testing.assert_allclose(design[:, 1:], [[1.0, np.exp(-2.0)], [np.exp(-0.5), np.exp(-0.5)]])
-
-
-def test_least_squares_fit_solves_the_normal_equations_and_interpolates_beyond_n():
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, size=(30, 1))
-    y = np.sin(3 * x[:, 0]) + 0.3 * rng.normal(size=30)
-    coefficients, centers, width = fit_rbf(x, y, 8, 1.0)
-    design = rbf_design(x, centers, width)
-    np.testing.assert_allclose(design.T @ (design @ coefficients - y), 0.0, atol=1e-8)
-    # More features than points: the minimum-norm solution interpolates the noise.
-    coefficients, centers, width = fit_rbf(x, y, 64, 1.0)
-    assert normalized_mse(rbf_predict(x, coefficients, centers, width), y, float(np.var(y))) < 1e-12
+def test_normalized_mse_is_the_mse_over_the_scale():
+    assert normalized_mse(np.array([1.0, 3.0]), np.array([0.0, 1.0]), 2.0) == pytest.approx(1.25)
 
 
 def test_training_error_falls_with_capacity_on_noisy_1d():

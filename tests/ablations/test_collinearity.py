@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import Lasso, Ridge
 
 from ablations.collinearity import (
     ABLATION,
@@ -10,22 +9,11 @@ from ablations.collinearity import (
     TRUE_COEFFICIENT,
     PATH_LAMBDAS,
     bootstrap_fits,
-    lasso_path,
-    ols,
-    reference_ols,
-    relative_difference,
-    ridge_path,
     verdict,
 )
 from ablations.engine.runner import run_ablation
 from ablations.engine.verdict import REGIME
-from ablations.engine.data.synthetic import load_collinear
 from tests.ablations.smoke_checks import assert_diagnoses_follow_the_logged_errors, assert_verdict_logged
-
-
-def sample(correlation, n_features=2, n=120, seed=0):
-    raw = load_collinear(n_samples=n, n_features=n_features, correlation=correlation, noise=1.0, data_seed=seed)
-    return raw.x, raw.y
 
 
 def config(**overrides):
@@ -33,68 +21,6 @@ def config(**overrides):
     values.update(seed=0, bootstraps=30)
     values.update(overrides)
     return values
-
-
-@pytest.mark.parametrize("n_features", [2, 6])
-@pytest.mark.parametrize("correlation", [0.0, 0.9, 0.99, 0.999, 0.9999])
-def test_ols_agrees_with_numpy_lstsq(correlation, n_features):
-    x, y = sample(correlation, n_features)
-    intercept, coefficients = ols(x, y)
-    reference = reference_ols(x, y)
-    assert relative_difference(np.concatenate([[intercept], coefficients]), reference) < 1e-6
-    # The bootstrap's OLS (ridge at λ = 0 through the SVD) agrees too.
-    intercepts, path = ridge_path(x, y, [0.0])
-    assert relative_difference(np.concatenate([intercepts, path[0]]), reference) < 1e-6
-
-
-def test_relative_difference_is_relative():
-    assert relative_difference(np.array([1.0, 2.0 + 2e-6]), np.array([1.0, 2.0])) == pytest.approx(1e-6)
-
-
-@pytest.mark.parametrize("correlation", [0.0, 0.99])
-def test_ridge_path_is_scikit_learn_ridge(correlation):
-    x, y = sample(correlation, 6)
-    lambdas = [0.01, 1.0, 100.0]
-    intercepts, coefficients = ridge_path(x, y, lambdas)
-    for lam, b, beta in zip(lambdas, intercepts, coefficients):
-        model = Ridge(alpha=lam, solver="svd").fit(x, y)
-        np.testing.assert_allclose(beta, model.coef_, rtol=1e-8, atol=1e-10)
-        assert b == pytest.approx(model.intercept_, abs=1e-10)
-
-
-@pytest.mark.parametrize("correlation", [0.0, 0.9])
-def test_lasso_path_is_scikit_learn_lasso_with_alpha_lambda_over_2n(correlation):
-    x, y = sample(correlation, 6)
-    lambdas = [0.1, 10.0, 100.0]
-    intercepts, coefficients = lasso_path(x, y, lambdas)
-    for lam, b, beta in zip(lambdas, intercepts, coefficients):
-        model = Lasso(alpha=lam / (2 * len(y)), tol=1e-12, max_iter=1_000_000).fit(x, y)
-        np.testing.assert_allclose(beta, model.coef_, atol=1e-7)
-        assert b == pytest.approx(model.intercept_, abs=1e-7)
-
-
-def test_lasso_zeroes_everything_at_huge_lambda_and_is_ols_at_tiny_lambda():
-    x, y = sample(0.5, 6)
-    _, coefficients = lasso_path(x, y, [1e-9, 1e6])
-    np.testing.assert_allclose(coefficients[0], ols(x, y)[1], atol=1e-6)
-    assert np.all(coefficients[1] == 0.0)
-
-
-def test_ridge_path_at_zero_is_the_minimum_norm_fit_when_rows_repeat():
-    # A bootstrap resample with 4 distinct rows for 6 features: rank 3 once centered. Round-off singular
-    # values count as 0, as in lstsq, instead of dividing round-off by round-off.
-    x, y = sample(0.9, 6, n=4)
-    x, y = np.repeat(x, 3, axis=0), np.repeat(y, 3)
-    intercepts, coefficients = ridge_path(x, y, [0.0])
-    centered = x - x.mean(axis=0)
-    np.testing.assert_allclose(coefficients[0], np.linalg.pinv(centered) @ (y - y.mean()), atol=1e-8)
-
-
-def test_ridge_shrinks_coefficients_monotonically():
-    x, y = sample(0.99, 2)
-    _, coefficients = ridge_path(x, y, PATH_LAMBDAS)
-    norms = np.linalg.norm(coefficients, axis=1)
-    assert np.all(np.diff(norms) <= 1e-12)
 
 
 def test_bootstrap_fits_shapes_and_determinism():

@@ -1,110 +1,20 @@
-"""dropout: the expectation check, epochs to converge, the verdict on synthetic trials, and a smoke run."""
+"""dropout: the verdict on synthetic trials, the recipes, and a smoke run."""
 
 import math
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
 
 from ablations import dropout
-from ablations.engine.train import TrialTraining, epochs_to_reach, fit_trial
+from ablations.engine.curves import converged_level, epochs_to_converge, epochs_to_level
 from ablations.engine.runner import run_ablation
 from ablations.engine.verdict import REGIME
-from models import build_mlp
 from tests.ablations.smoke_checks import (
     assert_diagnoses_follow_the_logged_errors,
     assert_selected_on_validation,
     assert_verdict_logged,
 )
-
-
-def _probe(seed=0, n=64, features=20):
-    return np.random.default_rng(seed).normal(size=(n, features)).astype("float32")
-
-
-@pytest.mark.parametrize("keep_prob", [0.5, 0.8])
-def test_inverted_dropout_keeps_the_expected_next_layer_z(keep_prob):
-    model = build_mlp((20,), 3, depth=2, width=64, keep_prob=keep_prob, seed=0)
-    check = dropout.expectation_check(model, _probe(), samples=400)
-    # Pure Monte Carlo noise gives a ratio near 1; a biased mean would give hundreds.
-    assert 0.7 < check["expectation_rms_ratio"] < dropout.EXPECTATION_TOLERANCE
-    # Without the 1/keep rescale, E[a W] shrinks by keep: the biases start at 0, so z is off by 1 - keep.
-    assert check["unscaled_relative_deviation"] == pytest.approx(1 - keep_prob, abs=0.03)
-    assert check["expectation_relative_deviation"] < 0.1 * (1 - keep_prob) + 0.05
-
-
-def test_expectation_check_finds_input_dropout_and_skips_nets_without_dropout():
-    with_input = build_mlp((20,), 3, depth=1, width=32, input_keep_prob=0.8, seed=0)
-    assert dropout.expectation_check(with_input, _probe(), samples=200)["unscaled_relative_deviation"] == pytest.approx(0.2, abs=0.03)
-    plain = build_mlp((20,), 3, depth=1, width=32, seed=0)
-    assert all(math.isnan(v) for v in dropout.expectation_check(plain, _probe(), samples=10).values())
-
-
-def test_epochs_to_reach_counts_from_initialization_and_ignores_nan():
-    assert epochs_to_reach([2.3, 1.1, 0.6, 0.4, 0.5], 0.5) == 3.0
-    assert epochs_to_reach([0.3, 0.2], 0.5) == 0.0
-    assert math.isnan(epochs_to_reach([math.nan, 2.0, math.nan], 1.0))
-
-
-def test_fit_trial_scores_the_training_split_without_dropout():
-    x = _probe(1, n=200)
-    y = (x[:, 0] > 0).astype("int64")
-    keras.utils.set_random_seed(0)
-    model = build_mlp((20,), 2, depth=1, width=64, keep_prob=0.3, seed=0)
-    fit = fit_trial(model, (x[:150], y[:150]), (x[150:], y[150:]), training=TrialTraining(epochs=5, batch_size=32, seed=0, learning_rate=1e-2))
-    assert fit.epochs_run == 5 and len(fit.history["loss"]) == 6 and math.isnan(fit.history["loss"][0])
-    probabilities = keras.ops.convert_to_numpy(model(x[:150], training=False))
-    clean_loss = float(np.mean(-np.log(probabilities[np.arange(150), y[:150]])))
-    # The final "train" numbers are the trained net's in inference mode, not the running mean with masks.
-    assert fit.final["final_train_loss"] == pytest.approx(clean_loss, rel=1e-4)
-    assert fit.final["final_accuracy"] == pytest.approx(np.mean(probabilities.argmax(1) == y[:150]))
-    assert fit.final["final_train_error"] == pytest.approx(1 - fit.final["final_accuracy"])
-    assert fit.history["train_loss"][-1] == pytest.approx(clean_loss, rel=1e-4)
-    assert fit.final["final_loss"] == fit.history["loss"][-1]
-
-
-def test_fit_trial_counts_weight_penalties_in_the_training_loss():
-    x = _probe(2, n=100)
-    y = (x[:, 1] > 0).astype("int64")
-    losses = {}
-    for l2 in (0.0, 10.0):
-        keras.utils.set_random_seed(0)
-        model = build_mlp((20,), 2, depth=1, width=16, l2=l2, seed=0)
-        fit = fit_trial(model, (x, y), (x, y), training=TrialTraining(epochs=1, batch_size=100, seed=0, learning_rate=1e-9))
-        losses[l2] = (fit.history["loss"][1], fit.history["train_loss"][1])
-    # With a (practically) frozen net, the penalty is the whole difference of the running loss...
-    assert losses[10.0][0] - losses[0.0][0] > 1.0
-    # ...and the scored training loss leaves it out.
-    assert losses[10.0][1] == pytest.approx(losses[0.0][1], rel=1e-4)
-
-
-def test_epochs_to_converge_interpolates_the_first_crossing_of_95_percent_of_the_improvement():
-    # Best 0.1, start 0.9: converged at or below 0.1 + 0.05 * 0.8 = 0.14, crossed between epochs 1 (0.5) and 2 (0.1).
-    assert dropout.epochs_to_converge([0.9, 0.5, 0.1, 0.1], fraction=0.05) == pytest.approx(1.9)
-    # The first crossing counts, even when the curve rises again (a net that then overfits).
-    assert dropout.epochs_to_converge([0.9, 0.5, 0.1, 0.3, 0.5], fraction=0.05) == pytest.approx(1.9)
-    assert dropout.epochs_to_converge([0.9, 0.2, 0.3, 0.1]) == pytest.approx(2.8)
-    # A slower curve to the same best converges later.
-    assert dropout.epochs_to_converge([0.9, 0.7, 0.5, 0.3, 0.1]) > dropout.epochs_to_converge([0.9, 0.5, 0.1, 0.1, 0.1])
-    # No improvement, or a diverged curve: nothing to count.
-    assert math.isnan(dropout.epochs_to_converge([0.9, 0.9, 0.95]))
-    assert math.isnan(dropout.epochs_to_converge([0.9, math.nan, 0.1]))
-    assert math.isnan(dropout.epochs_to_converge([]))
-
-
-def test_both_arms_of_a_seed_count_their_epochs_to_where_the_plain_net_converged():
-    plain = [0.9, 0.5, 0.1, 0.1]  # converged at 0.14 (best 0.1 + 5% of 0.8), after 1.9 epochs
-    slow = [0.9, 0.7, 0.5, 0.3, 0.15, 0.12]  # its own best, 0.12, is reached late; 0.14 at epoch 4.33
-    noisy = [0.9, 0.2, 0.6, 0.6, 0.6]  # its own convergence (at 0.235) comes early; the plain net's level never
-    configs = [{"seed": 0, "keep_prob": 1.0, "input_keep_prob": 1.0}, {"seed": 0, "keep_prob": 0.5, "input_keep_prob": 1.0},
-               {"seed": 1, "keep_prob": 0.5, "input_keep_prob": 1.0}]
-    targets = dropout.common_targets(configs, [np.array(plain), np.array(slow), np.array(noisy)])
-    assert targets[:2] == pytest.approx([0.14, 0.14]) and math.isnan(targets[2])  # seed 1 has no plain net here
-    assert dropout.epochs_to_level(plain, targets[0]) == pytest.approx(dropout.epochs_to_converge(plain)) == pytest.approx(1.9)
-    assert dropout.epochs_to_level(slow, 0.14) == pytest.approx(4 + (0.15 - 0.14) / (0.15 - 0.12))
-    assert dropout.epochs_to_converge(noisy) < 1 and math.isnan(dropout.epochs_to_level(noisy, 0.14))
-    assert dropout.epochs_to_level([0.1, 0.05], 0.14) == 0.0 and math.isnan(dropout.epochs_to_level(plain, math.nan))
 
 
 NONE, KEEP = (1.0, 1.0), (0.5, 1.0)
@@ -270,7 +180,7 @@ def test_smoke_run_logs_trials_verdict_figures_and_one_test_score(tracker):
         assert sorted(curve) == list(range(ran + 1))
         errors = curves[n_train, keep] = [curve[step] for step in range(ran + 1)]
         assert restored == 1 + int(np.argmin(errors[1:])) and ran in (epochs, restored + patience)
-        assert run["metrics.epochs_to_converge"] == pytest.approx(dropout.epochs_to_converge(errors), abs=1e-6)
+        assert run["metrics.epochs_to_converge"] == pytest.approx(epochs_to_converge(errors, dropout.CONVERGED_FRACTION), abs=1e-6)
         assert run["metrics.final_val_error"] == pytest.approx(errors[restored], abs=1e-6)  # the restored net
         # digits' 359 validation examples, halved: 180 to stop on (every other from the first), 179 held out.
         assert np.allclose(np.array(errors) * 180, np.round(np.array(errors) * 180), atol=1e-3)
@@ -282,10 +192,10 @@ def test_smoke_run_logs_trials_verdict_figures_and_one_test_score(tracker):
     # where the plain net converged.
     for n_train in (100, 200):
         assert curves[n_train, 0.5][0] == curves[n_train, 1.0][0]
-        level = dropout.converged_level(curves[n_train, 1.0])
+        level = converged_level(curves[n_train, 1.0], dropout.CONVERGED_FRACTION)
         for keep in (0.5, 1.0):
             logged = runs.loc[(n_train, keep), "metrics.epochs_to_common_target"]
-            assert logged == pytest.approx(dropout.epochs_to_level(curves[n_train, keep], level), abs=1e-6, nan_ok=True)
+            assert logged == pytest.approx(epochs_to_level(curves[n_train, keep], level), abs=1e-6, nan_ok=True)
     dropped, plain = runs.xs(0.5, level=1), runs.xs(1.0, level=1)
     # The plain net learns and overfits: it fits its training set, and its held-out error is well above that.
     assert (plain["metrics.final_train_error"] < 0.1).all()

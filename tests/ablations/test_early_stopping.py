@@ -6,7 +6,7 @@ import pytest
 
 from ablations import early_stopping
 from ablations.engine.train import TrialFit
-from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members
+from ablations.engine.train.members import MemberOptimizer, MemberStopping, PackTraining, fit_members
 from ablations.engine.runner import run_ablation
 from ablations.engine.verdict import REGIME
 from models.stacked import StackedMLP
@@ -45,7 +45,7 @@ def _overfitting_fit(patience=None, rule=None):
     y = rng.integers(0, 3, 80)
     stack = StackedMLP(10, 3, depth=2, width=128, activations=["relu"], initializers=["glorot_uniform"], seed=0)
     fits = fit_members(
-        stack, {"train": (x[:40], y[:40]), "val": (x[40:60], y[40:60]), "heldout": (x[60:], y[60:])}, epochs=60, batch_size=20,
+        stack, {"train": (x[:40], y[:40]), "val": (x[40:60], y[40:60]), "heldout": (x[60:], y[60:])}, training=PackTraining(60, 20),
         seeds=[0], optimizers=[MemberOptimizer("adam", 1e-2)], stopping=[rule],
     )
     return fits.trials[0], fits.restored_epochs[0]

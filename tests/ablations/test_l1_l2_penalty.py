@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from ablations import l1_l2_penalty
-from ablations.engine.protocol import TestSetAlreadyUsed, TestSplitGuard
+from ablations.engine.protocol import TestSetAlreadyUsed, TestSplitGuard, kfold_indices, select_per_seed
+from ablations.engine.train.folds import fold_masks
 from ablations.engine.train import StackTraining, fit_stack, member_statistics
 from models.stacked import stack_models
 from ablations.engine.runner import run_ablation
@@ -17,11 +18,8 @@ from ablations.l1_l2_penalty import (
     LAMBDA_GRID,
     PARAMS,
     build_member,
-    cv_folds,
-    fold_masks,
-    keras_lambda,
+    keras_penalty,
     penalty_by_hand,
-    selected_lambdas,
     verdict,
 )
 from models.mlp import build_mlp
@@ -139,28 +137,9 @@ def test_stack_pads_narrow_members_without_changing_them(batch):
     assert [w.shape for w in stack.member_weights(0)] == [w.shape for w in members[0].get_weights()]
 
 
-def test_cv_folds_are_disjoint_and_cover_the_training_data():
-    cfg = config(n_train=23, folds=4, seed=3)
-    folds = cv_folds(cfg)
-    assert len(folds) == 4
-    held_out = np.concatenate([val for _, val in folds])
-    np.testing.assert_array_equal(np.sort(held_out), np.arange(23))
-    for train, val in folds:
-        assert np.intersect1d(train, val).size == 0
-        np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(23))
-    train_masks, val_masks = fold_masks(folds, 23)
-    np.testing.assert_array_equal(train_masks + val_masks, 1.0)
-    np.testing.assert_array_equal(val_masks.sum(axis=0), 1.0)
-    # Every λ of a seed is scored on the same folds; another seed reshuffles them.
-    same = cv_folds(config(n_train=23, folds=4, seed=3, penalty="l1", **{"lambda": 5.12}))
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, same))
-    other = cv_folds(config(n_train=23, folds=4, seed=4))
-    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other))
-
-
 def test_held_out_fold_never_enters_a_members_training(batch):
     x, y = batch
-    train_masks, _ = fold_masks(cv_folds(config(n_train=N, folds=3, seed=1)), N)
+    train_masks, _ = fold_masks(kfold_indices(N, 3, seed=1), N)
     relabelled = y.copy()
     held_out = train_masks[0] == 0
     relabelled[held_out] = (y[held_out] + 1) % CLASSES
@@ -186,8 +165,11 @@ def test_stack_refuses_what_it_cannot_represent():
 
 
 def test_sum_convention_divides_lambda_by_the_examples_trained_on():
-    assert keras_lambda(config(data_loss="mean", **{"lambda": 10.0}), 100) == 10.0
-    assert keras_lambda(config(data_loss="sum", **{"lambda": 10.0}), 100) == pytest.approx(0.1)
+    assert keras_penalty(config(data_loss="mean", penalty="l2", **{"lambda": 10.0}), 100) == (0.0, 10.0)
+    l1, l2 = keras_penalty(config(data_loss="sum", penalty="l1", **{"lambda": 10.0}), 100)
+    assert l1 == pytest.approx(0.1) and l2 == 0.0
+    # λ = 0 is one net under either penalty.
+    assert keras_penalty(config(penalty="l1", **{"lambda": 0.0}), 100) == keras_penalty(config(penalty="l2", **{"lambda": 0.0}), 100) == (0.0, 0.0)
 
 
 def test_the_lectures_summed_j_is_the_default_everywhere():
@@ -291,7 +273,7 @@ def test_each_seed_selects_its_own_lambda_and_is_scored_where_it_did_not_select(
     error = next(c for c in result.checks if c.condition == "L2" and c.part == "held-out error lower at the selected λ")
     assert error.details["at λ"] == "0.01 (seed 1), 1 (seeds 0, 2), by CV cost"
     assert sorted(error.effect.values) == pytest.approx(sorted([0.09 - 0.11, 0.10 + 0.002 - 0.11, 0.09 + 0.004 - 0.11]))
-    assert selected_lambdas(trials[trials["penalty"] == "l1"]).to_dict() == {0: 1.0, 1: 0.01, 2: 1.0}
+    assert select_per_seed(trials[trials["penalty"] == "l1"], "lambda", "final_val_loss").to_dict() == {0: 1.0, 1: 0.01, 2: 1.0}
 
 
 WORSE = {0.0: 0.10, 0.01: 0.11, 1.0: 0.12, 10.0: 0.30}

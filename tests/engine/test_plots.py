@@ -12,7 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablations.engine.plots import forest_plot, mean_std_panels, metric_history, plot_history
+from ablations.engine.plots import (
+    PanelLayout,
+    fit_panels,
+    forest_plot,
+    marked_histories,
+    mean_std_panels,
+    metric_history,
+    panel_grid,
+    plot_history,
+    seed_lines,
+)
 
 
 class _Client:
@@ -60,15 +70,11 @@ def trials():
 def test_mean_std_panels_plot_the_mean_and_std_over_seeds(trials):
     fig, axes = mean_std_panels(
         trials,
-        panels="data",
-        lines="augment",
-        x="n_train",
-        metrics=[("error", "held-out error"), ("gap", "gap")],
-        xlabel="training examples",
+        PanelLayout(panels="data", lines="augment", x="n_train", xlabel="training examples", log_x=True),
+        [("error", "held-out error"), ("gap", "gap")],
         title=lambda data: f"set {data}",
         label=lambda augment: "augmented" if augment else "plain",
         suptitle="against size",
-        log_x=True,
     )
     assert axes.shape == (2, 2)
     top_b = axes[0][1]
@@ -87,10 +93,10 @@ def test_mean_std_panels_plot_the_mean_and_std_over_seeds(trials):
     plt.close(fig)
 
 
-def _error_panels(trials, **options):
-    """One row of panels, the error against n_train per data set, with ``options`` on top."""
-    settings = {"panels": "data", "lines": "augment", "x": "n_train", "metrics": [("error", "error")], "xlabel": "n", "title": str, "label": str}
-    return mean_std_panels(trials, **settings, suptitle="", **options)
+def _error_panels(trials, one_legend=False, **layout):
+    """One row of panels, the error against n_train per data set, with ``layout``'s options on top."""
+    layout = PanelLayout("data", "augment", "n_train", "n", **layout)
+    return mean_std_panels(trials, layout, [("error", "error")], title=str, label=str, suptitle="", one_legend=one_legend)
 
 
 def test_mean_std_panels_can_keep_one_legend(trials):
@@ -139,3 +145,49 @@ def test_a_forest_plots_labels_and_titles_are_whole_and_overlap_nothing():
 def _left_title(ax):
     """The Text of an axes' left-aligned title."""
     return next(text for text in ax.findobj(matplotlib.text.Text) if text.get_text() and text.get_text() == ax.get_title(loc="left"))
+
+
+def test_panel_grid_fills_rows_and_switches_off_the_panels_left_over():
+    fig, axes = panel_grid(5, (3.0, 2.0), columns=3, sharey=True)
+    assert axes.shape == (2, 3) and tuple(fig.get_size_inches()) == (9.0, 4.0)
+    assert [ax.axison for ax in axes.flat] == [True] * 5 + [False]
+    plt.close(fig)
+    fig, axes = panel_grid(2, (4.0, 3.0))
+    assert axes.shape == (1, 2) and tuple(fig.get_size_inches()) == (8.0, 3.0)
+    plt.close(fig)
+
+
+def test_seed_lines_draw_each_seed_thin_and_the_median_thick():
+    table = pd.DataFrame({1: [1.0, 3.0, 2.0], 4: [0.5, 0.1, 0.3]}, index=[0, 1, 2])
+    fig, ax = plt.subplots()
+    seed_lines(ax, table, color="tab:red", label="error")
+    *seeds, median = ax.get_lines()
+    assert [list(line.get_ydata()) for line in seeds] == [[1.0, 0.5], [3.0, 0.1], [2.0, 0.3]]
+    assert list(median.get_ydata()) == [2.0, 0.3] and median.get_label() == "error (median)"
+    assert median.get_linewidth() > seeds[0].get_linewidth()
+    plt.close(fig)
+
+
+def test_fit_panels_draw_the_truth_the_fit_and_the_points_per_panel():
+    x, y = np.array([0.0, 1.0]), np.array([1.0, 2.0])
+    grid = np.linspace(0, 1, 5)
+    fig = fit_panels(x, y, grid, grid + 1, {"first": grid * 0, "second": grid * 2}, suptitle="fits")
+    first, second = fig.axes
+    assert [first.get_title(), second.get_title()] == ["first", "second"]
+    assert list(second.get_lines()[1].get_ydata()) == list(grid * 2) and first.get_ylim() == (0.5, 2.5)
+    assert [line.get_label() for line in first.get_lines()] == ["true function", "fit"] and len(first.collections) == 1
+    plt.close(fig)
+
+
+def test_marked_histories_draw_each_run_per_panel_and_mark_only_finite_epochs():
+    client = _Client({("a", "loss"): [(0, math.nan), (1, 1.0), (2, 0.5)], ("b", "loss"): [(0, 2.0), (1, 1.5)],
+                      ("a", "error"): [(0, 0.9), (1, 0.4)], ("b", "error"): [(0, 0.8), (1, 0.6)]})
+    runs = pd.DataFrame({"run_id": ["a", "b"], "name": ["first", "second"], "converged": [1.5, math.nan], "reached": [2.0, 1.0]})
+    fig, axes = marked_histories(client, runs, [("error", "converged", False), ("loss", "reached", True)], label=lambda run: run["name"])
+    assert len(axes) == 2 and fig.get_size_inches().tolist() == [11.0, 4.0]
+    # Per panel: one line per run, then a dotted mark where its epoch is finite.
+    drawn = [[(list(line.get_xdata()), line.get_label()) for line in ax.lines if line.get_linestyle() == "-"] for ax in axes]
+    assert drawn[0] == [([0, 1], "first"), ([0, 1], "second")] and drawn[1] == [([1, 2], "first"), ([0, 1], "second")]
+    marks = [[line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":"] for ax in axes]
+    assert marks == [[1.5], [2.0, 1.0]]
+    plt.close(fig)

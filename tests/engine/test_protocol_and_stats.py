@@ -9,9 +9,13 @@ from ablations.engine.protocol import (
     REMEDIES,
     TestSetAlreadyUsed,
     TestSplitGuard,
+    at_selection,
     diagnose,
     kfold_indices,
+    score_test_probabilities,
     score_test_split,
+    select_per_seed,
+    selection_text,
     trial_diagnosis,
     with_gaps,
 )
@@ -32,6 +36,29 @@ def test_kfold_folds_are_disjoint_and_cover_the_training_data():
 def test_kfold_rejects_bad_k():
     with pytest.raises(ValueError, match="k=1, n=10"):
         kfold_indices(10, 1)
+
+
+def test_each_seed_selects_on_its_own_and_is_read_at_its_selection():
+    trials = pd.DataFrame(
+        {"seed": [0, 0, 0, 1, 1, 1], "lam": [0.0, 0.1, 1.0] * 2, "cv": [0.5, 0.2, 0.9, 0.5, 0.6, 0.1], "held": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
+    )
+    selected = select_per_seed(trials, "lam", "cv")
+    assert selected.to_dict() == {0: 0.1, 1: 1.0}
+    assert at_selection(trials, "lam", selected, "held").to_dict() == {0: 2.0, 1: 6.0}
+    assert selection_text(selected) == "0.1 (seed 0), 1 (seed 1)"
+    assert selection_text(pd.Series({0: 0.1, 1: 0.1, 2: 1.0})) == "0.1 (seeds 0, 1), 1 (seed 2)"
+
+
+def test_score_test_probabilities_scores_the_probabilities_once():
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros")])
+    x, y = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32), np.array([0, 1])
+    guard = TestSplitGuard()
+    # Zero weights: both classes at 1/2, so the loss is ln 2 and argmax (class 0) is right once in two.
+    assert score_test_probabilities(guard, model, x, y) == pytest.approx({"test_loss": np.log(2), "test_error": 0.5})
+    with pytest.raises(TestSetAlreadyUsed):
+        score_test_probabilities(guard, model, x, y)
 
 
 def test_test_split_cannot_be_evaluated_twice():

@@ -248,7 +248,7 @@ def _train_packed(configs, context):
     """Trains the pack's seeds as members of one stack; a logger raises KeyboardInterrupt at ``CRASH_AT['step']``."""
     import numpy as np
 
-    from ablations.engine.train.members import MemberOptimizer, fit_members
+    from ablations.engine.train.members import MemberOptimizer, PackTraining, fit_members
     from models.stacked import StackedMLP
 
     rng = np.random.default_rng(0)
@@ -264,7 +264,7 @@ def _train_packed(configs, context):
 
         return step_log
 
-    fits = fit_members(stack, {"train": (x[:30], y[:30]), "val": (x[30:], y[30:])}, epochs=6, batch_size=8, seeds=seeds,
+    fits = fit_members(stack, {"train": (x[:30], y[:30]), "val": (x[30:], y[30:])}, training=PackTraining(6, 8), seeds=seeds,
                        optimizers=[MemberOptimizer("adam", config["x"] / 100) for config in configs],
                        loggers=[logging(log) for log in context.loggers])
     return [{"final_val_loss": trial.final["final_val_loss"]} for trial in fits.trials]

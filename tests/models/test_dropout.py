@@ -1,9 +1,12 @@
+import math
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.dropout import InvertedDropout
+from models.dropout import InvertedDropout, expectation_check
+from models.mlp import build_mlp
 
 ONES = np.ones((1000, 500), dtype="float32")
 
@@ -88,3 +91,25 @@ def test_model_with_inverted_dropout_saves_and_loads(tmp_path):
     assert loaded.get_layer("drop").keep_prob == 0.5
     x = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+
+
+def _probe(seed=0, n=64, features=20):
+    return np.random.default_rng(seed).normal(size=(n, features)).astype("float32")
+
+
+@pytest.mark.parametrize("keep_prob", [0.5, 0.8])
+def test_inverted_dropout_keeps_the_expected_next_layer_z(keep_prob):
+    model = build_mlp((20,), 3, depth=2, width=64, keep_prob=keep_prob, seed=0)
+    check = expectation_check(model, _probe(), samples=400)
+    # Pure Monte Carlo noise gives a ratio near 1; a biased mean would give hundreds.
+    assert 0.7 < check["expectation_rms_ratio"] < 1.5
+    # Without the 1/keep rescale, E[a W] shrinks by keep: the biases start at 0, so z is off by 1 - keep.
+    assert check["unscaled_relative_deviation"] == pytest.approx(1 - keep_prob, abs=0.03)
+    assert check["expectation_relative_deviation"] < 0.1 * (1 - keep_prob) + 0.05
+
+
+def test_expectation_check_finds_input_dropout_and_skips_nets_without_dropout():
+    with_input = build_mlp((20,), 3, depth=1, width=32, input_keep_prob=0.8, seed=0)
+    assert expectation_check(with_input, _probe(), samples=200)["unscaled_relative_deviation"] == pytest.approx(0.2, abs=0.03)
+    plain = build_mlp((20,), 3, depth=1, width=32, seed=0)
+    assert all(math.isnan(v) for v in expectation_check(plain, _probe(), samples=10).values())

@@ -13,6 +13,8 @@
   `StackedMLP` or `models.stacked_cnn.StackedCNN`), each with its own data,
   batch order, optimizer, dropout masks, augmentation and early stopping, each
   trained as `fit_trial` trains it alone; returns a `TrialFit` per member.
+- `fit_folds` (`folds`): k-fold cross-validation of many nets as one stack,
+  each (net, fold) a member trained once.
 - `optimizers`: the updates these loops apply, each member's on its slice of
   every stacked variable (`MemberOptimizer`, the fused Adam).
 
@@ -20,11 +22,13 @@ Importing this package loads TensorFlow: ablations import it inside their
 functions, so that the command line validates its input first.
 """
 
+from ablations.engine.train.folds import StackedFolds, fit_folds
 from ablations.engine.train.keras_fit import TrialFit, TrialTraining, epochs_to_reach, fit_trial, score_split
 from ablations.engine.train.members import (
     MemberOptimizer,
     MemberStopping,
     PackedFits,
+    PackTraining,
     fit_members,
     pack_options,
     scoring_model,
@@ -38,13 +42,16 @@ __all__ = [
     "MemberStopping",
     "OPTIMIZERS",
     "PackRun",
+    "PackTraining",
     "PackedFits",
     "StackRecording",
     "StackTraining",
     "StackedFit",
+    "StackedFolds",
     "TrialFit",
     "TrialTraining",
     "epochs_to_reach",
+    "fit_folds",
     "fit_members",
     "fit_stack",
     "pack_options",

@@ -32,8 +32,8 @@ Example:
 
 >>> stack = StackedMLP(64, 10, depth=3, width=256, activations=["relu"] * 6,
 ...                    initializers=["he_normal"] * 6, seed=[0, 0, 1, 1, 2, 2])
->>> fits = fit_members(stack, {"train": (x, y), "val": (x_stop, y_stop)}, epochs=150,
-...                    batch_size=50, seeds=[0, 0, 1, 1, 2, 2],
+>>> fits = fit_members(stack, {"train": (x, y), "val": (x_stop, y_stop)},
+...                    training=PackTraining(epochs=150, batch_size=50), seeds=[0, 0, 1, 1, 2, 2],
 ...                    optimizers=[MemberOptimizer("adam", 1e-3)] * 6,
 ...                    stopping=[None, MemberStopping("val_accuracy", 5)] * 3)
 >>> fits.trials[1].epochs_run, fits.restored_epochs[1]
@@ -55,6 +55,30 @@ from ablations.engine.train.keras_fit import TrialFit
 from ablations.engine.train.optimizers import MemberOptimizer, PerMemberOptimizer, along_members
 from models.stacked import StackedMLP
 from models.stacked_cnn import StackedCNN
+
+
+@dataclass(frozen=True)
+class PackTraining:
+    """How long a pack trains and when it scores its splits: what its members share (`fit_members`).
+
+    Args:
+        epochs: Most epochs to train.
+        batch_size: Examples per step; the last batch of an epoch may be smaller.
+        score_every: Score the splits every this many epochs, at the last and when a member diverges
+            (`TrialTraining`'s ``score_every``; their history is NaN between), except those of ``every_epoch``.
+        every_epoch: The splits scored after every epoch whatever ``score_every``: by default ``"val"``,
+            which stopping and convergence curves watch.
+    """
+
+    epochs: int
+    batch_size: int
+    score_every: int = 1
+    every_epoch: tuple[str, ...] = ("val",)
+
+    def __post_init__(self):
+        if isinstance(self.score_every, bool) or not isinstance(self.score_every, int) or self.score_every < 1:
+            raise ValueError(f"score_every must be an integer >= 1; received {self.score_every!r}.")
+
 
 @dataclass(frozen=True)
 class MemberStopping:
@@ -108,14 +132,11 @@ def fit_members(
     stack: StackedMLP | StackedCNN,
     splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
     *,
-    epochs: int,
-    batch_size: int,
+    training: PackTraining,
     seeds: Sequence[int],
     optimizers: Sequence[MemberOptimizer],
     stopping: Sequence[MemberStopping | None] | None = None,
     loggers: Sequence[TrialLogger] | None = None,
-    score_every: int = 1,
-    every_epoch: tuple[str, ...] = ("val",),
     augmentations: Sequence[keras.layers.Layer | None] | None = None,
 ) -> PackedFits:
     """Trains each member of ``stack`` as `fit_trial` trains one net, all in one graph.
@@ -142,18 +163,11 @@ def fit_members(
             Each is ``(x, y)`` with ``x`` of shape ``(n, *example)`` shared by
             the members or ``(M, n, *example)``, one per member, and integer
             labels ``(n,)`` or ``(M, n)``.
-        epochs: Most epochs to train.
-        batch_size: Examples per step; the last batch of an epoch may be smaller.
+        training: Epochs, batch size and when to score the splits, as `PackTraining` says.
         seeds: Per member, the seed of its per-epoch shuffle.
         optimizers: Per member, its `MemberOptimizer`.
         stopping: Per member, its `MemberStopping` or None. Defaults to none.
         loggers: Per member, receives each step's logs: ``log(logs, step)``.
-        score_every: Score the splits every this many epochs, at the last
-            and when a member diverges (`fit_trial`'s ``score_every``; their
-            history is NaN between), except those of ``every_epoch``.
-        every_epoch: The splits scored after every epoch whatever
-            ``score_every``: by default ``"val"``, which stopping and
-            convergence curves watch.
         augmentations: Per member, a Keras augmentation layer (or None)
             applied to each of its training batches in training mode, as the
             first layer of its lone net would be: the same layer, seeded
@@ -165,7 +179,8 @@ def fit_members(
     members = stack.members
     stopping = list(stopping) if stopping is not None else [None] * members
     per_member = {"seeds": seeds, "optimizers": optimizers, "stopping": stopping, "loggers": loggers, "augmentations": augmentations}
-    _check_arguments(members, per_member, splits, score_every, every_epoch)
+    _check_arguments(members, per_member, splits, training)
+    epochs, batch_size, score_every, every_epoch = training.epochs, training.batch_size, training.score_every, training.every_epoch
     data = {name: _per_member(members, x, y, name, stack.example_shape) for name, (x, y) in splits.items()}
     n = int(data["train"][0].shape[1])
     optimizer = PerMemberOptimizer(stack.trainable_variables, optimizers)
@@ -303,20 +318,17 @@ def _signature(stack, splits, settings: list) -> dict:
     }
 
 
-def _check_arguments(members: int, per_member: Mapping[str, Sequence | None], splits: Mapping, score_every: int,
-                     every_epoch: tuple[str, ...]) -> None:
+def _check_arguments(members: int, per_member: Mapping[str, Sequence | None], splits: Mapping, training: PackTraining) -> None:
     """Raises ValueError for `fit_members` arguments that do not fit together."""
     for name, values in per_member.items():
         if values is not None and len(values) != members:
             raise ValueError(f"fit_members needs one of {name} per member ({members}); received {len(values)}.")
     if "train" not in splits or "val" not in splits:
         raise ValueError(f"splits needs 'train' and 'val'; received {sorted(splits)}.")
-    if isinstance(score_every, bool) or not isinstance(score_every, int) or score_every < 1:
-        raise ValueError(f"score_every must be an integer >= 1; received {score_every!r}.")
-    watched = {rule.monitor for rule in per_member["stopping"] if rule and score_every > 1} - {"loss", "accuracy"}
-    unscored = sorted(monitor for monitor in watched if monitor.rsplit("_", 1)[0] not in every_epoch)
+    watched = {rule.monitor for rule in per_member["stopping"] if rule and training.score_every > 1} - {"loss", "accuracy"}
+    unscored = sorted(monitor for monitor in watched if monitor.rsplit("_", 1)[0] not in training.every_epoch)
     if unscored:
-        raise ValueError(f"Stopping watches {', '.join(unscored)}, which score_every={score_every} leaves unscored between epochs.")
+        raise ValueError(f"Stopping watches {', '.join(unscored)}, which score_every={training.score_every} leaves unscored between epochs.")
 
 
 class _Pack:
@@ -456,9 +468,17 @@ def member_splits(datasets: Sequence) -> dict[str, tuple[np.ndarray, np.ndarray]
     }
 
 
-def pack_options(configs: Sequence[Mapping]) -> dict:
-    """`fit_members` keywords a pack's configurations share or give per member: epochs, batch size, shuffle seeds."""
-    return {"epochs": configs[0]["epochs"], "batch_size": configs[0]["batch_size"], "seeds": [config["seed"] for config in configs]}
+def heldout_half(splits: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``splits`` with the validation split halved: ``val`` keeps every other example from the first (the split that
+    stopping and selection see) and ``heldout`` gets the rest, which scores the restored nets and nothing else."""
+    x, y = splits["val"]
+    return {**splits, "val": (x[:, 0::2], y[:, 0::2]), "heldout": (x[:, 1::2], y[:, 1::2])}
+
+
+def pack_options(configs: Sequence[Mapping], **training) -> dict:
+    """`fit_members` keywords from a pack's configurations: their `PackTraining` (epochs and batch size, which they
+    share, and ``training``'s further options) and each member's shuffle seed."""
+    return {"training": PackTraining(configs[0]["epochs"], configs[0]["batch_size"], **training), "seeds": [config["seed"] for config in configs]}
 
 
 def scoring_model(stack: StackedMLP, member: int):

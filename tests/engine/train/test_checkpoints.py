@@ -10,7 +10,7 @@ import pytest
 from ablations.engine.execution.checkpoints import EVERY_ENV, PackCheckpoints, checkpoint_every, checkpointing, pack_folder
 from ablations.engine.execution.stopping import Stopped, handle_stop_signals, interruptible, restore_stop_signals
 from ablations.engine.train import StackRecording, StackTraining, fit_stack
-from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members
+from ablations.engine.train.members import MemberOptimizer, MemberStopping, PackTraining, fit_members
 from models.augmentation import AugmentationStrength, scaled_augmentation
 from models.stacked import StackedMLP
 from models.stacked_cnn import StackedCNN
@@ -57,8 +57,8 @@ def _members_pack(classification):
     rules = [None, MemberStopping("val_accuracy", 1), MemberStopping("val_loss", 2), MemberStopping("val_accuracy", 3)]
 
     def train(loggers):
-        fits = fit_members(stack, {"train": (x, y), "val": (x_val, y_val)}, epochs=12, batch_size=8, seeds=[7, 8, 9, 7],
-                           optimizers=optimizers, stopping=rules, loggers=loggers, score_every=2)
+        fits = fit_members(stack, {"train": (x, y), "val": (x_val, y_val)}, training=PackTraining(12, 8, score_every=2), seeds=[7, 8, 9, 7],
+                           optimizers=optimizers, stopping=rules, loggers=loggers)
         return fits, [np.copy(w) for w in stack.trainable_variables]
 
     return train
@@ -75,7 +75,7 @@ def _cnn_pack():
     augmentations = [scaled_augmentation(s, (8, 8, 1), seed=seed) for s, seed in zip(strengths, seeds)]
 
     def train(loggers):
-        fits = fit_members(stack, {"train": (x, y), "val": (x_val, y_val)}, epochs=4, batch_size=8, seeds=[0, 1, 2],
+        fits = fit_members(stack, {"train": (x, y), "val": (x_val, y_val)}, training=PackTraining(4, 8), seeds=[0, 1, 2],
                            optimizers=[MemberOptimizer("adam", 1e-2)] * 3, loggers=loggers[:3], augmentations=augmentations)
         return fits, [np.copy(w) for w in stack.trainable_variables]
 
@@ -177,7 +177,7 @@ def test_a_corrupt_or_foreign_checkpoint_is_discarded_with_one_line_and_the_pack
     stack = StackedMLP(6, 3, depth=1, width=4, activations=["relu"], initializers=["he_normal"], seed=0)
     lines = []
     with checkpointing(PackCheckpoints(tmp_path, 0.0, say=lines.append)):
-        fit_members(stack, {"train": (x_val, y_val), "val": (x_val, y_val)}, epochs=1, batch_size=8, seeds=[0],
+        fit_members(stack, {"train": (x_val, y_val), "val": (x_val, y_val)}, training=PackTraining(1, 8), seeds=[0],
                     optimizers=[MemberOptimizer("adam", 1e-2)])
     assert len(lines) == 1 and "written for other data or another net" in lines[0]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ablations.engine.train import TrialTraining, fit_trial
-from ablations.engine.train.members import MemberOptimizer, MemberStopping, fit_members
+from ablations.engine.train.members import MemberOptimizer, MemberStopping, PackTraining, fit_members, heldout_half, pack_options
 from models.augmentation import AugmentationStrength, scaled_augmentation
 from models.cnn import build_cnn
 from models.stacked import StackedMLP
@@ -70,7 +70,7 @@ def test_each_member_trains_as_fit_trial_with_its_own_optimizer_data_and_shuffle
     stack = StackedMLP(6, 3, depth=2, width=8, activations=["relu"] * members, initializers=["he_normal"] * members, seed=[3, 3, 4, 5])
     separate = [stack.member_model(m) for m in range(members)]
     seeds = [0, 1, 2, 0]
-    fits = fit_members(stack, splits, epochs=3, batch_size=10, seeds=seeds, optimizers=OPTIMIZERS)
+    fits = fit_members(stack, splits, training=PackTraining(3, 10), seeds=seeds, optimizers=OPTIMIZERS)
     for m, model in enumerate(separate):
         fit, _ = alone(model, splits, m, epochs=3, batch_size=10, seed=seeds[m], optimizer=OPTIMIZERS[m], stopping=None)
         assert_same_net(stack, m, model)
@@ -98,7 +98,7 @@ def test_members_stop_early_and_restore_their_best_weights_as_keras_early_stoppi
     separate = [stack.member_model(m) for m in range(members)]
     optimizer = MemberOptimizer("adam", 3e-2)
     fits = fit_members(
-        stack, {"train": (x, y), "val": (x_val, y_val)}, epochs=25, batch_size=8, seeds=[7] * members,
+        stack, {"train": (x, y), "val": (x_val, y_val)}, training=PackTraining(25, 8), seeds=[7] * members,
         optimizers=[optimizer] * members, stopping=rules,
     )
     stops = []
@@ -122,7 +122,7 @@ def test_a_diverged_member_stops_and_leaves_the_others_untouched(classification)
     stack = StackedMLP(6, 3, depth=1, width=8, activations=["relu"] * 2, initializers=["he_normal"] * 2, seed=0)
     model = stack.member_model(1)
     optimizers = [MemberOptimizer("sgd", 10.0), MemberOptimizer("sgd", 1e-6)]
-    fits = fit_members(stack, {"train": (x, y), "val": (x, y)}, epochs=6, batch_size=8, seeds=[0, 0], optimizers=optimizers)
+    fits = fit_members(stack, {"train": (x, y), "val": (x, y)}, training=PackTraining(6, 8), seeds=[0, 0], optimizers=optimizers)
     diverged = fits.trials[0]
     assert diverged.diverged and diverged.epochs_run < 6
     assert not np.isfinite(diverged.final["final_loss"])
@@ -146,7 +146,7 @@ def test_each_member_draws_its_lone_nets_dropout_masks_and_keeps_its_max_norm(cl
     )
     separate = [stack.member_model(m) for m in range(4)]
     optimizer = MemberOptimizer("adam", 3e-2)
-    fits = fit_members(stack, splits, epochs=4, batch_size=8, seeds=[0, 1, 2, 3], optimizers=[optimizer] * 4, score_every=2)
+    fits = fit_members(stack, splits, training=PackTraining(4, 8, score_every=2), seeds=[0, 1, 2, 3], optimizers=[optimizer] * 4)
     for m, model in enumerate(separate):
         fit, _ = alone(model, splits, m, epochs=4, batch_size=8, seed=m, optimizer=optimizer, stopping=None)
         assert_same_net(stack, m, model)
@@ -155,7 +155,7 @@ def test_each_member_draws_its_lone_nets_dropout_masks_and_keeps_its_max_norm(cl
         assert np.isnan(fits.trials[m].history["train_loss"][1]) and np.isfinite(fits.trials[m].history["train_loss"][2])
     # The masks mattered: without them, member 0 trains to other weights.
     plain = StackedMLP(6, 3, depth=2, width=8, activations=["relu"], initializers=["he_normal"], seed=3)
-    fit_members(plain, splits, epochs=4, batch_size=8, seeds=[0], optimizers=[optimizer])
+    fit_members(plain, splits, training=PackTraining(4, 8), seeds=[0], optimizers=[optimizer])
     assert np.abs(plain.member_weights(0)[0] - stack.member_weights(0)[0]).max() > 1e-3
     # Max-norm held: every hidden unit of member 2 has incoming weights of norm at most 0.4, and member 3's at most 0.9.
     for m, limit in ((2, 0.4), (3, 0.9)):
@@ -188,7 +188,7 @@ def test_each_cnn_member_trains_on_its_own_augmented_batches_as_build_cnn_alone(
     options = {"conv_blocks": 2, "filters": 4, "dense_width": 8}
     stack = StackedCNN(example, 3, seeds=seeds, convolution=convolution, **options)
     fits = fit_members(
-        stack, {"train": (x, y), "val": (x_val, y_val)}, epochs=2, batch_size=8, seeds=[0, 1, 2],
+        stack, {"train": (x, y), "val": (x_val, y_val)}, training=PackTraining(2, 8), seeds=[0, 1, 2],
         optimizers=[MemberOptimizer("adam", 1e-2)] * members,
         augmentations=[scaled_augmentation(strength, example, seed=seed) for strength, seed in zip(strengths, seeds)],
     )
@@ -216,7 +216,7 @@ def test_each_cnn_member_trains_on_its_own_augmented_batches_as_build_cnn_alone(
         np.testing.assert_allclose(stack.member_model(m)(x_val).numpy(), model(x_val).numpy(), rtol=1e-4, atol=1e-4)
     # The augmentation mattered: member 0 without it ends elsewhere.
     plain = StackedCNN(example, 3, seeds=seeds[:1], convolution=convolution, **options)
-    fit_members(plain, {"train": (x[:1], y[:1]), "val": (x_val, y_val)}, epochs=2, batch_size=8, seeds=[0],
+    fit_members(plain, {"train": (x[:1], y[:1]), "val": (x_val, y_val)}, training=PackTraining(2, 8), seeds=[0],
                 optimizers=[MemberOptimizer("adam", 1e-2)])
     assert np.abs(plain.member_weights(0)[0] - stack.member_weights(0)[0]).max() > 1e-3
 
@@ -226,7 +226,7 @@ def test_loggers_get_each_members_steps_until_it_stops(classification):
     logged = [[], []]
     stack = StackedMLP(6, 3, depth=1, width=4, activations=["relu"] * 2, initializers=["he_normal"] * 2, seed=0)
     fits = fit_members(
-        stack, {"train": (x, y), "val": (x, y)}, epochs=5, batch_size=8, seeds=[0, 1],
+        stack, {"train": (x, y), "val": (x, y)}, training=PackTraining(5, 8), seeds=[0, 1],
         optimizers=[MemberOptimizer("adam", 1e-3)] * 2, stopping=[None, MemberStopping("val_loss", 1, mode="max")],
         loggers=[lambda logs, step, m=m: logged[m].append(step) for m in range(2)],
     )
@@ -242,18 +242,29 @@ def test_loggers_get_each_members_steps_until_it_stops(classification):
         ({"optimizers": [MemberOptimizer("adam", 1e-3)]}, "one of optimizers per member"),
         ({"splits": {"train": None}}, "needs 'train' and 'val'"),
         ({"splits": {"train": (np.zeros((3, 5, 6)), np.zeros(5)), "val": (np.zeros((5, 6)), np.zeros(5))}}, "split 'train'"),
-        ({"score_every": 0}, "score_every must be an integer >= 1"),
-        ({"score_every": 2, "stopping": [None, MemberStopping("train_loss", 2)]}, "Stopping watches train_loss, which score_every=2"),
+        ({"training": PackTraining(1, 5, score_every=2), "stopping": [None, MemberStopping("train_loss", 2)]},
+         "Stopping watches train_loss, which score_every=2"),
         ({"augmentations": [None]}, "one of augmentations per member"),
     ],
 )
 def test_bad_arguments_are_rejected(classification, kwargs, message):
     x, y = classification(n=10)
     stack = StackedMLP(6, 3, depth=1, width=4, activations=["relu"] * 2, initializers=["he_normal"] * 2, seed=0)
-    arguments = {"splits": {"train": (x, y), "val": (x, y)}, "epochs": 1, "batch_size": 5, "seeds": [0, 0],
+    arguments = {"splits": {"train": (x, y), "val": (x, y)}, "training": PackTraining(1, 5), "seeds": [0, 0],
                  "optimizers": [MemberOptimizer("adam", 1e-3)] * 2, **kwargs}
     with pytest.raises(ValueError, match=message):
         fit_members(stack, **arguments)
+
+
+def test_a_pack_scores_at_least_every_epoch_it_is_told():
+    for score_every in (0, 1.5, True):
+        with pytest.raises(ValueError, match="score_every must be an integer >= 1"):
+            PackTraining(epochs=1, batch_size=5, score_every=score_every)
+
+
+def test_pack_options_read_the_shared_settings_and_each_members_seed():
+    configs = [{"epochs": 7, "batch_size": 16, "seed": seed} for seed in (3, 4)]
+    assert pack_options(configs, score_every=5) == {"training": PackTraining(7, 16, score_every=5), "seeds": [3, 4]}
 
 
 def test_optimizer_specs_are_validated():
@@ -261,3 +272,12 @@ def test_optimizer_specs_are_validated():
         MemberOptimizer("adagrad", 0.1)
     with pytest.raises(ValueError, match="momentum is SGD's"):
         MemberOptimizer("adam", 0.1, momentum=0.9)
+
+
+def test_heldout_half_splits_the_validation_split_into_every_other_example():
+    x_val, y_val = np.arange(2 * 5 * 3).reshape(2, 5, 3), np.arange(10).reshape(2, 5)
+    splits = heldout_half({"train": ("x", "y"), "val": (x_val, y_val)})
+    assert splits["train"] == ("x", "y")
+    assert splits["val"][1].tolist() == [[0, 2, 4], [5, 7, 9]] and splits["heldout"][1].tolist() == [[1, 3], [6, 8]]
+    # Together the halves hold each member's validation examples once.
+    assert sorted(np.concatenate([splits["val"][0], splits["heldout"][0]], axis=1).ravel().tolist()) == list(range(30))
