@@ -241,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     replaced = handle_stop_signals() if args.command in ("run", "study") else {}
     try:
         code = _dispatch(args)
-        check_stop()  # a stop that arrived after the last place that checks
+        if code == 0:  # a command that failed, or answered a stop with its own line (a study), has said why
+            check_stop()  # a stop that arrived after the last place that checks
         return code
     except KeyboardInterrupt as stop:
         print(f"ablate: {RESUME_LINE}", file=sys.stderr)
