@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -331,6 +332,18 @@ def _check_arguments(members: int, per_member: Mapping[str, Sequence | None], sp
         raise ValueError(f"Stopping watches {', '.join(unscored)}, which score_every={training.score_every} leaves unscored between epochs.")
 
 
+def _traced(method):
+    """``method`` of one pack as a `tf.function` whose traces TensorFlow counts apart from other packs'.
+
+    TensorFlow keys its "calls triggered tf.function retracing" warning on a
+    method's code, which every pack shares: each pack that members leave traces
+    its own functions once, for its smaller variables, and that first trace read
+    as a retrace of the last pack's. A `functools.partial` has no code of its own,
+    so each pack's functions are counted by themselves.
+    """
+    return tf.function(functools.partial(method), autograph=False)
+
+
 class _Pack:
     """The members still training: their stack, data and optimizer state, and the compiled epoch and scoring.
 
@@ -351,9 +364,9 @@ class _Pack:
         self.data = {name: (tf.gather(x, index), tf.gather(y, index)) for name, (x, y) in data.items()}
         self.variables = stack.trainable_variables
         self.best = [tf.Variable(tf.identity(v), trainable=False) for v in self.variables]
-        self._score = tf.function(self._score_all, autograph=False)
-        self._epoch = tf.function(self._epoch_all, autograph=False)
-        self._keep = tf.function(self._keep_best, autograph=False)
+        self._score = _traced(self._score_all)
+        self._epoch = _traced(self._epoch_all)
+        self._keep = _traced(self._keep_best)
 
     def _epoch_all(self, order: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x_train, y_train = self.data["train"]

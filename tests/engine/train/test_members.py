@@ -281,3 +281,17 @@ def test_heldout_half_splits_the_validation_split_into_every_other_example():
     assert splits["val"][1].tolist() == [[0, 2, 4], [5, 7, 9]] and splits["heldout"][1].tolist() == [[1, 3], [6, 8]]
     # Together the halves hold each member's validation examples once.
     assert sorted(np.concatenate([splits["val"][0], splits["heldout"][0]], axis=1).ravel().tolist()) == list(range(30))
+
+
+def test_packs_trained_one_after_another_trigger_no_retracing_warning(classification, caplog):
+    x, y = classification(n=24)
+    # A grid's packs, and the smaller packs its members leave behind, each trace their own functions once.
+    for pack in range(4):
+        stack = StackedMLP(6, 3, depth=1, width=4, activations=["relu"] * 4, initializers=["he_normal"] * 4, seed=pack)
+        fits = fit_members(
+            stack, {"train": (x, y), "val": (x, y)}, training=PackTraining(3, 8), seeds=list(range(4)),
+            optimizers=[MemberOptimizer("adam", 1e-3)] * 4, stopping=[None, *[MemberStopping("val_loss", 1, mode="max")] * 3],
+        )
+        assert [trial.epochs_run for trial in fits.trials] == [3, 2, 2, 2]
+    # TensorFlow would count those first traces as one function retracing, and say so on the user's terminal.
+    assert [record.getMessage() for record in caplog.records if "retracing" in record.getMessage()] == []
