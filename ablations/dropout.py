@@ -41,7 +41,7 @@ import pandas as pd
 
 from ablations.engine import params
 from ablations.engine.curves import censored_ratios, epochs_to_converge, epochs_to_level, reference_levels
-from ablations.engine.data import load_dataset, load_per_seed
+from ablations.engine.data import load_dataset, load_per_seed, sized_for
 from ablations.engine.effects import beside_control, condition_groups, ratio_text, select
 from ablations.engine.plots import PanelLayout, marked_histories, mean_std_panels
 from ablations.engine.protocol import score_test_split
@@ -113,10 +113,8 @@ PROFILES = {
 
 
 def _dataset(config: dict):
-    # MNIST-1D keeps 60% of its samples for training here; generate enough.
-    options = {"num_samples": max(5000, math.ceil(config["n_train"] / 0.6) + 10)} if config["data"] == "mnist1d" else {}
     # A seed redraws the split and the training subset too: the claim is about generalization, not about one sample.
-    return load_dataset(config["data"], n_train=config["n_train"], split_seed=config["seed"], **options)
+    return load_dataset(config["data"], n_train=config["n_train"], split_seed=config["seed"], **sized_for(config["data"], config["n_train"]))
 
 
 def _with_val_error(logger: Callable | None) -> Callable | None:

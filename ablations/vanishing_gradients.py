@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from ablations.engine import params
-from ablations.engine.data import load_dataset
+from ablations.engine.data import load_dataset, sized_for
 from ablations.engine.effects import per_seed, seed_differences, select
 from ablations.engine.plots import panel_grid, plot_history
 from ablations.engine.spec import Ablation, Param, Reference, TrialContext, pack_all_but
@@ -115,9 +115,7 @@ PROFILES = {
 
 
 def _dataset(config: dict):
-    # MNIST-1D's default 5,000 examples leave too few for 4,000 to train on beside validation and test: generate enough.
-    options = {"num_samples": max(5000, math.ceil(config["n_train"] / 0.6) + 10)} if config["data"] == "mnist1d" else {}
-    return load_dataset(config["data"], n_train=config["n_train"], **options)
+    return load_dataset(config["data"], n_train=config["n_train"], **sized_for(config["data"], config["n_train"]))
 
 
 def run(configs: list[dict], context: TrialContext) -> list[dict[str, float]]:

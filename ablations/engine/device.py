@@ -27,13 +27,13 @@ from pathlib import Path
 
 JIT_ENV = "ABLATE_JIT"
 PACK_MEMORY_SHARE = 0.8
+"""The share of a GPU's free memory one worker's packs may fill; the rest is headroom for TensorFlow's own buffers."""
 CPU_PACK_BYTES = 4 * 2**30
 """A CPU pack's memory, by `member_bytes`' loose bound (it counts 3,072 input features; the real need is far lower).
 
 Packs of seeds and arms grow with the seeds (early_stopping's full profile asks
 1,960 members of one condition); beyond a few dozen members a pack gains
 nothing more on a CPU, so the largest are split."""
-"""The share of a GPU's free memory one worker's packs may fill; the rest is headroom for TensorFlow's own buffers."""
 
 
 WORKERS_PER_CORE = 2

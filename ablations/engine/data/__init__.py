@@ -25,6 +25,7 @@ The modules, one job each: `core` (the types and the shared checks),
 """
 
 from ablations.engine.data import bundled, synthetic  # noqa: F401  (they register their sets)
+from ablations.engine.data.bundled import sized_for
 from ablations.engine.data.core import TFDS_PREFIX, DataError, Dataset, RawData
 from ablations.engine.data.loading import load_dataset, load_per_seed
 from ablations.engine.data.registry import dataset_names, register_dataset
@@ -40,6 +41,7 @@ __all__ = [
     "load_dataset",
     "load_per_seed",
     "register_dataset",
+    "sized_for",
     "tfds_data_dir",
     "tfds_prepared",
 ]

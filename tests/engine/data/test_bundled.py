@@ -8,7 +8,7 @@ from importlib.metadata import version
 import numpy as np
 import pytest
 
-from ablations.engine.data import DataError, bundled, load_dataset
+from ablations.engine.data import DataError, bundled, load_dataset, sized_for
 
 # (name, flat input shape, image_shape=True input shape, number of classes)
 BUNDLED = [
@@ -113,3 +113,12 @@ def test_synthetic_options_and_data_seed():
 def test_xor_labels_are_the_sign_of_the_product_without_noise():
     ds = load_dataset("xor", noise=0.0, standardize=False)
     np.testing.assert_array_equal(ds.y_train, (ds.x_train[:, 0] * ds.x_train[:, 1] > 0).astype(np.int64))
+
+
+@pytest.mark.parametrize(("n_train", "samples"), [(2000, 5000), (3000, 5010), (4000, 6677)])
+def test_sized_for_leaves_n_train_training_examples_of_mnist1d_and_changes_no_other_set(n_train, samples):
+    # 5,000 samples hold 3,200 training examples (80% train, 20% of that for validation): beyond, more are generated.
+    options = sized_for("mnist1d", n_train)
+    assert options == {"num_samples": samples}
+    assert len(load_dataset("mnist1d", n_train=n_train, **options).y_train) == n_train
+    assert sized_for("digits", n_train) == {} and sized_for("mnist5k", n_train) == {}
