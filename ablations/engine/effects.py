@@ -9,8 +9,8 @@ is the one policy of `ablations.engine.verdict`. The arms of a pair are
 Example:
 
 >>> gain = summarize(seed_differences(trials, "strength", "none", "mild", "final_val_error"))
->>> mean_ci(gain, "+.3f", label="95% CI")
-'+0.120 (95% CI +0.080 to +0.160)'
+>>> interval(gain, "+.3f")
+'+0.080 to +0.160'
 """
 
 from __future__ import annotations
@@ -100,13 +100,6 @@ def interval(summary: Summary, spec: str) -> str:
     return f"{summary.low:{spec}} to {summary.high:{spec}}"
 
 
-def mean_ci(summary: Summary, spec: str, *, label: str = "CI", one_seed: str | None = None) -> str:
-    """"mean (CI low to high)"; with one value and ``one_seed`` given, "mean (one_seed)" instead."""
-    if one_seed is not None and summary.n <= 1:
-        return f"{summary.mean:{spec}} ({one_seed})"
-    return f"{summary.mean:{spec}} ({label} {interval(summary, spec)})"
-
-
 def mean_sd(summary: Summary, spec: str = ".3g", sd_spec: str = ".2g") -> str:
     """"mean ± standard deviation" over seeds."""
     return f"{summary.mean:{spec}} ± {summary.std:{sd_spec}}"
@@ -117,8 +110,3 @@ def ratio_text(ratios: pd.Series, censored: pd.Series) -> str:
     if ratios.empty:
         return "n/a"
     return f"{'≥ ' if censored.any() else ''}x{mean_sd(summarize(ratios), '.2f', '.2f')}"
-
-
-def mean_sd_cells(rows: pd.DataFrame, columns: Mapping[str, str], spec: str = ".3g", sd_spec: str = ".2g") -> dict[str, str]:
-    """Table cells: for each ``{heading: metric}``, the metric's `mean_sd` over ``rows``."""
-    return {heading: mean_sd(summarize(rows[metric]), spec, sd_spec) for heading, metric in columns.items()}
