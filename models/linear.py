@@ -94,9 +94,16 @@ def reference_ols(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(np.hstack([np.ones((len(x), 1)), x]), y, rcond=None)[0]
 
 
-def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max |b|: how far a solution ``a`` lies from a reference ``b``."""
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
+def relative_difference(a: np.ndarray | float, b: np.ndarray | float) -> float:
+    """max |a - b| / max |b|: how far a solution ``a`` lies from a reference ``b``; 0 where they are equal.
+
+    Equal values give 0 also where both are infinite (``inf - inf`` is NaN);
+    a reference of zero divides by 1e-30, so that any difference from it reads huge.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if np.array_equal(a, b):
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30))
 
 
 def bootstrap_paths(

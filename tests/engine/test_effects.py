@@ -53,8 +53,10 @@ TRIALS = pd.DataFrame(
 )
 
 
-def test_select_compares_floats_with_a_tolerance_and_other_values_exactly():
-    assert select(TRIALS, {"keep_prob": 0.5 + 1e-12, "n_train": 300})["seed"].tolist() == [0, 1]
+def test_select_compares_every_value_exactly():
+    assert select(TRIALS, {"keep_prob": 0.5, "n_train": 300})["seed"].tolist() == [0, 1]
+    # Close grid values are two arms, never pooled.
+    assert select(TRIALS, {"keep_prob": 0.5 + 1e-12}).empty
     assert select(TRIALS, {"data": "mnist5k", "keep_prob": 1.0})["error"].tolist() == [0.20, 0.22, 0.10]
     assert select(TRIALS, {"data": "digits"}).empty
 

@@ -106,3 +106,10 @@ def test_kernel_penalty_is_lambda_times_the_sums_in_float64():
     assert kernel_penalty(weights, [(0.1, 0.0), (0.0, 0.2)]) == pytest.approx(0.1 * 3.0 + 0.2 * 9.25)
     assert kernel_penalty(weights, [(0.0, 0.0), (0.0, 0.0)]) == 0.0
     assert isinstance(kernel_penalty(weights, [(1.0, 1.0)] * 2), float)
+
+
+def test_relative_difference_reads_equal_values_as_none_and_any_difference_from_zero_as_huge():
+    assert relative_difference(np.array([1.0, -2.0]), np.array([2.0, -1.0])) == 0.5
+    assert relative_difference(0.3, 0.1) == pytest.approx(2.0)
+    assert relative_difference(0.0, 0.0) == 0.0 and relative_difference(np.inf, np.inf) == 0.0
+    assert relative_difference(1e-6, 0.0) == pytest.approx(1e24)
