@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from ablations.engine.execution.lifecycle import TrialRuns
 from ablations.engine.execution.liveness import close_finished_runs, fail_stale_trials, heartbeat
 from ablations.engine.execution.states import RUN_ATTR, WORKER_ATTR, Fate, failure_reason, record_fate
-from ablations.engine.execution.stopping import check_stop, interruptible, stop_cause
+from ablations.engine.execution.stopping import check_stop, interruptible, shielded, stop_cause
 from ablations.engine.study.data import OBJECTIVES, study_dataset
 from ablations.engine.study.session import COUNTED, StudySession
 from ablations.engine.study.trial import TrialDiverged, objective_values, train_trial
@@ -32,6 +32,26 @@ from callbacks.pruning import OptunaPruning
 MAX_CONSECUTIVE_FAILURES = 5
 """A worker stops after this many failed trials in a row: the space or the data is broken."""
 _POLL_S = 1.0
+
+
+class ShieldedCallbacks(keras.callbacks.CallbackList):
+    """Callbacks that write to the stores at an epoch's end (its metrics, a pruning report); a stop signal waits for them.
+
+    Training is `interruptible`: a stop raised in the middle of such a write
+    would leave the store's transaction open and the SQLite database locked,
+    and the writes that record the trial's fate would then fail.
+
+    Args:
+        callbacks: The callbacks, in order.
+    """
+
+    def on_train_begin(self, logs=None):
+        with shielded():
+            super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        with shielded():
+            super().on_epoch_end(epoch, logs)
 
 
 def counts(study: optuna.Study) -> tuple[int, int]:
@@ -97,7 +117,7 @@ def _run(session: StudySession, trial: optuna.Trial) -> TrialState | None:
         run_id = child_run(session, runs, trial, config)
         if len(OBJECTIVES[options.objective]) == 1:  # Optuna prunes single-objective studies only
             pruning = OptunaPruning(trial, monitor=OBJECTIVES[options.objective][0])
-        callbacks = [MlflowEpochLogger(tracker.client, run_id, synchronous=True), *([pruning] if pruning else [])]
+        callbacks = [ShieldedCallbacks([MlflowEpochLogger(tracker.client, run_id, synchronous=True), *([pruning] if pruning else [])])]
         data = study_dataset(options.data, options.space.fixed["n_train"])
         with interruptible():  # a stop signal lands here at once; elsewhere it waits for the store's writes
             score = train_trial(config, data, seed=trial.number, cv=options.cv, callbacks=callbacks)
