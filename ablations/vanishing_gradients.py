@@ -186,8 +186,9 @@ def _deepest_details(trials: pd.DataFrame, slopes: pd.DataFrame) -> dict[str, st
 def verdict(trials: pd.DataFrame) -> Verdict:
     """Checks per initializer: the signal of sigmoid and tanh vanishes, the ReLU family's keeps; sigmoid trains worse than ReLU."""
     slopes = _slopes(trials)
-    if slopes.empty or SIGMOID not in set(slopes["activation"]) or "relu" not in set(slopes["activation"]):
-        return Verdict([], notes="The grid needs sigmoid and relu at two or more depths.")
+    measured = set(slopes["activation"][np.isfinite(slopes["slope"])]) if not slopes.empty else set()
+    if SIGMOID not in measured or "relu" not in measured:
+        return Verdict([], notes="The grid needs sigmoid and relu at two or more depths, with finite signal ratios.")
     checks = []
     for initializer, group in slopes.groupby("initializer"):
         runs = select(trials, {"initializer": initializer})

@@ -254,6 +254,11 @@ def test_vanishing_gradients_not_reproduced_and_inconclusive():
     assert no_sigmoid.outcome == "inconclusive" and not no_sigmoid.checks and "needs sigmoid" in no_sigmoid.summary
     one_depth = vanishing_gradients.verdict(_gradient_table({"glorot_uniform": {"sigmoid": VANISHES, **KEEPS}}, depths=(5,)))
     assert one_depth.outcome == "inconclusive" and not one_depth.checks
+    # Sigmoid's signal ratio not finite anywhere (an output gradient of 0): nothing to judge, and no headline to cite.
+    no_ratio = _gradient_table({"glorot_uniform": {"sigmoid": VANISHES, **KEEPS}})
+    no_ratio.loc[no_ratio["activation"] == "sigmoid", "init_log10_signal_ratio"] = np.nan
+    unmeasured = vanishing_gradients.verdict(no_ratio)
+    assert unmeasured.outcome == "inconclusive" and not unmeasured.checks and "with finite signal ratios" in unmeasured.summary
 
 
 def _collapse_table(accuracy: dict[str, dict[str, list[float]]], deviation: float = 1e-7, depths=(5,)) -> pd.DataFrame:
