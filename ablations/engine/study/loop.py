@@ -34,24 +34,49 @@ MAX_CONSECUTIVE_FAILURES = 5
 _POLL_S = 1.0
 
 
-class ShieldedCallbacks(keras.callbacks.CallbackList):
-    """Callbacks that write to the stores at an epoch's end (its metrics, a pruning report); a stop signal waits for them.
+class ShieldedCallbacks(keras.callbacks.Callback):
+    """Callbacks that write to the stores once per epoch (its metrics, a pruning report); a stop signal waits for them.
 
     Training is `interruptible`: a stop raised in the middle of such a write
     would leave the store's transaction open and the SQLite database locked,
-    and the writes that record the trial's fate would then fail.
+    and the writes that record the trial's fate would then fail. Only the
+    train- and epoch-level hooks are passed on, so batches cost nothing more;
+    callbacks that act per batch, or add to the logs, do not belong here.
 
     Args:
         callbacks: The callbacks, in order.
     """
 
+    def __init__(self, callbacks: list[keras.callbacks.Callback]):
+        super().__init__()
+        self.callbacks = list(callbacks)
+
+    def set_model(self, model):
+        super().set_model(model)
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        for callback in self.callbacks:
+            callback.set_params(params)
+
     def on_train_begin(self, logs=None):
-        with shielded():
-            super().on_train_begin(logs)
+        self._each("on_train_begin", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._each("on_epoch_begin", epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
+        self._each("on_epoch_end", epoch, logs)
+
+    def on_train_end(self, logs=None):
+        self._each("on_train_end", logs)
+
+    def _each(self, hook: str, *args) -> None:
         with shielded():
-            super().on_epoch_end(epoch, logs)
+            for callback in self.callbacks:
+                getattr(callback, hook)(*args)
 
 
 def counts(study: optuna.Study) -> tuple[int, int]:
