@@ -241,11 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     replaced = handle_stop_signals() if args.command in ("run", "study") else {}
     try:
         code = _dispatch(args)
-        if code == 0:  # a command that failed, or answered a stop with its own line (a study), has said why
-            check_stop()  # a stop that arrived after the last place that checks
+        check_stop()  # a stop that arrived after the last place that checks
         return code
     except KeyboardInterrupt as stop:
-        print(f"ablate: {RESUME_LINE}", file=sys.stderr)
+        # One line; a study names itself, since its rerun must name it too.
+        print(f"ablate: {RESUME_LINE}{getattr(stop, 'resume_what', '')}", file=sys.stderr)
         return exit_status(stop)
     except WorkerStartError as error:  # the workers already started are stopped by now
         print(f"ablate: error: {error}", file=sys.stderr)
@@ -428,8 +428,8 @@ def _study(args: argparse.Namespace) -> int:
     try:
         report = run_study(options)
     except KeyboardInterrupt as stop:
-        print(f"ablate: {RESUME_LINE} study {options.study_name!r}", file=sys.stderr)
-        return exit_status(stop)
+        stop.resume_what = f" study {options.study_name!r}"  # for `main`'s resume line
+        raise
     print(
         f"study {report.study_name}: {report.complete + report.pruned}/{options.trials} trials "
         f"({report.complete} complete, {report.pruned} pruned), {report.failed} failed, {report.running} running"

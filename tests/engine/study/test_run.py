@@ -8,9 +8,9 @@ import signal
 import numpy as np
 import optuna
 import pytest
+from mlflow import MlflowClient
 
 from ablations.engine.cli import main
-from ablations.engine.execution.stopping import Stopped, handle_stop_signals, restore_stop_signals
 from ablations.engine.storage import open_storage
 from ablations.engine.study import loop
 from ablations.engine.study import run_study, study_options
@@ -147,33 +147,30 @@ def test_rerunning_a_study_with_another_space_is_refused(capsys, _never_the_real
     assert not (_never_the_real_mlruns / "mlflow.db").exists()
 
 
-def test_a_stop_that_lands_in_an_epochs_write_waits_for_it_then_fails_the_trial_as_interrupted(tracker, monkeypatch, tmp_path):
+def test_a_stop_that_lands_in_an_epochs_write_waits_for_it_then_fails_the_trial_as_interrupted(tracker, monkeypatch, tmp_path, capsys):
     # Training is interruptible, but an epoch's write to the store is not: a stop raised in its middle left the SQLite
     # transaction open, and the write of the trial's fate then failed with "database is locked".
     space = _space_file(tmp_path, {"activation": "relu", "depth": 1, "width": 8, "epochs": 6, "n_train": 200})
-    real_log_batch, written = tracker.client.log_batch, []
+    real_log_batch, written = MlflowClient.log_batch, []
 
-    def log_batch(run_id, metrics=(), **kwargs):
+    def log_batch(client, run_id, metrics=(), **kwargs):
         steps = {metric.step for metric in metrics}
         if steps == {2}:
             os.kill(os.getpid(), signal.SIGTERM)
             signal.sigtimedwait([], 0)  # the handler runs here, before the write
-        real_log_batch(run_id, metrics=metrics, **kwargs)
+        real_log_batch(client, run_id, metrics=metrics, **kwargs)
         written.extend(steps)
 
-    monkeypatch.setattr(tracker.client, "log_batch", log_batch)
-    options = study_options(space=space, data="moons", trials=1, pruner="none", progress=False)
-    replaced = handle_stop_signals()
-    try:
-        with pytest.raises(Stopped) as stopped:
-            run_study(options, tracker=tracker)
-    finally:
-        restore_stop_signals(replaced)
-    assert stopped.value.signum == signal.SIGTERM
+    monkeypatch.setattr(MlflowClient, "log_batch", log_batch)
+    command = ["study", "--space", space, "--data", "moons", "--trials", "1", "--pruner", "none", "--study-name", "cut"]
+    assert main(command) == 128 + signal.SIGTERM
+    # One line, naming the study its rerun must name.
+    resume = [line for line in capsys.readouterr().err.splitlines() if "interrupted: rerun" in line]
+    assert resume == ["ablate: interrupted: rerun the same command to resume study 'cut'"]
     assert written == [1, 2]  # the second epoch's write went through; training stopped right after it
-    _, children = _runs(tracker, options.study_name)
+    _, children = _runs(tracker, "cut")
     history = tracker.client.get_metric_history(children[0].info.run_id, "loss")
     assert [metric.step for metric in history] == [1, 2]
     assert children[0].info.status == "KILLED" and children[0].data.tags["failure_reason"] == "interrupted (SIGTERM)"
-    (trial,) = _study(options.study_name).trials
+    (trial,) = _study("cut").trials
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["failure_reason"] == "interrupted (SIGTERM)"
