@@ -56,7 +56,6 @@ class StackedFolds:
     Attributes:
         stack: The trained `models.stacked.StackedMLP`.
         models: Each member's `keras.Model` as built (``stack.member_weights(m)`` holds its trained weights).
-        folds: Each member's fold.
         of_trial: Per trial, its members, one per fold.
         train_masks: ``(members, n)`` 0/1 float32: each member's training examples.
         val_masks: ``(members, n)`` 0/1 float32: its held-out examples.
@@ -64,7 +63,6 @@ class StackedFolds:
 
     stack: Any
     models: list[keras.Model]
-    folds: list[int]
     of_trial: list[list[int]]
     train_masks: np.ndarray
     val_masks: np.ndarray
@@ -108,7 +106,7 @@ def fit_folds(
     distinct, of_trial = shared_fits(keys)
     models, member_folds = [built[net] for net, _ in distinct], [fold for _, fold in distinct]
     train_masks, val_masks = (masks[member_folds] for masks in fold_masks(folds, len(data[1])))
-    fits = StackedFolds(stack_models(models, activation), models, member_folds, of_trial, train_masks, val_masks)
+    fits = StackedFolds(stack_models(models, activation), models, of_trial, train_masks, val_masks)
     recording = StackRecording() if record is None else StackRecording(record_every=record_every, record=lambda step: record(fits, step))
     fit_stack(fits.stack, *data, train_masks, training=training, recording=recording)
     return fits

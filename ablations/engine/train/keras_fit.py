@@ -107,8 +107,13 @@ class TrialTraining:
     score_every: int = 1
 
     def __post_init__(self):
-        if isinstance(self.score_every, bool) or not isinstance(self.score_every, int) or self.score_every < 1:
-            raise ValueError(f"`score_every` must be an integer >= 1. Received: score_every={self.score_every!r}")
+        check_score_every(self.score_every)
+
+
+def check_score_every(score_every: int) -> None:
+    """Raises ValueError unless ``score_every`` (epochs between two scorings) is an integer >= 1."""
+    if isinstance(score_every, bool) or not isinstance(score_every, int) or score_every < 1:
+        raise ValueError(f"`score_every` must be an integer >= 1. Received: score_every={score_every!r}")
 
 
 def fit_trial(

@@ -52,7 +52,7 @@ import tensorflow as tf
 
 from ablations.engine.execution.checkpoints import Segment, digest, next_segment
 from ablations.engine.spec import TrialLogger
-from ablations.engine.train.keras_fit import TrialFit
+from ablations.engine.train.keras_fit import TrialFit, check_score_every
 from ablations.engine.train.optimizers import MemberOptimizer, PerMemberOptimizer, along_members
 from models.stacked import StackedMLP
 from models.stacked_cnn import StackedCNN
@@ -77,8 +77,7 @@ class PackTraining:
     every_epoch: tuple[str, ...] = ("val",)
 
     def __post_init__(self):
-        if isinstance(self.score_every, bool) or not isinstance(self.score_every, int) or self.score_every < 1:
-            raise ValueError(f"score_every must be an integer >= 1; received {self.score_every!r}.")
+        check_score_every(self.score_every)
 
 
 @dataclass(frozen=True)

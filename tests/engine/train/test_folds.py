@@ -40,7 +40,7 @@ def test_fit_folds_trains_each_distinct_net_on_its_folds_as_one_stack():
     # Trials 0 and 2 train the same net: they share its members; one build per net, at its first trial and fold.
     nets = [["a", "a"], ["b", "b"], ["a", "a"]]
     fits = fit_folds(nets, build, folds, (x, y), "relu", StackTraining(epochs=2, learning_rate=0.01), lambda fits, step: recorded.append(step), 1)
-    assert built == [(0, 0), (1, 0)] and fits.of_trial == [[0, 1], [2, 3], [0, 1]] and fits.folds == [0, 1, 0, 1]
+    assert built == [(0, 0), (1, 0)] and fits.of_trial == [[0, 1], [2, 3], [0, 1]]
     assert fits.models[0] is fits.models[1] and len(fits.models) == 4
     np.testing.assert_array_equal(fits.train_masks, fold_masks(folds, 12)[0][[0, 1, 0, 1]])
     np.testing.assert_array_equal(fits.val_masks, fold_masks(folds, 12)[1][[0, 1, 0, 1]])

@@ -258,7 +258,7 @@ def test_bad_arguments_are_rejected(classification, kwargs, message):
 
 def test_a_pack_scores_at_least_every_epoch_it_is_told():
     for score_every in (0, 1.5, True):
-        with pytest.raises(ValueError, match="score_every must be an integer >= 1"):
+        with pytest.raises(ValueError, match="score_every` must be an integer >= 1"):
             PackTraining(epochs=1, batch_size=5, score_every=score_every)
 
 
