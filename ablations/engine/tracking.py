@@ -89,7 +89,7 @@ class Tracker:
         self._pending = []
 
     def experiment_id(self, name: str) -> str:
-        """The experiment called ``name``, created on first use.
+        """The experiment called ``name``, created on first use (by whichever process sharing the store comes first).
 
         With a local store its artifacts go under ``results_dir()/artifacts``
         rather than MLflow's default folder in the working directory.
@@ -100,7 +100,13 @@ class Tracker:
         location = None
         if self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri:
             location = (results_dir() / "artifacts" / name).as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            # Another process sharing the store (a second machine on one grid) created it since the look above.
+            return self.client.get_experiment_by_name(name).experiment_id
 
     def start_run(
         self,

@@ -55,3 +55,29 @@ def test_a_data_set_another_worker_inserted_meanwhile_is_linked_on_a_second_try(
     monkeypatch.setattr(tracker.client, "log_inputs", lambda run_id, datasets: (_ for _ in ()).throw(MlflowException("disk full")))
     with pytest.raises(MlflowException, match="disk full"):
         tracker.log_data(mine, data)
+
+
+def test_an_experiment_another_process_created_meanwhile_is_used_not_created_twice(tracker, monkeypatch):
+    # Two machines started at once on one store: both look the experiment up, miss, and create it; the second
+    # create breaks MLflow's unique name (seen in the two-machines grid test). Replayed here deterministically.
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    other = MlflowClient(tracker.uri)  # the other machine
+    look_up, looks = tracker.client.get_experiment_by_name, []
+
+    def racing(name):
+        looks.append(name)
+        if len(looks) == 1:
+            other.create_experiment(name)  # ...created between this process's look and its create
+            return None
+        return look_up(name)
+
+    monkeypatch.setattr(tracker.client, "get_experiment_by_name", racing)
+    theirs = tracker.experiment_id("shared")
+    assert theirs == other.get_experiment_by_name("shared").experiment_id and looks == ["shared", "shared"]
+    assert tracker.experiment_id("shared") == theirs
+    # Any other store error still surfaces.
+    monkeypatch.setattr(tracker.client, "create_experiment", lambda *a, **k: (_ for _ in ()).throw(MlflowException("disk full")))
+    with pytest.raises(MlflowException, match="disk full"):
+        tracker.experiment_id("new")

@@ -111,7 +111,7 @@ def open_session(options: StudyOptions, *, tracker: Tracker | None = None, worke
     study.pruner = _pruner(options)
 
     tracker = tracker or Tracker()
-    experiment_id = _experiment(tracker, f"study-{options.study_name}")
+    experiment_id = tracker.experiment_id(f"study-{options.study_name}")  # workers race to create it: the tracker allows for that
     # 0 means TensorFlow's default, all cores; --workers sets it per worker.
     identity = {**worker_identity(), "tf_threads": tf.config.threading.get_intra_op_parallelism_threads()}
     session = StudySession(options, study, tracker, experiment_id, parent_run_id="", worker=worker, identity=identity)
@@ -144,15 +144,6 @@ def _pruner(options: StudyOptions) -> optuna.pruners.BasePruner:
     if options.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=options.space.fixed["epochs"], reduction_factor=3)
     return optuna.pruners.NopPruner()
-
-
-def _experiment(tracker: Tracker, name: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return tracker.experiment_id(name)
-    except MlflowException:  # another worker created it first
-        return tracker.client.get_experiment_by_name(name).experiment_id
 
 
 def _claim_parent(session: StudySession) -> tuple[str, str | None]:
